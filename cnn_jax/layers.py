@@ -1,0 +1,197 @@
+"""Flax Linen building blocks for CNNs: activation, pooling, noise, flatten.
+
+Convolution, dense, batch norm and dropout are Flax's own (`nn.Conv`, `nn.Dense`,
+`nn.BatchNorm`, `nn.Dropout`); this module adds what Flax lacks and gives every layer a
+name-based constructor so models are built from plain configs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Union
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Padding = Union[str, int, Sequence[int], Sequence[tuple[int, int]]]
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "sigmoid": nn.sigmoid,
+    "tanh": jnp.tanh,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+    "elu": nn.elu,
+    "leaky_relu": nn.leaky_relu,
+    "softplus": nn.softplus,
+    "identity": lambda x: x,
+}
+POOLINGS = ("max", "avg", "blur", "max_blur", "none")
+PADDING_MODES = ("SAME", "VALID", "CIRCULAR")
+
+
+def check_choice(field: str, value: str, allowed: Sequence[str]) -> str:
+    """Returns `value` if allowed, else raises one clear line naming field and choices."""
+    if value not in allowed:
+        raise ValueError(f"{field}: unknown value {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    """Looks up an activation function by name (see `ACTIVATIONS`)."""
+    return ACTIVATIONS[check_choice("activation", name, tuple(ACTIVATIONS))]
+
+
+def canonical_padding(padding: Padding) -> str | tuple[tuple[int, int], tuple[int, int]]:
+    """Normalises a padding spec to 'SAME' | 'VALID' | 'CIRCULAR' | ((top, bottom), (left, right)).
+
+    Integers mean symmetric zero padding of that many pixels (the P of the textbook formula).
+    """
+    if isinstance(padding, str):
+        return check_choice("padding", padding.upper(), PADDING_MODES)
+    if isinstance(padding, (int, np.integer)):
+        p = int(padding)
+        return ((p, p), (p, p))
+    values = list(padding)
+    if len(values) == 2 and all(isinstance(v, (int, np.integer)) for v in values):
+        return ((int(values[0]),) * 2, (int(values[1]),) * 2)
+    if len(values) == 2 and all(len(v) == 2 for v in values):
+        return tuple((int(a), int(b)) for a, b in values)  # type: ignore[return-value]
+    raise ValueError(f"padding: cannot interpret {padding!r}; allowed: SAME, VALID, CIRCULAR, int")
+
+
+def same_padding_amounts(size: int, window: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """Padding (before, after) that XLA's 'SAME' uses: output size ceil(size / stride)."""
+    effective = (window - 1) * dilation + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + effective - size, 0)
+    return total // 2, total - total // 2
+
+
+def _explicit_pads(
+    x_bhwc: jax.Array, window: int, stride: int, padding: str | tuple
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    if isinstance(padding, tuple):
+        return padding
+    if padding == "VALID":
+        return ((0, 0), (0, 0))
+    return tuple(same_padding_amounts(x_bhwc.shape[i], window, stride) for i in (1, 2))  # type: ignore[return-value]
+
+
+def pad_spatial(x_bhwc: jax.Array, pads: tuple, mode: str) -> jax.Array:
+    """Pads H and W with `mode` ('constant', 'wrap' or 'reflect')."""
+    if all(p == (0, 0) for p in pads):
+        return x_bhwc
+    return jnp.pad(x_bhwc, ((0, 0), pads[0], pads[1], (0, 0)), mode=mode)
+
+
+def binomial_filter(size: int) -> np.ndarray:
+    """Normalised 2-D binomial low-pass filter [size, size] (Zhang 2019), size in 1..7."""
+    if not 1 <= size <= 7:
+        raise ValueError(f"blur_size: {size} not allowed; allowed: 1..7")
+    row = np.array([math.comb(size - 1, k) for k in range(size)], dtype=np.float64)
+    kernel = np.outer(row, row)
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def blur_downsample(
+    x_bhwc: jax.Array, size: int, stride: int, padding: str | tuple = "SAME"
+) -> jax.Array:
+    """Anti-aliased subsampling (BlurPool): per-channel binomial blur, then keep every stride-th.
+
+    'SAME' pads by reflection (as Zhang 2019 does), 'CIRCULAR' wraps, 'VALID' does not pad.
+    """
+    channels = x_bhwc.shape[-1]
+    kernel_hwio = jnp.asarray(binomial_filter(size), x_bhwc.dtype)[:, :, None, None]
+    kernel_hwio = jnp.tile(kernel_hwio, (1, 1, 1, channels))
+    pads = _explicit_pads(x_bhwc, size, stride, padding)
+    mode = "wrap" if padding == "CIRCULAR" else "reflect"
+    x_bhwc = pad_spatial(x_bhwc, pads, mode)
+    return jax.lax.conv_general_dilated(
+        x_bhwc,
+        kernel_hwio,
+        window_strides=(stride, stride),
+        padding="VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=channels,
+    )
+
+
+class Activation(nn.Module):
+    """Element-wise nonlinearity chosen by name; a module so summaries list it."""
+
+    function: str = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return get_activation(self.function)(x)
+
+
+class Pool(nn.Module):
+    """Spatial pooling by name: max, avg, blur (BlurPool), max_blur (MaxBlurPool) or none.
+
+    Pooling has no parameters. `max_blur` is Zhang 2019's anti-aliased max pooling: a dense
+    (stride 1) max over the window, then blur + subsample by `stride`.
+    """
+
+    kind: str = "max"
+    window: int = 2
+    stride: int = 2
+    padding: Padding = "VALID"
+    blur_size: int = 3
+
+    @nn.compact
+    def __call__(self, x_bhwc: jax.Array) -> jax.Array:
+        kind = check_choice("pool", self.kind, POOLINGS)
+        padding = canonical_padding(self.padding)
+        if kind == "none":
+            return x_bhwc
+        if kind == "blur":
+            return blur_downsample(x_bhwc, self.blur_size, self.stride, padding)
+        window, stride = (self.window,) * 2, (self.stride,) * 2
+        pool_stride = (1, 1) if kind == "max_blur" else stride
+        pads = _explicit_pads(x_bhwc, self.window, pool_stride[0], padding)
+        if padding == "CIRCULAR":
+            x_bhwc, pads = pad_spatial(x_bhwc, pads, "wrap"), ((0, 0), (0, 0))
+        if kind == "avg":
+            return nn.avg_pool(x_bhwc, window, pool_stride, padding=pads)
+        x_bhwc = nn.max_pool(x_bhwc, window, pool_stride, padding=pads)
+        if kind == "max_blur":
+            blur_padding = "CIRCULAR" if padding == "CIRCULAR" else "SAME"
+            x_bhwc = blur_downsample(x_bhwc, self.blur_size, self.stride, blur_padding)
+        return x_bhwc
+
+
+class GlobalAvgPool(nn.Module):
+    """Mean over H and W: [B, H, W, C] -> [B, C]."""
+
+    @nn.compact
+    def __call__(self, x_bhwc: jax.Array) -> jax.Array:
+        return jnp.mean(x_bhwc, axis=(1, 2))
+
+
+class Flatten(nn.Module):
+    """[B, H, W, C] -> [B, H*W*C]."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x.reshape((x.shape[0], -1))
+
+
+class GaussianNoise(nn.Module):
+    """Adds N(0, std^2) noise in training only (noise injection); identity in eval.
+
+    Draws from the 'noise' RNG stream so it is reproducible from the step's key.
+    """
+
+    std: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
+        if deterministic or self.std == 0.0:
+            return x
+        noise = jax.random.normal(self.make_rng("noise"), x.shape, x.dtype)
+        return x + self.std * noise

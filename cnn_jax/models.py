@@ -1,0 +1,131 @@
+"""The CNN: a Flax Linen module built from a `ModelSpec`, returning (logits, intermediates).
+
+Intermediates hold every layer's output by name ('block0/conv', 'block0/act', 'block0', ...,
+'head/features', 'logits') so analysis code (invariance, feature maps) never re-implements
+the forward pass. Under `jit`, unused intermediates are dead code and cost nothing.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from cnn_jax.layers import (
+    Activation,
+    Flatten,
+    GaussianNoise,
+    GlobalAvgPool,
+    Pool,
+    canonical_padding,
+)
+from cnn_jax.model_spec import BlockSpec, ModelSpec
+
+Intermediates = dict[str, jax.Array]
+
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+def _conv(block: BlockSpec, name: str, *, kernel_size=None, stride=None, use_bias=None) -> nn.Conv:
+    k = block.kernel_size if kernel_size is None else kernel_size
+    s = block.stride if stride is None else stride
+    return nn.Conv(
+        features=block.features,
+        kernel_size=(k, k),
+        strides=(s, s),
+        padding=canonical_padding(block.padding),
+        kernel_dilation=(block.dilation, block.dilation),
+        use_bias=block.use_bias if use_bias is None else use_bias,
+        name=name,
+    )
+
+
+def _batch_norm(train: bool, name: str) -> nn.BatchNorm:
+    return nn.BatchNorm(
+        use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
+    )
+
+
+def _noise_pool_dropout(b: BlockSpec, x_bhwc: jax.Array, train: bool, inter: Intermediates):
+    """The tail every block shares; called inside a compact method, so layers nest there."""
+    if b.noise_std > 0:
+        x_bhwc = GaussianNoise(b.noise_std, name="noise")(x_bhwc, deterministic=not train)
+    if b.pool != "none":
+        pool = Pool(b.pool, b.pool_window, b.pool_stride, b.pool_padding, b.blur_size, name="pool")
+        x_bhwc = inter["pool"] = pool(x_bhwc)
+    if b.dropout > 0:
+        x_bhwc = nn.Dropout(b.dropout, name="dropout")(x_bhwc, deterministic=not train)
+    return x_bhwc
+
+
+class ConvBlock(nn.Module):
+    """conv -> [batch norm] -> activation -> [noise] -> pool -> [dropout]."""
+
+    spec: BlockSpec
+
+    @nn.compact
+    def __call__(self, x_bhwc: jax.Array, *, train: bool) -> tuple[jax.Array, Intermediates]:
+        b, inter = self.spec, {}
+        x_bhwc = _conv(b, "conv", use_bias=b.use_bias and not b.batch_norm)(x_bhwc)
+        inter["conv"] = x_bhwc
+        if b.batch_norm:
+            x_bhwc = inter["bn"] = _batch_norm(train, "bn")(x_bhwc)
+        x_bhwc = inter["act"] = Activation(b.activation, name="act")(x_bhwc)
+        return _noise_pool_dropout(b, x_bhwc, train, inter), inter
+
+
+class ResidualBlock(nn.Module):
+    """Basic ResNet block (He 2016): conv-bn-act-conv-bn + shortcut, then act (and pool)."""
+
+    spec: BlockSpec
+
+    @nn.compact
+    def __call__(self, x_bhwc: jax.Array, *, train: bool) -> tuple[jax.Array, Intermediates]:
+        b, inter = self.spec, {}
+        y = _conv(b, "conv1", use_bias=False)(x_bhwc)
+        y = inter["act1"] = Activation(b.activation, name="act1")(_batch_norm(train, "bn1")(y))
+        y = _conv(b, "conv2", stride=1, use_bias=False)(y)
+        y = _batch_norm(train, "bn2")(y)
+        shortcut = x_bhwc
+        if b.stride != 1 or x_bhwc.shape[-1] != b.features:
+            shortcut = _conv(b, "shortcut_conv", kernel_size=1, use_bias=False)(x_bhwc)
+            shortcut = _batch_norm(train, "shortcut_bn")(shortcut)
+        x_bhwc = inter["act"] = Activation(b.activation, name="act")(y + shortcut)
+        return _noise_pool_dropout(b, x_bhwc, train, inter), inter
+
+
+class CNN(nn.Module):
+    """A CNN from a ModelSpec. `__call__(x_bhwc, train=...)` -> (logits [B, classes], inter)."""
+
+    spec: ModelSpec
+
+    @nn.compact
+    def __call__(self, x_bhwc: jax.Array, *, train: bool = False) -> tuple[jax.Array, Intermediates]:
+        spec, inter = self.spec, {"input": x_bhwc}
+        if spec.input_noise_std > 0:
+            noise = GaussianNoise(spec.input_noise_std, name="input_noise")
+            x_bhwc = noise(x_bhwc, deterministic=not train)
+        for i, block in enumerate(spec.blocks):
+            module = ResidualBlock if block.type == "residual" else ConvBlock
+            x_bhwc, block_inter = module(block, name=f"block{i}")(x_bhwc, train=train)
+            inter.update({f"block{i}/{k}": v for k, v in block_inter.items()})
+            inter[f"block{i}"] = x_bhwc
+        head = spec.head
+        pool_or_flatten = GlobalAvgPool(name="gap") if head.kind == "global_avg" else Flatten(name="flatten")
+        x = inter["head/features"] = pool_or_flatten(x_bhwc)
+        for j, width in enumerate(head.hidden):
+            x = nn.Dense(width, name=f"dense{j}")(x)
+            x = inter[f"head/dense{j}"] = Activation(head.activation, name=f"dense{j}_act")(x)
+            if head.dropout > 0:
+                x = nn.Dropout(head.dropout, name=f"dense{j}_dropout")(x, deterministic=not train)
+        if head.dropout > 0 and not head.hidden:
+            x = nn.Dropout(head.dropout, name="head_dropout")(x, deterministic=not train)
+        logits = inter["logits"] = nn.Dense(spec.num_classes, name="logits")(x)
+        return logits.astype(jnp.float32), inter
+
+
+def init_variables(model: CNN, rng: jax.Array, input_shape: tuple[int, int, int]) -> dict:
+    """Initialises {'params', ['batch_stats']} for one [1, H, W, C] input."""
+    dummy = jnp.zeros((1, *input_shape), jnp.float32)
+    return dict(model.init({"params": rng}, dummy, train=False))

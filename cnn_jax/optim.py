@@ -1,0 +1,122 @@
+"""Config -> optax chain, learning-rate schedule, and weight penalties.
+
+One chain for every optimizer, built the way optax builds adamw:
+    clip_by_global_norm -> {identity | trace (momentum) | scale_by_adam}
+    -> add_decayed_weights(weight_decay, mask=kernels) -> scale_by_learning_rate(schedule)
+so weight decay is decoupled (Loshchilov & Hutter 2019) for SGD as well as Adam, and only
+conv/dense kernels decay (not biases, not batch-norm scale/bias).
+
+L1 and in-loss L2 are penalties added to the loss (`weight_penalty`), masked the same way:
+their gradients are l1 * sign(w) and 2 * l2 * w.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from cnn_jax.layers import check_choice
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+OPTIM_KEYS = (
+    "name",
+    "learning_rate",
+    "momentum",
+    "b1",
+    "b2",
+    "eps",
+    "schedule",
+    "warmup_epochs",
+    "end_lr_factor",
+    "grad_clip_norm",
+    "weight_decay",
+    "l1",
+    "l2",
+    "allow_l2_with_weight_decay",
+)
+
+
+def kernel_mask(params: Any) -> Any:
+    """Pytree of bools: True for conv/dense kernels (leaves named 'kernel'), else False."""
+
+    def is_kernel(path, _):
+        last = path[-1]
+        return getattr(last, "key", getattr(last, "name", None)) == "kernel"
+
+    return jax.tree_util.tree_map_with_path(is_kernel, params)
+
+
+def weight_penalty(params: Any, l1: float = 0.0, l2: float = 0.0) -> jax.Array:
+    """l1 * sum|w| + l2 * sum w^2 over kernels only."""
+    kernels = [p for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(kernel_mask(params))) if m]
+    total = jnp.zeros((), jnp.float32)
+    if l1:
+        total += l1 * sum(jnp.sum(jnp.abs(k)) for k in kernels)
+    if l2:
+        total += l2 * sum(jnp.sum(jnp.square(k)) for k in kernels)
+    return total
+
+
+def validate_optim_config(cfg: Mapping[str, Any]) -> None:
+    """Raises one clear ValueError for a bad optimizer config."""
+    unknown = sorted(set(cfg) - set(OPTIM_KEYS))
+    if unknown:
+        raise ValueError(f"optim: unknown key(s) {unknown}; allowed: {', '.join(OPTIM_KEYS)}")
+    check_choice("optim.name", cfg.get("name", "adamw"), OPTIMIZERS)
+    check_choice("optim.schedule", cfg.get("schedule", "constant"), SCHEDULES)
+    lr = cfg.get("learning_rate", 1e-3)
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"optim.learning_rate: {lr!r} not allowed; allowed: finite number > 0")
+    for key in ("weight_decay", "l1", "l2", "grad_clip_norm", "warmup_epochs", "end_lr_factor"):
+        value = cfg.get(key, 0.0)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"optim.{key}: {value!r} not allowed; allowed: finite number >= 0")
+    momentum = cfg.get("momentum", 0.9)
+    if not 0 <= momentum < 1:
+        raise ValueError(f"optim.momentum: {momentum!r} not allowed; allowed: 0 <= m < 1")
+    if cfg.get("l2", 0.0) > 0 and cfg.get("weight_decay", 0.0) > 0:
+        if not cfg.get("allow_l2_with_weight_decay", False):
+            raise ValueError(
+                "optim.l2 and optim.weight_decay: both > 0 (in-loss L2 and decoupled decay); "
+                "allowed: one of them, or set optim.allow_l2_with_weight_decay=True"
+            )
+
+
+def make_schedule(cfg: Mapping[str, Any], steps_per_epoch: int, num_epochs: int) -> optax.Schedule:
+    """Learning rate as a function of the step: constant, cosine or linear warmup + cosine."""
+    lr = float(cfg.get("learning_rate", 1e-3))
+    total = max(steps_per_epoch * num_epochs, 1)
+    kind = cfg.get("schedule", "constant")
+    end = lr * float(cfg.get("end_lr_factor", 0.0))
+    if kind == "constant":
+        return optax.constant_schedule(lr)
+    warmup = int(float(cfg.get("warmup_epochs", 0.0)) * steps_per_epoch) if kind != "cosine" else 0
+    warmup = min(warmup, total - 1)
+    return optax.warmup_cosine_decay_schedule(0.0 if warmup else lr, lr, warmup, total, end)
+
+
+def make_optimizer(
+    cfg: Mapping[str, Any], steps_per_epoch: int, num_epochs: int
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """Turns `config.optim` into (optax chain, schedule). See the module docstring."""
+    validate_optim_config(cfg)
+    schedule = make_schedule(cfg, steps_per_epoch, num_epochs)
+    name = cfg.get("name", "adamw")
+    parts = []
+    if cfg.get("grad_clip_norm", 0.0) > 0:
+        parts.append(optax.clip_by_global_norm(float(cfg["grad_clip_norm"])))
+    if name in ("momentum", "nesterov"):
+        parts.append(optax.trace(decay=float(cfg.get("momentum", 0.9)), nesterov=name == "nesterov"))
+    elif name in ("adam", "adamw"):
+        b1, b2 = float(cfg.get("b1", 0.9)), float(cfg.get("b2", 0.999))
+        parts.append(optax.scale_by_adam(b1=b1, b2=b2, eps=float(cfg.get("eps", 1e-8))))
+    if cfg.get("weight_decay", 0.0) > 0:
+        parts.append(optax.add_decayed_weights(float(cfg["weight_decay"]), mask=kernel_mask))
+    parts.append(optax.scale_by_learning_rate(schedule))
+    return optax.chain(*parts), schedule

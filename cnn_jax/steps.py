@@ -1,0 +1,157 @@
+"""TrainState and the pure train / eval step functions (jit them with `compile_steps`).
+
+Every random number a step uses comes from `fold_in(state.rng, state.step)`, so a step's
+result depends only on (state, batch): resuming from a checkpoint replays exactly.
+Metrics are returned as sums (loss_sum, correct, count) so they accumulate on device
+without a host sync per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from jax.sharding import Mesh
+
+from cnn_jax import parallel
+from cnn_jax.models import init_variables
+from cnn_jax.optim import weight_penalty
+
+Metrics = dict[str, jax.Array]
+AugmentFn = Callable[[jax.Array, jax.Array], jax.Array]  # (rng, x_bhwc) -> x_bhwc
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything that changes during training; a pytree, so it jits, shards and checkpoints."""
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array
+
+
+def create_train_state(
+    model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array, input_shape: Sequence[int]
+) -> TrainState:
+    """Initialises parameters, batch-norm statistics and optimizer state from `rng`."""
+    init_rng, train_rng = jax.random.split(rng)
+    variables = init_variables(model, init_rng, tuple(input_shape))
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=tx.init(params),
+        rng=train_rng,
+    )
+
+
+def normalize(images_uint8: jax.Array, mean: Sequence[float], std: Sequence[float]) -> jax.Array:
+    """uint8 [B, H, W, C] -> float32, scaled to [0, 1] then standardised per channel."""
+    x = images_uint8.astype(jnp.float32) / 255.0
+    return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+
+
+def _sums(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> Metrics:
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    mask = mask.astype(jnp.float32)
+    return {
+        "loss_sum": jnp.sum(losses * mask),
+        "correct": jnp.sum((jnp.argmax(logits, -1) == labels) * mask),
+        "count": jnp.sum(mask),
+    }
+
+
+def make_train_step(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    l1: float = 0.0,
+    l2: float = 0.0,
+    augment_fn: AugmentFn | None = None,
+) -> Callable[[TrainState, dict[str, jax.Array]], tuple[TrainState, Metrics]]:
+    """Returns the pure function (state, batch) -> (new state, metric sums)."""
+
+    def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, Metrics]:
+        rng = jax.random.fold_in(state.rng, state.step)
+        aug_rng, dropout_rng, noise_rng = jax.random.split(rng, 3)
+        x_bhwc = normalize(batch["image"], mean, std)
+        if augment_fn is not None:
+            x_bhwc = augment_fn(aug_rng, x_bhwc)
+        labels = batch["label"]
+        has_bn = bool(jax.tree.leaves(state.batch_stats))
+
+        def loss_fn(params):
+            variables = {"params": params, "batch_stats": state.batch_stats}
+            (logits, _), updates = model.apply(
+                variables,
+                x_bhwc,
+                train=True,
+                rngs={"dropout": dropout_rng, "noise": noise_rng},
+                mutable=["batch_stats"] if has_bn else [],
+            )
+            data_loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+            return data_loss + weight_penalty(params, l1, l2), (logits, updates)
+
+        (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        opt_updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        new_state = state.replace(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, opt_updates),
+            batch_stats=updates.get("batch_stats", state.batch_stats),
+            opt_state=opt_state,
+        )
+        metrics = _sums(logits, labels, jnp.ones_like(labels))
+        metrics["objective_sum"] = loss * metrics["count"]
+        metrics["grad_norm"] = optax.global_norm(grads)
+        return new_state, metrics
+
+    return train_step
+
+
+def make_eval_step(
+    model: nn.Module, *, mean: Sequence[float], std: Sequence[float]
+) -> Callable[[TrainState, dict[str, jax.Array]], Metrics]:
+    """Returns the pure function (state, batch with 'mask') -> metric sums, in eval mode."""
+
+    def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> Metrics:
+        variables = {"params": state.params, "batch_stats": state.batch_stats}
+        logits, _ = model.apply(variables, normalize(batch["image"], mean, std), train=False)
+        return _sums(logits, batch["label"], batch["mask"])
+
+    return eval_step
+
+
+def compile_steps(train_step: Callable, eval_step: Callable, mesh: Mesh) -> tuple[Callable, Callable]:
+    """jit both steps for data parallelism: state replicated (and donated), batch sharded."""
+    rep = parallel.replicated(mesh)
+    train = jax.jit(train_step, donate_argnums=0, out_shardings=(rep, rep))
+    evaluate = jax.jit(eval_step, out_shardings=rep)
+    return train, evaluate
+
+
+def accumulate(total: Metrics | None, metrics: Metrics) -> Metrics:
+    """Adds metric sums on device; 'grad_norm' keeps its last value."""
+    if total is None:
+        return dict(metrics)
+    return {k: (metrics[k] if k == "grad_norm" else total[k] + metrics[k]) for k in metrics}
+
+
+def summarize(sums: Metrics) -> dict[str, float]:
+    """Metric sums -> means (one host transfer): loss, accuracy, [objective, grad_norm]."""
+    host = jax.device_get(sums)
+    count = max(float(host["count"]), 1.0)
+    out = {"loss": float(host["loss_sum"]) / count, "accuracy": float(host["correct"]) / count}
+    if "objective_sum" in host:
+        out["objective"] = float(host["objective_sum"]) / count
+    if "grad_norm" in host:
+        out["grad_norm"] = float(host["grad_norm"])
+    return out
