@@ -47,6 +47,24 @@ def train_batches(
         yield {"image": images[idx], "label": labels[idx]}
 
 
+def seeded_train_batches(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    *,
+    seeds: tuple[int, ...],
+    epoch: int,
+    start_batch: int = 0,
+) -> Iterator[Batch]:
+    """One batch per seed stacked on a leading axis [K, B, ...]: each seed has its own order."""
+    per_seed = [
+        train_batches(images, labels, batch_size, seed=s, epoch=epoch, start_batch=start_batch)
+        for s in seeds
+    ]
+    for batches in zip(*per_seed):
+        yield {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+
+
 def eval_batches(images: np.ndarray, labels: np.ndarray, batch_size: int) -> Iterator[Batch]:
     """Yields every example once, in order; the last batch is padded and `mask` marks real rows."""
     rows = parallel.local_batch_slice(batch_size)
@@ -58,11 +76,11 @@ def eval_batches(images: np.ndarray, labels: np.ndarray, batch_size: int) -> Ite
 
 
 def prefetch_to_device(
-    batches: Iterator[Batch], mesh: Mesh, size: int = 2
+    batches: Iterator[Batch], mesh: Mesh, size: int = 2, seed_axis: bool = False
 ) -> Iterator[dict[str, jax.Array]]:
     """Shards batches onto the mesh in a background thread, `size` batches ahead of the step."""
     if size <= 0:
-        yield from (parallel.shard_batch(b, mesh) for b in batches)
+        yield from (parallel.shard_batch(b, mesh, seed_axis) for b in batches)
         return
     buffer: queue.Queue = queue.Queue(maxsize=size)
     done = object()
@@ -73,7 +91,7 @@ def prefetch_to_device(
             for batch in batches:
                 if stop.is_set():
                     return
-                buffer.put(parallel.shard_batch(batch, mesh))
+                buffer.put(parallel.shard_batch(batch, mesh, seed_axis))
         except BaseException as e:  # re-raised in the consumer
             buffer.put(e)
         buffer.put(done)
@@ -92,4 +110,3 @@ def prefetch_to_device(
                 buffer.get_nowait()
             except queue.Empty:
                 thread.join(timeout=0.01)
-

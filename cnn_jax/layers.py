@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Union
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-Padding = Union[str, int, Sequence[int], Sequence[tuple[int, int]]]
+Padding = str | int | Sequence[int] | Sequence[tuple[int, int]]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,

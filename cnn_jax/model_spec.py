@@ -225,9 +225,9 @@ def _block_from_dict(index: int, fields: dict[str, Any]) -> BlockSpec:
     allowed = {f.name for f in dataclasses.fields(BlockSpec)}
     unknown = sorted(set(fields) - allowed)
     if unknown:
-        raise ValueError(
-            f"model.blocks[{index}]: unknown key(s) {unknown}; allowed: {', '.join(sorted(allowed))}"
-        )
+        allowed_text = ", ".join(sorted(allowed))
+        where = f"model.blocks[{index}]"
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {allowed_text}")
     if "features" not in fields:
         raise ValueError(f"model.blocks[{index}].features: missing; allowed: integers >= 1")
     return BlockSpec(**fields)

@@ -101,7 +101,9 @@ class CNN(nn.Module):
     spec: ModelSpec
 
     @nn.compact
-    def __call__(self, x_bhwc: jax.Array, *, train: bool = False) -> tuple[jax.Array, Intermediates]:
+    def __call__(
+        self, x_bhwc: jax.Array, *, train: bool = False
+    ) -> tuple[jax.Array, Intermediates]:
         spec, inter = self.spec, {"input": x_bhwc}
         if spec.input_noise_std > 0:
             noise = GaussianNoise(spec.input_noise_std, name="input_noise")
@@ -112,7 +114,9 @@ class CNN(nn.Module):
             inter.update({f"block{i}/{k}": v for k, v in block_inter.items()})
             inter[f"block{i}"] = x_bhwc
         head = spec.head
-        pool_or_flatten = GlobalAvgPool(name="gap") if head.kind == "global_avg" else Flatten(name="flatten")
+        pool_or_flatten = (
+            GlobalAvgPool(name="gap") if head.kind == "global_avg" else Flatten(name="flatten")
+        )
         x = inter["head/features"] = pool_or_flatten(x_bhwc)
         for j, width in enumerate(head.hidden):
             x = nn.Dense(width, name=f"dense{j}")(x)

@@ -54,7 +54,9 @@ def kernel_mask(params: Any) -> Any:
 
 def weight_penalty(params: Any, l1: float = 0.0, l2: float = 0.0) -> jax.Array:
     """l1 * sum|w| + l2 * sum w^2 over kernels only."""
-    kernels = [p for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(kernel_mask(params))) if m]
+    kernels = [
+        p for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(kernel_mask(params))) if m
+    ]
     total = jnp.zeros((), jnp.float32)
     if l1:
         total += l1 * sum(jnp.sum(jnp.abs(k)) for k in kernels)
@@ -80,12 +82,12 @@ def validate_optim_config(cfg: Mapping[str, Any]) -> None:
     momentum = cfg.get("momentum", 0.9)
     if not 0 <= momentum < 1:
         raise ValueError(f"optim.momentum: {momentum!r} not allowed; allowed: 0 <= m < 1")
-    if cfg.get("l2", 0.0) > 0 and cfg.get("weight_decay", 0.0) > 0:
-        if not cfg.get("allow_l2_with_weight_decay", False):
-            raise ValueError(
-                "optim.l2 and optim.weight_decay: both > 0 (in-loss L2 and decoupled decay); "
-                "allowed: one of them, or set optim.allow_l2_with_weight_decay=True"
-            )
+    both = cfg.get("l2", 0.0) > 0 and cfg.get("weight_decay", 0.0) > 0
+    if both and not cfg.get("allow_l2_with_weight_decay", False):
+        raise ValueError(
+            "optim.l2 and optim.weight_decay: both > 0 (in-loss L2 and decoupled decay); "
+            "allowed: one of them, or set optim.allow_l2_with_weight_decay=True"
+        )
 
 
 def make_schedule(cfg: Mapping[str, Any], steps_per_epoch: int, num_epochs: int) -> optax.Schedule:
@@ -112,7 +114,9 @@ def make_optimizer(
     if cfg.get("grad_clip_norm", 0.0) > 0:
         parts.append(optax.clip_by_global_norm(float(cfg["grad_clip_norm"])))
     if name in ("momentum", "nesterov"):
-        parts.append(optax.trace(decay=float(cfg.get("momentum", 0.9)), nesterov=name == "nesterov"))
+        parts.append(
+            optax.trace(decay=float(cfg.get("momentum", 0.9)), nesterov=name == "nesterov")
+        )
     elif name in ("adam", "adamw"):
         b1, b2 = float(cfg.get("b1", 0.9)), float(cfg.get("b2", 0.999))
         parts.append(optax.scale_by_adam(b1=b1, b2=b2, eps=float(cfg.get("eps", 1e-8))))

@@ -43,9 +43,10 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """Sharding that splits the leading (batch) axis over the 'data' axis."""
-    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+def batch_sharding(mesh: Mesh, seed_axis: bool = False) -> NamedSharding:
+    """Splits the batch axis over 'data': axis 0, or axis 1 after a leading seed axis."""
+    spec = PartitionSpec(None, DATA_AXIS) if seed_axis else PartitionSpec(DATA_AXIS)
+    return NamedSharding(mesh, spec)
 
 
 def check_batch_size(global_batch_size: int, mesh: Mesh, field: str = "train.batch_size") -> None:
@@ -65,9 +66,11 @@ def local_batch_slice(global_batch_size: int) -> slice:
     return slice(start, start + per_process)
 
 
-def shard_batch(local_batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+def shard_batch(
+    local_batch: Mapping[str, np.ndarray], mesh: Mesh, seed_axis: bool = False
+) -> dict[str, jax.Array]:
     """Builds global batch arrays, sharded over 'data', from this process's local rows."""
-    sharding = batch_sharding(mesh)
+    sharding = batch_sharding(mesh, seed_axis)
     return {
         k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
         for k, v in local_batch.items()

@@ -14,6 +14,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 from jax.sharding import Mesh
@@ -23,6 +24,7 @@ from cnn_jax.models import init_variables
 from cnn_jax.optim import weight_penalty
 
 Metrics = dict[str, jax.Array]
+NO_STEP = jnp.iinfo(jnp.int32).max  # "no non-finite step seen"
 AugmentFn = Callable[[jax.Array, jax.Array], jax.Array]  # (rng, x_bhwc) -> x_bhwc
 
 
@@ -109,9 +111,12 @@ def make_train_step(
             batch_stats=updates.get("batch_stats", state.batch_stats),
             opt_state=opt_state,
         )
+        grad_norm = optax.global_norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         metrics = _sums(logits, labels, jnp.ones_like(labels))
         metrics["objective_sum"] = loss * metrics["count"]
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = grad_norm
+        metrics["first_nonfinite_step"] = jnp.where(finite, NO_STEP, state.step + 1)
         return new_state, metrics
 
     return train_step
@@ -130,7 +135,9 @@ def make_eval_step(
     return eval_step
 
 
-def compile_steps(train_step: Callable, eval_step: Callable, mesh: Mesh) -> tuple[Callable, Callable]:
+def compile_steps(
+    train_step: Callable, eval_step: Callable, mesh: Mesh
+) -> tuple[Callable, Callable]:
     """jit both steps for data parallelism: state replicated (and donated), batch sharded."""
     rep = parallel.replicated(mesh)
     train = jax.jit(train_step, donate_argnums=0, out_shardings=(rep, rep))
@@ -138,20 +145,43 @@ def compile_steps(train_step: Callable, eval_step: Callable, mesh: Mesh) -> tupl
     return train, evaluate
 
 
+@jax.jit
 def accumulate(total: Metrics | None, metrics: Metrics) -> Metrics:
-    """Adds metric sums on device; 'grad_norm' keeps its last value."""
+    """Adds metric sums on device (one fused op); grad_norm keeps the last value and
+    first_nonfinite_step the minimum."""
     if total is None:
         return dict(metrics)
-    return {k: (metrics[k] if k == "grad_norm" else total[k] + metrics[k]) for k in metrics}
-
-
-def summarize(sums: Metrics) -> dict[str, float]:
-    """Metric sums -> means (one host transfer): loss, accuracy, [objective, grad_norm]."""
-    host = jax.device_get(sums)
-    count = max(float(host["count"]), 1.0)
-    out = {"loss": float(host["loss_sum"]) / count, "accuracy": float(host["correct"]) / count}
-    if "objective_sum" in host:
-        out["objective"] = float(host["objective_sum"]) / count
-    if "grad_norm" in host:
-        out["grad_norm"] = float(host["grad_norm"])
+    out = {k: total[k] + metrics[k] for k in metrics}
+    if "grad_norm" in metrics:
+        out["grad_norm"] = metrics["grad_norm"]
+    if "first_nonfinite_step" in metrics:
+        out["first_nonfinite_step"] = jnp.minimum(
+            total["first_nonfinite_step"], metrics["first_nonfinite_step"]
+        )
     return out
+
+
+def summarize(sums: Metrics) -> list[dict[str, float]]:
+    """Metric sums -> means per seed (one host transfer): loss, accuracy, [objective, grad_norm].
+
+    Returns one dict per seed: a single-seed run gives a list of one.
+    """
+    host = jax.device_get(sums)
+    count = np.atleast_1d(np.maximum(host["count"], 1.0))
+    out = {
+        "loss": np.atleast_1d(host["loss_sum"]) / count,
+        "accuracy": np.atleast_1d(host["correct"]) / count,
+    }
+    if "objective_sum" in host:
+        out["objective"] = np.atleast_1d(host["objective_sum"]) / count
+    if "grad_norm" in host:
+        out["grad_norm"] = np.atleast_1d(host["grad_norm"])
+    return [{k: float(v[i]) for k, v in out.items()} for i in range(len(count))]
+
+
+def first_nonfinite_step(sums: Metrics | None) -> int | None:
+    """The first step whose loss or gradient was NaN/Inf in these sums, if any."""
+    if sums is None or "first_nonfinite_step" not in sums:
+        return None
+    step = int(np.min(jax.device_get(sums["first_nonfinite_step"])))
+    return None if step == NO_STEP else step

@@ -67,16 +67,20 @@ class ModelSummary:
 
     def __str__(self) -> str:
         header = ("Layer (type)", "Output shape", "Param #", "FLOPs")
-        lines = [(f"{r.name} ({r.kind})", str(r.output_shape), f"{r.params:,}", f"{r.flops:,}")
-                 for r in self.rows]
+        lines = [
+            (f"{r.name} ({r.kind})", str(r.output_shape), f"{r.params:,}", f"{r.flops:,}")
+            for r in self.rows
+        ]
         widths = [max(len(x[i]) for x in [header, *lines]) for i in range(4)]
-        fmt = "{:<%d}  {:<%d}  {:>%d}  {:>%d}" % tuple(widths)
+        w0, w1, w2, w3 = widths
+        fmt = f"{{:<{w0}}}  {{:<{w1}}}  {{:>{w2}}}  {{:>{w3}}}"
         rule = "=" * (sum(widths) + 6)
         out = [rule, fmt.format(*header), rule, *(fmt.format(*x) for x in lines), rule]
         out.append(f"Input shape: {self.input_shape}")
         out.append(f"Total params: {self.total_params:,}")
-        out.append(f"Forward FLOPs per example: {self.total_flops:,} "
-                   f"({self.total_flops / 1e6:.2f} MFLOP)")
+        out.append(
+            f"Forward FLOPs per example: {self.total_flops:,} ({self.total_flops / 1e6:.2f} MFLOP)"
+        )
         return "\n".join(out)
 
 

@@ -1,15 +1,17 @@
 """`train_and_evaluate(config, workdir)`: the one training loop every experiment composes.
 
-It loads the dataset, builds model and optimizer from the config, resumes from the latest
-checkpoint in `workdir`, trains data-parallel over all devices, evaluates on the
-validation split every epoch and on the test split at the end, and writes
-config.json, metrics.jsonl, TensorBoard events, checkpoints and results.json.
+It builds the run from the config (`run_setup.build`), resumes from the latest checkpoint
+in `workdir`, trains data-parallel over all devices (K seeds at once when
+`config.train.num_seeds > 1`), evaluates on the validation split every epoch (with optional
+early stopping), evaluates on the test split at the end, and writes config.json,
+metrics.jsonl, TensorBoard events, checkpoints and results.json.
+
+Robustness: SIGTERM/SIGINT save a checkpoint and raise `Preempted`; a NaN/Inf loss or
+gradient raises `NonFiniteError` before any non-finite state reaches a checkpoint.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -17,45 +19,68 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 from tqdm.auto import tqdm
 
-from cnn_jax import datasets, input_pipeline, parallel, steps
+from cnn_jax import input_pipeline, steps
 from cnn_jax.checkpoint import Checkpointer
-from cnn_jax.model_spec import ModelSpec, spec_from_config
-from cnn_jax.models import CNN
-from cnn_jax.optim import make_optimizer
+from cnn_jax.datasets import Split
+from cnn_jax.early_stopping import EarlyStopping, select_where
+from cnn_jax.preemption import NonFiniteError, Preempted, PreemptionGuard
 from cnn_jax.results import MetricsWriter, atomic_write_json, git_revision
+from cnn_jax.run_setup import RunSetup, build
 from cnn_jax.summary import summary
 
 log = logging.getLogger(__name__)
 
 
-def load_dataset(config: ml_collections.ConfigDict) -> datasets.Dataset:
-    """The dataset named by `config.dataset` (name, data_dir, options)."""
-    data = config.dataset
-    options = dict(data.get("options", {}) or {})
-    return datasets.load(data.name, data_dir=data.get("data_dir"), **options)
+def seed_dir(workdir: Path, run: RunSetup, k: int) -> Path:
+    """Where seed k's metrics and results go: the workdir itself for a single-seed run."""
+    return workdir / f"seed_{run.seeds[k]}" if run.vmapped else workdir
 
 
-def build_model(config: ml_collections.ConfigDict, num_classes: int) -> tuple[CNN, ModelSpec]:
-    """The CNN described by `config.model`."""
-    spec = spec_from_config(config.model.to_dict(), num_classes)
-    return CNN(spec), spec
-
-
-def model_fingerprint(spec: ModelSpec, input_shape: tuple[int, ...]) -> str:
-    """A short hash of architecture + input shape: checkpoints of other models are refused."""
-    text = json.dumps([repr(spec), list(input_shape)])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def evaluate(eval_step, state: steps.TrainState, split: datasets.Split, batch_size: int, mesh):
-    """Mean loss and accuracy of `state` on a whole split (eval mode)."""
+def evaluate(run: RunSetup, params_state: steps.TrainState, split: Split) -> list[dict]:
+    """Mean loss and accuracy per seed on a whole split (eval mode)."""
+    batch_size = run.config.train.get("eval_batch_size", 0) or max(run.config.train.batch_size, 256)
+    batch_size -= batch_size % run.mesh.devices.size
     total = None
     batches = input_pipeline.eval_batches(split.images, split.labels, batch_size)
-    for batch in input_pipeline.prefetch_to_device(batches, mesh):
-        total = steps.accumulate(total, eval_step(state, batch))
+    for batch in input_pipeline.prefetch_to_device(batches, run.mesh):
+        total = steps.accumulate(total, run.eval_step(params_state, batch))
     return steps.summarize(total)
+
+
+def _train_batches(run: RunSetup, epoch: int, start_batch: int):
+    train, bs = run.dataset.train, run.config.train.batch_size
+    if run.vmapped:
+        batches = input_pipeline.seeded_train_batches(
+            train.images, train.labels, bs, seeds=run.seeds, epoch=epoch, start_batch=start_batch
+        )
+    else:
+        batches = input_pipeline.train_batches(
+            train.images, train.labels, bs, seed=run.seeds[0], epoch=epoch, start_batch=start_batch
+        )
+    return input_pipeline.prefetch_to_device(batches, run.mesh, seed_axis=run.vmapped)
+
+
+def _check_finite(window: steps.Metrics | None) -> None:
+    bad = steps.first_nonfinite_step(window)
+    if bad is not None:
+        raise NonFiniteError(
+            f"non-finite loss or gradient at step {bad}; stopped before saving it. The last "
+            "good checkpoint is kept: lower optim.learning_rate or set optim.grad_clip_norm"
+        )
+
+
+def initial_carry(run: RunSetup, early: EarlyStopping | None) -> dict[str, Any]:
+    """What a checkpoint holds: train state, plus best params and tracker for early stopping."""
+    state = run.init_state()
+    carry: dict[str, Any] = {"state": state, "best": {}, "early_stopping": {}}
+    if early is not None:
+        best = {"params": state.params, "batch_stats": state.batch_stats}
+        carry["best"] = jax.tree.map(lambda x: x.copy(), best)
+        carry["early_stopping"] = dict(early.state)
+    return carry
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
@@ -63,141 +88,167 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    cfg_train = config.train
-    mesh = parallel.make_mesh()
-    parallel.check_batch_size(cfg_train.batch_size, mesh)
-    eval_batch_size = cfg_train.get("eval_batch_size", 0) or max(cfg_train.batch_size, 256)
-    eval_batch_size -= eval_batch_size % mesh.devices.size
-
-    ds = load_dataset(config)
-    model, spec = build_model(config, ds.num_classes)
-    model_summary = summary(model, ds.image_shape)
-    quiet = cfg_train.get("quiet", False)
-    if not quiet and jax.process_index() == 0:
+    run = build(config)
+    cfg = config.train
+    main_process = jax.process_index() == 0
+    quiet = cfg.get("quiet", False) or not main_process
+    model_summary = summary(run.model, run.dataset.image_shape)
+    if not quiet:
         print(model_summary)
-    n_steps_epoch = input_pipeline.steps_per_epoch(len(ds.train), cfg_train.batch_size)
-    if n_steps_epoch == 0:
-        raise ValueError(
-            f"train.batch_size: {cfg_train.batch_size} exceeds the {len(ds.train)} training "
-            "images; allowed: at most the training set size"
-        )
-    total_steps = n_steps_epoch * cfg_train.num_epochs
-    tx, schedule = make_optimizer(config.optim.to_dict(), n_steps_epoch, cfg_train.num_epochs)
-    optim = config.optim
-    train_step = steps.make_train_step(
-        model, tx, mean=ds.mean, std=ds.std, l1=optim.get("l1", 0.0), l2=optim.get("l2", 0.0)
-    )
-    eval_step = steps.make_eval_step(model, mean=ds.mean, std=ds.std)
-    train_step, eval_step = steps.compile_steps(train_step, eval_step, mesh)
-
-    state = steps.create_train_state(model, tx, jax.random.key(config.seed), ds.image_shape)
-    state = parallel.replicate(state, mesh)
-    every = cfg_train.get("checkpoint_every_steps", 0) or n_steps_epoch
+    early = EarlyStopping.from_config(config.get("early_stopping"), run.num_seeds)
+    carry = initial_carry(run, early)
+    every = cfg.get("checkpoint_every_steps", 0) or run.steps_per_epoch
     ckpt = Checkpointer(
         workdir / "checkpoints",
         save_every_steps=every,
-        max_to_keep=cfg_train.get("keep_checkpoints", 3),
-        fingerprint=model_fingerprint(spec, ds.image_shape),
+        max_to_keep=cfg.get("keep_checkpoints", 3),
+        fingerprint=run.fingerprint(),
     )
-    restored = ckpt.restore_latest(state)
     start_step = 0
+    restored = ckpt.restore_latest(carry)
     if restored is not None:
-        state, start_step = restored
-        log.info("Resumed from step %d in %s", start_step, workdir)
+        carry, start_step = restored
+        if early is not None:
+            early.state = {k: np.asarray(v) for k, v in carry["early_stopping"].items()}
         if not quiet:
-            print(f"Resuming from checkpoint at step {start_step}.")
-    if jax.process_index() == 0:
+            print(f"Resuming from the checkpoint at step {start_step} in {workdir}.")
+    if main_process:
         atomic_write_json(workdir / "config.json", config.to_dict())
-    writer = MetricsWriter(
-        workdir,
-        tensorboard=cfg_train.get("tensorboard", True),
-        resume_from_step=start_step if restored else None,
-    )
+    writers = [
+        MetricsWriter(
+            seed_dir(workdir, run, k),
+            tensorboard=cfg.get("tensorboard", True) and main_process,
+            resume_from_step=start_step if restored else None,
+        )
+        for k in range(run.num_seeds)
+    ]
 
-    log_every = cfg_train.get("log_every_steps", 50)
+    def write(step: int, split: str, per_seed: list[dict]) -> None:
+        if main_process:
+            for writer, values in zip(writers, per_seed):
+                writer.write(step, split, values)
+
+    total_steps = run.steps_per_epoch * cfg.num_epochs
+    log_every = cfg.get("log_every_steps", 50)
     progress = tqdm(
         total=total_steps,
         initial=start_step,
-        disable=quiet or jax.process_index() != 0,
+        disable=quiet,
         desc="train",
         unit="step",
         dynamic_ncols=True,
     )
-    step = start_step
-    train_time = 0.0
-    window, window_start = None, time.time()
-    for epoch in range(start_step // n_steps_epoch, cfg_train.num_epochs):
-        batches = input_pipeline.train_batches(
-            ds.train.images,
-            ds.train.labels,
-            cfg_train.batch_size,
-            seed=config.seed,
-            epoch=epoch,
-            start_batch=step - epoch * n_steps_epoch,
-        )
-        t_epoch = time.time()
-        for batch in input_pipeline.prefetch_to_device(batches, mesh):
-            state, metrics = train_step(state, batch)
-            window = steps.accumulate(window, metrics)
-            step += 1
-            progress.update(1)
-            if step % log_every == 0 or step == total_steps:
-                summary_metrics = steps.summarize(window)
-                elapsed = time.time() - window_start
-                summary_metrics["learning_rate"] = float(schedule(step - 1))
-                summary_metrics["images_per_sec"] = float(window["count"]) / max(elapsed, 1e-9)
-                writer.write(step, "train", summary_metrics)
-                progress.set_postfix(
-                    loss=f"{summary_metrics['loss']:.3f}", acc=f"{summary_metrics['accuracy']:.3f}"
-                )
-                window, window_start = None, time.time()
-            ckpt.maybe_save(step, state)
-        jax.block_until_ready(state)
-        train_time += time.time() - t_epoch
-        if (epoch + 1) % cfg_train.get("eval_every_epochs", 1) == 0 or step == total_steps:
-            val = evaluate(eval_step, state, ds.validation, eval_batch_size, mesh)
-            writer.write(step, "validation", val)
-            if not quiet and jax.process_index() == 0:
-                progress.write(
-                    f"epoch {epoch + 1}/{cfg_train.num_epochs}: "
-                    f"validation accuracy {val['accuracy']:.4f}, loss {val['loss']:.4f}"
-                )
+    step, train_time, window, window_start = start_step, 0.0, None, time.time()
+    with PreemptionGuard() as guard:
+        for epoch in range(start_step // run.steps_per_epoch, cfg.num_epochs):
+            if early is not None and early.all_stopped:
+                break
+            t_epoch = time.time()
+            for batch in _train_batches(run, epoch, step - epoch * run.steps_per_epoch):
+                carry["state"], metrics = run.train_step(carry["state"], batch)
+                window = steps.accumulate(window, metrics)
+                step += 1
+                progress.update(1)
+                at_log, at_save = step % log_every == 0 or step == total_steps, step % every == 0
+                if at_log or at_save or guard.requested:
+                    _check_finite(window)
+                if at_log:
+                    per_seed = steps.summarize(window)
+                    rate = float(np.sum(jax.device_get(window["count"])))
+                    for values in per_seed:
+                        values["learning_rate"] = float(run.schedule(step - 1))
+                        values["images_per_sec"] = rate / max(time.time() - window_start, 1e-9)
+                    write(step, "train", per_seed)
+                    progress.set_postfix(
+                        loss=f"{per_seed[0]['loss']:.3f}", acc=f"{per_seed[0]['accuracy']:.3f}"
+                    )
+                    window, window_start = None, time.time()
+                if guard.requested:
+                    ckpt.maybe_save(step, carry, force=True)
+                    ckpt.wait()
+                    raise Preempted(
+                        f"signal {guard.requested} at step {step}: checkpoint saved in "
+                        f"{workdir}; run the same command again to resume"
+                    )
+                if step % run.steps_per_epoch:  # epoch ends save after validation below
+                    ckpt.maybe_save(step, carry)
+            jax.block_until_ready(carry["state"])
+            train_time += time.time() - t_epoch
+            if (epoch + 1) % cfg.get("eval_every_epochs", 1) == 0 or step == total_steps:
+                val = evaluate(run, carry["state"], run.dataset.validation)
+                write(step, "validation", val)
+                if early is not None:
+                    improved = early.update([v[early.metric] for v in val], epoch + 1)
+                    current = {
+                        "params": carry["state"].params,
+                        "batch_stats": carry["state"].batch_stats,
+                    }
+                    mask = improved if run.vmapped else improved[0]
+                    carry["best"] = select_where(np.asarray(mask), current, carry["best"])
+                    carry["early_stopping"] = dict(early.state)
+                if not quiet:
+                    progress.write(
+                        f"epoch {epoch + 1}/{cfg.num_epochs}: validation "
+                        f"accuracy {val[0]['accuracy']:.4f}, loss {val[0]['loss']:.4f}"
+                    )
+            ckpt.maybe_save(step, carry)
     progress.close()
-    ckpt.maybe_save(step, state, force=True)
+    ckpt.maybe_save(step, carry, force=True)
     ckpt.wait()
-
-    final = {
-        "validation": evaluate(eval_step, state, ds.validation, eval_batch_size, mesh),
-        "test": evaluate(eval_step, state, ds.test, eval_batch_size, mesh),
-    }
-    if cfg_train.get("eval_train_at_end", True):
-        final["train"] = evaluate(eval_step, state, ds.train, eval_batch_size, mesh)
-    for split, values in final.items():
-        writer.write(step, split if split != "train" else "train_eval", values)
-    writer.close()
     ckpt.close()
-    results = {
-        "final": final,
-        "test_accuracy": final["test"]["accuracy"],
+
+    final_state = carry["state"]
+    if early is not None:
+        final_state = final_state.replace(**carry["best"])
+    splits = {"validation": run.dataset.validation, "test": run.dataset.test}
+    if cfg.get("eval_train_at_end", True):
+        splits["train"] = run.dataset.train
+    final = {name: evaluate(run, final_state, split) for name, split in splits.items()}
+    for name, per_seed in final.items():
+        write(step, "train_eval" if name == "train" else name, per_seed)
+    for writer in writers:
+        writer.close()
+
+    shared = {
         "steps": step,
-        "epochs": cfg_train.num_epochs,
+        "epochs": cfg.num_epochs,
         "num_params": model_summary.total_params,
         "forward_flops_per_example": model_summary.total_flops,
-        "model": spec.name,
-        "dataset": ds.name,
-        "image_shape": list(ds.image_shape),
-        "train_examples": len(ds.train),
-        "devices": mesh.devices.size,
+        "model": run.spec.name,
+        "dataset": run.dataset.name,
+        "image_shape": list(run.dataset.image_shape),
+        "train_examples": len(run.dataset.train),
+        "devices": run.mesh.devices.size,
         "processes": jax.process_count(),
+        "num_seeds": run.num_seeds,
         "train_time_sec": train_time,
-        "train_images_per_sec": (step - start_step) * cfg_train.batch_size / max(train_time, 1e-9),
+        "train_images_per_sec": (step - start_step)
+        * cfg.batch_size
+        * run.num_seeds
+        / max(train_time, 1e-9),
         "wall_time_sec": time.time() - t_start,
         "resumed_from_step": start_step,
         "git_revision": git_revision(),
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
     }
-    if jax.process_index() == 0:
+    per_seed_results = []
+    for k, seed in enumerate(run.seeds):
+        seed_final = {name: per_seed[k] for name, per_seed in final.items()}
+        entry = {"seed": seed, "final": seed_final, "test_accuracy": seed_final["test"]["accuracy"]}
+        if early is not None:
+            entry["best_epoch"] = int(early.state["best_epoch"][k])
+            entry["stopped_early"] = bool(early.stopped[k])
+        per_seed_results.append(entry)
+    if run.vmapped:
+        results = dict(shared, per_seed=per_seed_results, seeds=list(run.seeds))
+        results["test_accuracy"] = float(np.mean([r["test_accuracy"] for r in per_seed_results]))
+        if main_process:
+            for k, entry in enumerate(per_seed_results):
+                seed_results = dict(shared, **entry, vmapped_parent="..", seed_index=k)
+                atomic_write_json(seed_dir(workdir, run, k) / "results.json", seed_results)
+    else:
+        results = dict(shared, **per_seed_results[0])
+    if main_process:
         atomic_write_json(workdir / "results.json", results)
     return results
-

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from absl import flags
 
 from cnn_jax import parallel
+from cnn_jax.preemption import NonFiniteError, Preempted
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
@@ -41,9 +42,13 @@ def setup() -> None:
 
 
 def run_guarded(fn: Callable[[], None]) -> None:
-    """Runs fn; a user error becomes one line on stderr and exit status 2."""
+    """Runs fn; a user error becomes one line on stderr and exit status 2, a preemption
+    (checkpoint saved) exit status 3, a diverged run (NaN/Inf) exit status 1."""
     try:
         fn()
+    except (Preempted, NonFiniteError) as e:
+        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
     except USER_ERRORS as e:
         if FLAGS.debug or os.environ.get("CNN_JAX_DEBUG"):
             raise

@@ -39,19 +39,36 @@ def test_conv_matches_naive_sliding_window(h, w, c_in, c_out, k, s, padding, d):
     x = rng.normal(size=(1, h, w, c_in)).astype(np.float32)
     conv = nn.Conv(c_out, (k, k), (s, s), canonical_padding(padding), kernel_dilation=(d, d))
     variables = conv.init(jax.random.key(1), x)
-    variables = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), variables)
+    variables = jax.tree.map(
+        lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), variables
+    )
     got = np.asarray(conv.apply(variables, x))[0]
     p = variables["params"]
     mode = "wrap" if padding == "CIRCULAR" else "constant"
-    want = naive.conv2d(x[0], np.asarray(p["kernel"]), np.asarray(p["bias"]), s, _pads(padding, h, w, k, s, d), d, mode)
+    want = naive.conv2d(
+        x[0],
+        np.asarray(p["kernel"]),
+        np.asarray(p["bias"]),
+        s,
+        _pads(padding, h, w, k, s, d),
+        d,
+        mode,
+    )
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize(
     "kind,window,stride,padding",
-    [("max", 2, 2, "VALID"), ("avg", 2, 2, "VALID"), ("max", 3, 2, "SAME"), ("avg", 3, 1, "SAME"),
-     ("max", 3, 3, "VALID"), ("max", 2, 1, "VALID"), ("avg", 3, 2, "CIRCULAR")],
+    [
+        ("max", 2, 2, "VALID"),
+        ("avg", 2, 2, "VALID"),
+        ("max", 3, 2, "SAME"),
+        ("avg", 3, 1, "SAME"),
+        ("max", 3, 3, "VALID"),
+        ("max", 2, 1, "VALID"),
+        ("avg", 3, 2, "CIRCULAR"),
+    ],
 )
 def test_pool_matches_naive(kind, window, stride, padding):
     x = np.random.default_rng(0).normal(size=(1, 9, 8, 3)).astype(np.float32)

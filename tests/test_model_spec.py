@@ -30,11 +30,20 @@ def test_explicit_blocks_and_head():
     [
         ({"preset": "vgg19"}, r"model.preset: unknown value 'vgg19'; allowed: seed_example"),
         ({"activation": "swish2"}, r"model.blocks\[0\].activation: unknown value 'swish2'"),
-        ({"kernel_size": 0}, r"model.blocks\[0\].kernel_size: 0 not allowed; allowed: integers >= 1"),
+        (
+            {"kernel_size": 0},
+            r"model.blocks\[0\].kernel_size: 0 not allowed; allowed: integers >= 1",
+        ),
         ({"stride": -1}, r"model.blocks\[0\].stride: -1 not allowed"),
-        ({"conv_dropout": 1.0}, r"model.blocks\[0\].dropout: 1.0 not allowed; allowed: 0 <= rate < 1"),
+        (
+            {"conv_dropout": 1.0},
+            r"model.blocks\[0\].dropout: 1.0 not allowed; allowed: 0 <= rate < 1",
+        ),
         ({"kernal_size": 3}, r"model: unknown key\(s\) \['kernal_size'\]"),
-        ({"blocks": [{"features": 4, "filters": 3}]}, r"model.blocks\[0\]: unknown key\(s\) \['filters'\]"),
+        (
+            {"blocks": [{"features": 4, "filters": 3}]},
+            r"model.blocks\[0\]: unknown key\(s\) \['filters'\]",
+        ),
         ({"head": "attention"}, r"model.head.kind: unknown value 'attention'"),
     ],
 )

@@ -8,8 +8,8 @@ import numpy as np
 import optax
 import pytest
 
-from cnn_jax.models import CNN, init_variables
 from cnn_jax import model_spec as ms
+from cnn_jax.models import CNN, init_variables
 from cnn_jax.optim import kernel_mask, make_optimizer, make_schedule, weight_penalty
 
 
@@ -31,7 +31,9 @@ def test_decoupled_weight_decay_skips_masked_leaves(params):
     tx, _ = make_optimizer(cfg, steps_per_epoch=10, num_epochs=1)
     zero_grads = jax.tree.map(jnp.zeros_like, params)
     updates, _ = tx.update(zero_grads, tx.init(params), params)
-    np.testing.assert_allclose(updates["logits"]["kernel"], -0.1 * 0.5 * params["logits"]["kernel"], rtol=1e-6)
+    np.testing.assert_allclose(
+        updates["logits"]["kernel"], -0.1 * 0.5 * params["logits"]["kernel"], rtol=1e-6
+    )
     assert jnp.all(updates["logits"]["bias"] == 0)
     assert jnp.all(updates["block0"]["bn"]["scale"] == 0)
 
@@ -56,7 +58,9 @@ def test_adamw_chain_matches_optax_adamw(params):
 
 
 def test_warmup_cosine_schedule():
-    sched = make_schedule({"learning_rate": 1.0, "schedule": "warmup_cosine", "warmup_epochs": 1}, 10, 5)
+    sched = make_schedule(
+        {"learning_rate": 1.0, "schedule": "warmup_cosine", "warmup_epochs": 1}, 10, 5
+    )
     assert float(sched(0)) == 0.0 and abs(float(sched(10)) - 1.0) < 1e-6
     assert float(sched(50)) < 1e-6
 
@@ -66,7 +70,10 @@ def test_warmup_cosine_schedule():
     [
         ({"name": "lbfgs"}, r"optim.name: unknown value 'lbfgs'; allowed: sgd"),
         ({"learning_rate": float("nan")}, r"optim.learning_rate: nan not allowed"),
-        ({"weight_decay": -1.0}, r"optim.weight_decay: -1.0 not allowed; allowed: finite number >= 0"),
+        (
+            {"weight_decay": -1.0},
+            r"optim.weight_decay: -1.0 not allowed; allowed: finite number >= 0",
+        ),
         ({"l2": 1e-4, "weight_decay": 1e-4}, r"optim.l2 and optim.weight_decay: both > 0"),
         ({"lr": 0.1}, r"optim: unknown key\(s\) \['lr'\]"),
     ],

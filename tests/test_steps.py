@@ -37,7 +37,9 @@ def test_batch_norm_uses_batch_stats_in_training_and_running_stats_in_eval():
     np.testing.assert_allclose(jnp.std(bn_train, axis=(0, 1, 2)), 1.0, atol=1e-2)
     _, inter_eval = model.apply(variables, x, train=False)
     # Fresh running stats are mean 0, var 1: eval-mode BN is the identity map on conv outputs.
-    np.testing.assert_allclose(inter_eval["block0/bn"], inter_eval["block0/conv"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        inter_eval["block0/bn"], inter_eval["block0/conv"], rtol=1e-4, atol=1e-4
+    )
 
 
 def test_dropout_identity_in_eval_random_in_training():
@@ -83,7 +85,8 @@ def run(devices):
     train = steps.make_train_step(model, tx, mean=(0.5,), std=(0.25,))
     evaluate = steps.make_eval_step(model, mean=(0.5,), std=(0.25,))
     train, _ = steps.compile_steps(train, evaluate, mesh)
-    state = parallel.replicate(steps.create_train_state(model, tx, jax.random.key(0), (8, 8, 1)), mesh)
+    state = steps.create_train_state(model, tx, jax.random.key(0), (8, 8, 1))
+    state = parallel.replicate(state, mesh)
     for b in batches:
         state, metrics = train(state, parallel.shard_batch(b, mesh))
     leaf = state.params["block1"]["conv"]["kernel"]
@@ -93,7 +96,8 @@ multi, n_multi = run(jax.devices())
 single, n_single = run(jax.devices()[:1])
 assert n_multi == 8 and n_single == 1
 for a, b in zip(jax.tree.leaves(multi), jax.tree.leaves(single)):
-    np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=2e-5, atol=2e-6)
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
 print("OK")
 """
 

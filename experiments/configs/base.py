@@ -13,7 +13,9 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.dataset = ml_collections.ConfigDict()
     config.dataset.name = "digits"
-    config.dataset.data_dir = placeholder(str)  # default: $CNN_JAX_DATA_DIR or ~/tensorflow_datasets
+    config.dataset.data_dir = placeholder(
+        str
+    )  # default: $CNN_JAX_DATA_DIR or ~/tensorflow_datasets
     config.dataset.options = ml_collections.ConfigDict({"canvas_size": 16})
 
     config.model = ml_collections.ConfigDict()

@@ -1,0 +1,88 @@
+"""Early stopping on a validation metric, for one seed or K vmapped seeds at once.
+
+Host-side bookkeeping (a few floats per seed per epoch); the best parameters themselves
+stay on device and are selected per seed with `select_where`. The tracker's state is a
+dict of arrays so it is checkpointed with the run and a resumed run stops at the same epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cnn_jax.layers import check_choice
+
+METRICS = ("accuracy", "loss")
+
+
+class EarlyStopping:
+    """Tracks best value, best epoch and non-improving evaluations per seed.
+
+    An evaluation improves when it beats the best by more than `min_delta` (higher accuracy,
+    lower loss). A seed stops after `patience` evaluations in a row without improvement;
+    the run stops when every seed has stopped.
+    """
+
+    def __init__(self, metric: str, patience: int, min_delta: float, num_seeds: int):
+        self.metric = check_choice("early_stopping.metric", metric, METRICS)
+        if patience < 1:
+            raise ValueError(f"early_stopping.patience: {patience}; allowed: integers >= 1")
+        if min_delta < 0:
+            raise ValueError(f"early_stopping.min_delta: {min_delta}; allowed: >= 0")
+        self.patience, self.min_delta = patience, min_delta
+        sign = 1.0 if metric == "accuracy" else -1.0
+        self.state = {
+            "best": np.full(num_seeds, -np.inf * sign, np.float64),
+            "best_epoch": np.zeros(num_seeds, np.int32),
+            "bad": np.zeros(num_seeds, np.int32),
+        }
+
+    def update(self, values: np.ndarray, epoch: int) -> np.ndarray:
+        """Records one evaluation per seed; returns the bool mask of seeds that improved."""
+        values = np.asarray(values, np.float64)
+        best = self.state["best"]
+        if self.metric == "accuracy":
+            improved = values > best + self.min_delta
+        else:
+            improved = values < best - self.min_delta
+        active = ~self.stopped
+        improved &= active
+        self.state["best"] = np.where(improved, values, best)
+        self.state["best_epoch"] = np.where(improved, epoch, self.state["best_epoch"])
+        self.state["bad"] = np.where(improved | ~active, self.state["bad"], self.state["bad"] + 1)
+        return improved
+
+    @property
+    def stopped(self) -> np.ndarray:
+        return self.state["bad"] >= self.patience
+
+    @property
+    def all_stopped(self) -> bool:
+        return bool(np.all(self.stopped))
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], num_seeds: int) -> EarlyStopping | None:
+        """None when `cfg.enabled` is false."""
+        if not cfg or not cfg.get("enabled", False):
+            return None
+        return cls(
+            cfg.get("metric", "accuracy"),
+            int(cfg.get("patience", 5)),
+            float(cfg.get("min_delta", 0.0)),
+            num_seeds,
+        )
+
+
+@jax.jit
+def select_where(mask: jax.Array, new: Any, old: Any) -> Any:
+    """Per-seed choice between two pytrees: mask [K] (or scalar) picks `new` where True."""
+
+    def pick(n, o):
+        m = jnp.reshape(mask, mask.shape + (1,) * (n.ndim - mask.ndim))
+        return jnp.where(m, n, o)
+
+    return jax.tree.map(pick, new, old)

@@ -1,0 +1,115 @@
+"""Config -> everything a run needs (dataset, model, optimizer, compiled steps, initial state).
+
+Shared by the trainer and by `runs.load_run`, so a trained run is rebuilt exactly as it
+was trained. With `config.train.num_seeds = K > 1`, states are stacked on a leading seed
+axis and the steps are `jax.vmap`-ed: K runs of one config cost one compiled program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from jax.sharding import Mesh
+
+from cnn_jax import augment, datasets, input_pipeline, parallel, steps
+from cnn_jax.model_spec import ModelSpec, spec_from_config
+from cnn_jax.models import CNN
+from cnn_jax.optim import make_optimizer
+
+
+@dataclasses.dataclass
+class RunSetup:
+    """The pieces of one training run (K seeds when K > 1)."""
+
+    config: ml_collections.ConfigDict
+    dataset: datasets.Dataset
+    spec: ModelSpec
+    model: CNN
+    tx: optax.GradientTransformation
+    schedule: optax.Schedule
+    mesh: Mesh
+    seeds: tuple[int, ...]
+    steps_per_epoch: int
+    train_step: Callable  # jitted (state, batch) -> (state, metric sums)
+    eval_step: Callable  # jitted (state, batch) -> metric sums
+
+    @property
+    def num_seeds(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def vmapped(self) -> bool:
+        return len(self.seeds) > 1
+
+    def fingerprint(self) -> str:
+        """Hash of architecture, input shape and seed count: other checkpoints are refused."""
+        text = json.dumps([repr(self.spec), list(self.dataset.image_shape), len(self.seeds)])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def init_state(self) -> steps.TrainState:
+        """Fresh state(s) from the seeds, replicated over the mesh."""
+        shape = self.dataset.image_shape
+
+        def create(seed):
+            return steps.create_train_state(self.model, self.tx, jax.random.key(seed), shape)
+
+        if self.vmapped:
+            state = jax.jit(jax.vmap(create))(jnp.asarray(self.seeds, jnp.uint32))
+        else:
+            state = create(self.seeds[0])
+        return parallel.replicate(state, self.mesh)
+
+
+def load_dataset(config: ml_collections.ConfigDict) -> datasets.Dataset:
+    """The dataset named by `config.dataset` (name, data_dir, options)."""
+    data = config.dataset
+    options = dict(data.get("options", {}) or {})
+    return datasets.load(data.name, data_dir=data.get("data_dir"), **options)
+
+
+def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = None) -> RunSetup:
+    """Builds a RunSetup from a config (loading the dataset unless given)."""
+    train_cfg = config.train
+    num_seeds = int(train_cfg.get("num_seeds", 1))
+    if num_seeds < 1:
+        raise ValueError(f"train.num_seeds: {num_seeds} not allowed; allowed: integers >= 1")
+    mesh = parallel.make_mesh()
+    parallel.check_batch_size(train_cfg.batch_size, mesh)
+    ds = load_dataset(config) if dataset is None else dataset
+    spec = spec_from_config(config.model.to_dict(), ds.num_classes)
+    model = CNN(spec)
+    n_steps = input_pipeline.steps_per_epoch(len(ds.train), train_cfg.batch_size)
+    if n_steps == 0:
+        raise ValueError(
+            f"train.batch_size: {train_cfg.batch_size} exceeds the {len(ds.train)} training "
+            "images; allowed: at most the training set size"
+        )
+    tx, schedule = make_optimizer(config.optim.to_dict(), n_steps, train_cfg.num_epochs)
+    augment_cfg: dict[str, Any] = config.get("augment", {}) or {}
+    if hasattr(augment_cfg, "to_dict"):
+        augment_cfg = augment_cfg.to_dict()
+    train_step = steps.make_train_step(
+        model,
+        tx,
+        mean=ds.mean,
+        std=ds.std,
+        l1=config.optim.get("l1", 0.0),
+        l2=config.optim.get("l2", 0.0),
+        augment_fn=augment.make_augment_fn(augment_cfg),
+    )
+    eval_step = steps.make_eval_step(model, mean=ds.mean, std=ds.std)
+    if num_seeds > 1:  # seeds share each eval batch; each seed has its own train batch
+        train_step, eval_step = jax.vmap(train_step), jax.vmap(eval_step, in_axes=(0, None))
+    train_step, eval_step = steps.compile_steps(train_step, eval_step, mesh)
+    seeds = tuple(int(config.seed) + k for k in range(num_seeds))
+    return RunSetup(
+        config, ds, spec, model, tx, schedule, mesh, seeds, n_steps, train_step, eval_step
+    )
