@@ -42,7 +42,7 @@ def run_sweep(
         if done.exists():
             results, status = read_json(done), "cached"
         else:
-            config = ml_collections.ConfigDict(base_config.to_dict())
+            config = base_config.copy_and_resolve_references()
             config.seed = int(seed)
             config.train.quiet = True
             results, status = train_and_evaluate(config, path), "trained"
