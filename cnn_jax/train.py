@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from cnn_jax import input_pipeline, steps
 from cnn_jax.checkpoint import Checkpointer
+from cnn_jax.config_validation import validate_config
 from cnn_jax.datasets import Split
 from cnn_jax.early_stopping import EarlyStopping, select_where
 from cnn_jax.preemption import NonFiniteError, Preempted, PreemptionGuard
@@ -85,6 +86,7 @@ def initial_carry(run: RunSetup, early: EarlyStopping | None) -> dict[str, Any]:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains `config` in `workdir` (resuming if a checkpoint exists); returns results.json."""
+    validate_config(config, workdir)  # one clear line for a bad config, before any compile
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
@@ -114,19 +116,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             print(f"Resuming from the checkpoint at step {start_step} in {workdir}.")
     if main_process:
         atomic_write_json(workdir / "config.json", config.to_dict())
-    writers = [
+    writers = [  # process 0 writes; resuming drops lines logged after the checkpoint
         MetricsWriter(
             seed_dir(workdir, run, k),
-            tensorboard=cfg.get("tensorboard", True) and main_process,
-            resume_from_step=start_step if restored else None,
+            tensorboard=cfg.get("tensorboard", True),
+            resume_from_step=start_step,
         )
-        for k in range(run.num_seeds)
+        for k in range(run.num_seeds if main_process else 0)
     ]
 
     def write(step: int, split: str, per_seed: list[dict]) -> None:
-        if main_process:
-            for writer, values in zip(writers, per_seed):
-                writer.write(step, split, values)
+        for writer, values in zip(writers, per_seed):
+            writer.write(step, split, values)
 
     total_steps = run.steps_per_epoch * cfg.num_epochs
     log_every = cfg.get("log_every_steps", 50)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ml_collections
 from ml_collections.config_dict import placeholder
 
+from cnn_jax import augment
+
 
 def get_config() -> ml_collections.ConfigDict:
     """The default run: the flax-MNIST-style CNN on the embedded digits dataset."""
@@ -44,12 +46,21 @@ def get_config() -> ml_collections.ConfigDict:
     config.optim.l1 = 0.0
     config.optim.l2 = 0.0
 
+    config.early_stopping = ml_collections.ConfigDict()
+    config.early_stopping.enabled = False
+    config.early_stopping.metric = "accuracy"  # on the validation split; or "loss"
+    config.early_stopping.patience = 5
+    config.early_stopping.min_delta = 0.0
+
+    config.augment = augment.default_augment_config()  # every augmentation off
+
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 64
-    config.train.num_epochs = 30
+    config.train.num_epochs = 15
+    config.train.num_seeds = 1  # K > 1: K seeds (seed, seed+1, ...) as one vmapped program
     config.train.eval_every_epochs = 1
     config.train.log_every_steps = 20
-    config.train.checkpoint_every_steps = 0  # 0: once per epoch
+    config.train.checkpoint_every_steps = 500  # 0: at the end of every epoch
     config.train.keep_checkpoints = 3
     config.train.eval_train_at_end = True
     config.train.tensorboard = True

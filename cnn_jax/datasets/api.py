@@ -1,0 +1,217 @@
+"""`load(name, data_dir=..., **options)`: one call from a dataset name to in-memory splits.
+
+Every dataset goes through TFDS (without TensorFlow): prepared once into `data_dir` as
+array_record, then read by random access. The built-in names are prepared by this
+package's builders; any other name must be a TFDS dataset already prepared (in
+array_record format) in `data_dir`, such as 'cifar10'. Validation hold-outs and
+`train_subset` are applied at load time, so they never need another prepared copy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import tensorflow_datasets as tfds
+
+from cnn_jax.datasets import builders, digits, mnist, options, shapes, storage
+from cnn_jax.datasets.core import (
+    Dataset,
+    DatasetNotFoundError,
+    DatasetSpec,
+    Split,
+    channel_stats,
+    resolve_data_dir,
+)
+
+NAMES = ("digits", "shapes", "mnist", "fashion_mnist")
+
+
+class _Generated(NamedTuple):
+    """A dataset drawn by code: its builder, variant naming, and which options it takes."""
+
+    builder: type[builders.ArrayBuilder]
+    config_name: Callable[..., str]
+    args: tuple[str, ...]  # the options that change the images (all in the variant's name)
+    size_arg: str  # the option giving the image side
+
+
+_GENERATED = {
+    "digits": _Generated(
+        builders.DigitsBuilder,
+        digits.config_name,
+        ("canvas_size", "digit_scale", "position"),
+        "canvas_size",
+    ),
+    "shapes": _Generated(
+        builders.ShapesBuilder,
+        shapes.config_name,
+        ("image_size", "seed", "num_train", "num_validation", "num_test"),
+        "image_size",
+    ),
+}
+_IDX_BUILDERS = {"mnist": builders.MnistBuilder, "fashion_mnist": builders.FashionMnistBuilder}
+_GENERIC_VALIDATION_FRACTION = 0.1
+
+
+def available() -> tuple[str, ...]:
+    """The datasets this package can prepare itself (any other name: a prepared TFDS dataset)."""
+    return NAMES
+
+
+def load(name: str, *, data_dir: str | os.PathLike | None = None, **opts: Any) -> Dataset:
+    """Loads dataset `name` into memory, preparing it in `data_dir` first if needed.
+
+    `data_dir` defaults to $CNN_JAX_DATA_DIR, else ~/tensorflow_datasets. Options per
+    dataset are listed in `options.OPTIONS`; unknown ones raise ValueError. Raises
+    DatasetNotFoundError when the raw files or prepared data are missing, and
+    DatasetIntegrityError when a raw file is damaged.
+    """
+    parsed = options.parse(name, opts)
+    root = resolve_data_dir(data_dir)
+    if name in _GENERATED:
+        builder = _prepare_generated(name, parsed, root)
+        splits = {s: storage.read_own_split(builder, s) for s in ("train", "validation", "test")}
+    elif name in _IDX_BUILDERS:
+        builder = _prepare_idx(name, parsed, root)
+        train = storage.read_own_split(builder, "train")
+        splits = _hold_out(train, parsed["validation_size"], name)
+        splits["test"] = storage.read_own_split(builder, "test")
+    else:
+        builder = _open_tfds(name, root)
+        splits = _read_generic(builder, name, parsed)
+    train = _subset(splits["train"], parsed["train_subset"], name)
+    mean, std = channel_stats(train.images)
+    label = builder.info.features[parsed.get("label_key", "label")]
+    return Dataset(
+        name=name,
+        train=train,
+        validation=splits["validation"],
+        test=splits["test"],
+        num_classes=label.num_classes,
+        image_shape=tuple(int(d) for d in train.images.shape[1:]),
+        mean=mean,
+        std=std,
+        class_names=tuple(label.names),
+    )
+
+
+def check(name: str, *, data_dir: str | os.PathLike | None = None, **opts: Any) -> DatasetSpec:
+    """Checks name, options and that the data can be had, without preparing or loading it.
+
+    Returns the image shape and classes, which is what a model needs to be traced.
+    """
+    parsed = options.parse(name, opts)
+    root = resolve_data_dir(data_dir)
+    if name in _GENERATED:
+        side, names = parsed[_GENERATED[name].size_arg], _GENERATED[name].builder.CLASS_NAMES
+        return DatasetSpec(name, (side, side, 1), len(names), names)
+    if name in _IDX_BUILDERS:
+        builder_cls = _IDX_BUILDERS[name]
+        with storage.quiet_tfds():
+            prepared = builder_cls(config="idx", data_dir=str(root)).is_prepared()
+        if not prepared:
+            mnist.find_files(name, root, parsed["raw_dir"])
+        names = mnist.SOURCES[name].class_names
+        return DatasetSpec(name, mnist.IMAGE_SHAPE, len(names), names)
+    builder = _open_tfds(name, root)
+    features = builder.info.features
+    shape = tuple(features[parsed["image_key"]].shape)
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    if len(shape) != 3 or None in shape:
+        raise ValueError(f"dataset {name!r}: images of shape {list(shape)}; allowed: fixed H, W, C")
+    label = features[parsed["label_key"]]
+    return DatasetSpec(name, shape, label.num_classes, tuple(label.names))
+
+
+def _prepare_generated(name: str, parsed: dict[str, Any], root: Path) -> builders.ArrayBuilder:
+    generated = _GENERATED[name]
+    args = {k: parsed[k] for k in generated.args}
+    side = args[generated.size_arg]
+    config = builders.ArrayConfig(
+        name=generated.config_name(**args), image_shape=(side, side, 1), options=args
+    )
+    return storage.prepare(generated.builder, config, root)
+
+
+def _prepare_idx(name: str, parsed: dict[str, Any], root: Path) -> builders.ArrayBuilder:
+    def manual_dir() -> Path:
+        return mnist.find_files(name, root, parsed["raw_dir"])["train_images"].parent
+
+    return storage.prepare(_IDX_BUILDERS[name], "idx", root, manual_dir=manual_dir)
+
+
+def _hold_out(train: Split, size: int, name: str) -> dict[str, Split]:
+    """The last `size` training images become the validation split (a fixed choice)."""
+    if size >= len(train):
+        raise ValueError(
+            f"dataset option 'validation_size': {size} for {name!r}; allowed: fewer than "
+            f"the {len(train)} training images"
+        )
+    cut = len(train) - size
+    return {
+        "train": Split(train.images[:cut], train.labels[:cut]),
+        "validation": Split(train.images[cut:], train.labels[cut:]),
+    }
+
+
+def _subset(train: Split, n: int | None, name: str) -> Split:
+    if n is None:
+        return train
+    if n > len(train):
+        raise ValueError(
+            f"dataset option 'train_subset': {n} for {name!r}; allowed: at most the "
+            f"{len(train)} training images"
+        )
+    return Split(train.images[:n], train.labels[:n])
+
+
+def _open_tfds(name: str, root: Path) -> tfds.core.DatasetBuilder:
+    """The builder of a TFDS dataset prepared in array_record format in `root`."""
+    how = (
+        "Prepare it once where the internet (and TensorFlow) is available, e.g. `tfds build "
+        f"{name} --file_format=array_record --data_dir=DIR`, and copy DIR's contents to {root}; "
+        f"or use one of the built-in datasets: {', '.join(NAMES)}."
+    )
+    with storage.quiet_tfds():
+        try:
+            builder = tfds.builder(name, data_dir=str(root))
+        except tfds.core.registered.DatasetNotFoundError as err:
+            raise DatasetNotFoundError(f"TFDS dataset {name!r} not found in {root}. {how}") from err
+        prepared = builder.is_prepared()
+    if not prepared:
+        raise DatasetNotFoundError(f"TFDS dataset {name!r} is not prepared in {root}. {how}")
+    if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
+        raise DatasetNotFoundError(
+            f"TFDS dataset {name!r} in {root} is stored as {builder.info.file_format}, but "
+            f"random access needs array_record. {how}"
+        )
+    return builder
+
+
+def _read_generic(
+    builder: tfds.core.DatasetBuilder, name: str, parsed: dict[str, Any]
+) -> dict[str, Split]:
+    available_splits = set(builder.info.splits)
+    missing = {"train", "test"} - available_splits
+    if missing:
+        raise ValueError(
+            f"dataset {name!r} has splits {sorted(available_splits)}; "
+            "allowed: datasets with 'train' and 'test' splits"
+        )
+    keys = {"image_key": parsed["image_key"], "label_key": parsed["label_key"]}
+    train = storage.read_split(builder, "train", **keys)
+    test = storage.read_split(builder, "test", **keys)
+    size = parsed["validation_size"]
+    if size is None and "validation" in available_splits:
+        return {
+            "train": train,
+            "validation": storage.read_split(builder, "validation", **keys),
+            "test": test,
+        }
+    if size is None:
+        size = max(1, round(len(train) * _GENERIC_VALIDATION_FRACTION))
+    return {**_hold_out(train, size, name), "test": test}
