@@ -103,20 +103,20 @@ def blur_downsample(
 
     'SAME' pads by reflection (as Zhang 2019 does), 'CIRCULAR' wraps, 'VALID' does not pad.
     """
-    channels = x_bhwc.shape[-1]
-    kernel_hwio = jnp.asarray(binomial_filter(size), x_bhwc.dtype)[:, :, None, None]
-    kernel_hwio = jnp.tile(kernel_hwio, (1, 1, 1, channels))
+    row = binomial_filter(size).sum(axis=1)  # the 2-D filter is the outer product of this row
     pads = _explicit_pads(x_bhwc, size, stride, padding)
     mode = "wrap" if padding == "CIRCULAR" else "reflect"
     x_bhwc = pad_spatial(x_bhwc, pads, mode)
-    return jax.lax.conv_general_dilated(
-        x_bhwc,
-        kernel_hwio,
-        window_strides=(stride, stride),
-        padding="VALID",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=channels,
-    )
+    # Separable: a strided 1-D pass over H, then over W. Same result as the depthwise conv,
+    # whose gradient XLA computes ~50x slower on CPU.
+    for axis in (1, 2):
+        n_out = (x_bhwc.shape[axis] - size) // stride + 1
+        taps = [
+            jax.lax.slice_in_dim(x_bhwc, k, k + stride * (n_out - 1) + 1, stride, axis)
+            for k in range(size)
+        ]
+        x_bhwc = sum(float(w) * tap for w, tap in zip(row, taps))
+    return x_bhwc
 
 
 class Activation(nn.Module):

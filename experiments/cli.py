@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 
 from absl import flags
+from absl import logging as absl_logging
 
 from cnn_jax import parallel
 from cnn_jax.preemption import NonFiniteError, Preempted
@@ -33,7 +34,8 @@ USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsErro
 
 def setup() -> None:
     """Logging and optional multi-process start-up; call first in every main()."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not FLAGS["verbosity"].present:  # absl logs INFO by default: JAX's and TFDS's chatter
+        absl_logging.set_verbosity(absl_logging.WARNING)
     logging.getLogger("cnn_jax").setLevel(logging.INFO)
     if FLAGS.distributed:
         parallel.initialize_distributed(

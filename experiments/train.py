@@ -27,13 +27,12 @@ def main(argv: list[str]) -> None:
 
     def run() -> None:
         results = train_and_evaluate(_CONFIG.value, workdir)
-        if not _CONFIG.value.train.quiet:
-            print(
-                f"Test accuracy: {results['test_accuracy']:.4f} "
-                f"({results['steps']} steps, {results['wall_time_sec']:.1f} s, "
-                f"{results['train_images_per_sec']:.0f} images/s)"
-            )
-            print(f"Results, metrics, checkpoints and TensorBoard logs: {workdir}/")
+        print(
+            f"Test accuracy: {results['test_accuracy']:.4f} "
+            f"({results['steps']} steps, {results['wall_time_sec']:.1f} s, "
+            f"{results['train_images_per_sec']:.0f} images/s)"
+        )
+        print(f"Results, metrics, checkpoints and TensorBoard logs: {workdir}/")
 
     cli.run_guarded(run)
 
