@@ -11,7 +11,6 @@ Experiment-specific settings that the trainer ignores belong under `config.exper
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from cnn_jax import augment, datasets
 from cnn_jax.datasets import options as dataset_options
@@ -70,6 +70,7 @@ _MODEL_INTS = ("kernel_size", "stride", "pool_window", "pool_stride", "blur_size
 _MODEL_FLOATS = ("conv_dropout", "head_dropout", "hidden_noise_std", "input_noise_std")
 _MODEL_STRINGS = {"activation": tuple(ACTIVATIONS), "pool": POOLINGS}
 _OPTIM_STRINGS = ("name", "schedule")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # the step computes in float32
 _LAYER_ORDER = ("conv1", "act1", "conv", "bn", "act", "pool")  # intermediates of a block
 
 
@@ -218,8 +219,10 @@ def _check_optim(optim: Mapping[str, Any]) -> None:
     for key, value in optim.items():
         if key in _OPTIM_STRINGS or key == "allow_l2_with_weight_decay":
             continue
-        if not _is_real(value) or not math.isfinite(value):
-            raise ValueError(f"optim.{key}: {value!r} not allowed; allowed: a finite number")
+        if not _is_real(value) or not abs(value) <= _FLOAT32_MAX:  # NaN fails too
+            raise ValueError(
+                f"optim.{key}: {value!r} not allowed; allowed: a finite float32 number"
+            )
     for key in _OPTIM_STRINGS:
         if key in optim and not isinstance(optim[key], str):
             raise ValueError(f"optim.{key}: {optim[key]!r} not allowed; allowed: a name")

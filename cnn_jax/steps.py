@@ -70,6 +70,11 @@ def _sums(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> Metrics:
     }
 
 
+def _all_finite(tree: Any) -> jax.Array:
+    """True when no leaf holds NaN/Inf: a finite loss and gradient can still step to Inf."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
 def make_train_step(
     model: nn.Module,
     tx: optax.GradientTransformation,
@@ -112,7 +117,7 @@ def make_train_step(
             opt_state=opt_state,
         )
         grad_norm = optax.global_norm(grads)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & _all_finite(new_state.params)
         metrics = _sums(logits, labels, jnp.ones_like(labels))
         metrics["objective_sum"] = loss * metrics["count"]
         metrics["grad_norm"] = grad_norm

@@ -68,8 +68,9 @@ def _check_finite(window: steps.Metrics | None) -> None:
     bad = steps.first_nonfinite_step(window)
     if bad is not None:
         raise NonFiniteError(
-            f"non-finite loss or gradient at step {bad}; stopped before saving it. The last "
-            "good checkpoint is kept: lower optim.learning_rate or set optim.grad_clip_norm"
+            f"non-finite loss, gradient or parameters at step {bad}; stopped before saving "
+            "it. The last good checkpoint is kept: lower optim.learning_rate or set "
+            "optim.grad_clip_norm"
         )
 
 

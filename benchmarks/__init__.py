@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print speed and memory figures (`python -m benchmarks.NAME`)."""

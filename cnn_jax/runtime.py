@@ -1,0 +1,149 @@
+"""Speed defaults for the run path, applied once at process start, before JAX makes its backend.
+
+Measured on the project's 2-core CPU machine (see benchmarks/REPORT.md):
+
+- XLA CPU flags (`DEFAULT_XLA_FLAGS`): YNNPACK's per-convolution fusion is slower than XLA's
+  own convolution for the project's small CNNs, so it is removed from the default fusion list.
+  Flags only take effect if set before the backend exists, and an XLA that does not know a
+  flag aborts the process, so they are added only for the jaxlib versions they were measured
+  on (`FLAGS_TESTED_ON`) and never over a flag the user already set in XLA_FLAGS.
+- A persistent compilation cache (`jax_compilation_cache_dir`): a re-run of the same config
+  loads its compiled steps from disk instead of recompiling them.
+
+The allocator (tcmalloc, which stops glibc from mapping and unmapping XLA's large per-step
+buffers every step) must be preloaded before the process starts: `scripts/launch.sh` does it.
+
+Switches (environment variables, "0" turns off): CNN_JAX_FAST (everything),
+CNN_JAX_XLA_DEFAULTS (the XLA flags), CNN_JAX_COMPILATION_CACHE (the cache; any other value
+is taken as the cache directory).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import MutableMapping
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ENV_ALL = "CNN_JAX_FAST"
+ENV_XLA = "CNN_JAX_XLA_DEFAULTS"
+ENV_CACHE = "CNN_JAX_COMPILATION_CACHE"
+OFF_VALUES = ("0", "false", "no", "off")
+
+DEFAULT_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",)
+FLAGS_TESTED_ON = ("0.10.",)  # jaxlib version prefixes that know DEFAULT_XLA_FLAGS
+CACHE_MIN_COMPILE_SECS = 0.5  # cache every program that took at least this long to compile
+
+
+@dataclasses.dataclass(frozen=True)
+class Applied:
+    """What `apply` did, for logs and results files."""
+
+    xla_flags: tuple[str, ...] = ()
+    compilation_cache_dir: str | None = None
+    allocator: str = "glibc"
+    skipped: tuple[str, ...] = ()
+
+
+_applied: Applied | None = None
+
+
+def is_off(value: str | None) -> bool:
+    """True for the values that switch a default off ("0", "false", "no", "off")."""
+    return value is not None and value.strip().lower() in OFF_VALUES
+
+
+def flag_name(flag: str) -> str:
+    """'--xla_foo=1' -> 'xla_foo'."""
+    return flag.lstrip("-").split("=", 1)[0]
+
+
+def merge_xla_flags(current: str, defaults: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """Appends each default flag the user has not set; returns (new XLA_FLAGS, added flags)."""
+    present = {flag_name(f) for f in current.split()}
+    added = tuple(f for f in defaults if flag_name(f) not in present)
+    return " ".join([*current.split(), *added]), added
+
+
+def default_cache_dir(environ: MutableMapping[str, str] | None = None) -> Path:
+    """$XDG_CACHE_HOME/cnn_jax/jax_compilation_cache (~/.cache/... when unset)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cnn_jax" / "jax_compilation_cache"
+
+
+def loaded_allocator() -> str:
+    """'tcmalloc', 'jemalloc' or 'glibc': the malloc mapped into this process."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return "unknown"
+    for name in ("tcmalloc", "jemalloc"):
+        if name in maps:
+            return name
+    return "glibc"
+
+
+def backend_initialized() -> bool:
+    """True once JAX has created a backend (XLA flags set after that are ignored)."""
+    try:
+        from jax._src import xla_bridge
+
+        return bool(getattr(xla_bridge, "_backends", {}))
+    except ImportError:  # a JAX without this private module: assume the worst
+        return True
+
+
+def _jaxlib_version() -> str:
+    try:
+        import jaxlib
+
+        return str(jaxlib.__version__)
+    except (ImportError, AttributeError):
+        return "unknown"
+
+
+def apply(environ: MutableMapping[str, str] | None = None) -> Applied:
+    """Applies the speed defaults (idempotent); call first thing in a main()."""
+    global _applied
+    if _applied is not None and environ is None:
+        return _applied
+    env = os.environ if environ is None else environ
+    skipped: list[str] = []
+    flags: tuple[str, ...] = ()
+    cache_dir: str | None = None
+    if is_off(env.get(ENV_ALL)):
+        result = Applied(allocator=loaded_allocator(), skipped=(f"{ENV_ALL}=0",))
+    else:
+        if is_off(env.get(ENV_XLA)):
+            skipped.append(f"{ENV_XLA}=0")
+        elif not _jaxlib_version().startswith(FLAGS_TESTED_ON):
+            skipped.append(f"XLA flags untested on jaxlib {_jaxlib_version()}")
+        elif backend_initialized():
+            skipped.append("XLA flags: backend already initialised")
+        else:
+            merged, flags = merge_xla_flags(env.get("XLA_FLAGS", ""), DEFAULT_XLA_FLAGS)
+            env["XLA_FLAGS"] = merged
+        cache_setting = env.get(ENV_CACHE)
+        if is_off(cache_setting):
+            skipped.append(f"{ENV_CACHE}=0")
+        else:
+            cache_dir = str(Path(cache_setting) if cache_setting else default_cache_dir(env))
+            enable_compilation_cache(cache_dir)
+        result = Applied(flags, cache_dir, loaded_allocator(), tuple(skipped))
+    log.info("runtime defaults: %s", result)
+    if environ is None:
+        _applied = result
+    return result
+
+
+def enable_compilation_cache(cache_dir: str | Path) -> None:
+    """Turns on JAX's persistent compilation cache in `cache_dir` (created if missing)."""
+    import jax
+
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECS)

@@ -1,0 +1,24 @@
+"""Smoke run of the translation-invariance experiment: well under 2 minutes on 2 CPU cores.
+
+Four variants (max pooling, MaxBlurPool, global average pooling, shift augmentation) x 2
+seeds on the embedded digits, few epochs, fewer shifts and images. For CI and the notebook;
+the numbers are a sanity check, not a measurement (see invariance_digits.py for that).
+"""
+
+from experiments.configs import invariance_digits
+
+
+def get_config():
+    config = invariance_digits.get_config()
+    config.train.num_epochs = 4
+    exp = config.experiment
+    exp.variants = ("max", "max_blur", "gap", "augment")
+    exp.seeds = (0, 1)
+    exp.max_shift = 3
+    exp.num_images = 200
+    exp.eq_max_shift = 2
+    exp.eq_num_images = 16
+    exp.two_dots_distances = (2, 3, 4, 8)
+    exp.two_dots_levels = 4
+    exp.two_dots_show = 4
+    return config

@@ -1,0 +1,21 @@
+"""Smoke run of the regularizer study: every variant x 2 seeds on the embedded digits, 3 epochs.
+
+For CI and the notebook (under 3 minutes on 2 CPU cores); a sanity check, not a measurement
+(see regularization_full.py).
+"""
+
+from experiments.configs import regularization_full
+
+
+def get_config():
+    config = regularization_full.get_config()
+    config.dataset.name = "digits"
+    config.dataset.options = {"canvas_size": 16}
+    config.train.batch_size = 64
+    config.train.num_epochs = 3
+    config.train.log_every_steps = 10
+    config.train.checkpoint_every_steps = 0  # once per epoch
+    config.early_stopping.patience = 1
+    config.experiment.seeds = (0, 1)
+    config.experiment.sweeps = {"dropout": (0.2,), "l1": (1e-4,)}
+    return config
