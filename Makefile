@@ -20,11 +20,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m experiments.train --config=experiments/configs/digits.py --workdir=$(WORKDIR)
 
+# The suite and every notebook (executed by nbmake), spread over 2 workers.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --durations=15 --nbmake tests notebooks $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -m "not slow" tests $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

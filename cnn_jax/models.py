@@ -129,6 +129,27 @@ class CNN(nn.Module):
         return logits.astype(jnp.float32), inter
 
 
+_PART_ORDER = ("conv", "conv1", "bn", "bn1", "act1", "act", "pool")
+
+
+def forward_order_key(name: str) -> tuple[int, int, int]:
+    """Sort key putting intermediate names in forward order.
+
+    Dicts come back from `jit` sorted alphabetically ('block0', 'block0/act', ...,
+    'input'); sorting by this key restores 'input', 'block0/conv', ..., 'logits'.
+    """
+    if name == "input":
+        return (0, 0, 0)
+    if name.startswith("block"):
+        block, _, part = name.partition("/")
+        order = _PART_ORDER.index(part) if part in _PART_ORDER else len(_PART_ORDER)
+        return (1, int(block.removeprefix("block")), order + (0 if part else 1))
+    if name.startswith("head/"):
+        part = name.removeprefix("head/")
+        return (2, 0 if part == "features" else 1 + int(part.removeprefix("dense")), 0)
+    return (3, 0, 0)
+
+
 def init_variables(model: CNN, rng: jax.Array, input_shape: tuple[int, int, int]) -> dict:
     """Initialises {'params', ['batch_stats']} for one [1, H, W, C] input."""
     dummy = jnp.zeros((1, *input_shape), jnp.float32)

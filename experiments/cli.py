@@ -9,10 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-from absl import flags
+import ml_collections
+from absl import app, flags
 from absl import logging as absl_logging
+from ml_collections import config_flags
 
 from cnn_jax import parallel
 from cnn_jax.preemption import NonFiniteError, Preempted
@@ -57,3 +61,28 @@ def run_guarded(fn: Callable[[], None]) -> None:
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def main(
+    run: Callable[[ml_collections.ConfigDict, str | Path], Any],
+    *,
+    default_config: str,
+    default_workdir: str,
+) -> None:
+    """The whole `if __name__ == "__main__":` of an experiment module.
+
+    Defines --config (here, not at import, so notebooks and tests can import several
+    experiment modules), then runs `run(config, workdir)` with `run_guarded`'s exit codes.
+    """
+    config_flag = config_flags.DEFINE_config_file(
+        "config", default_config, "Experiment config: a Python file with get_config()."
+    )
+
+    def _main(argv: Sequence[str]) -> None:
+        if len(argv) > 1:
+            raise app.UsageError(f"Unexpected arguments: {list(argv[1:])}")
+        setup()
+        workdir = FLAGS.workdir or default_workdir
+        run_guarded(lambda: run(config_flag.value, workdir))
+
+    app.run(_main)

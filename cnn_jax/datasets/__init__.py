@@ -5,7 +5,7 @@
     ds.train.images  # uint8 [N, 28, 28, 1]; ds.train.labels: int32 [N]
 
 Built in: see `available()`. Any other name is a TFDS dataset already prepared (as
-array_record) in the data dir. README_DATA.md describes each dataset and how to get it.
+array_record) in the data dir. The README's Datasets section describes each one and how to get it.
 """
 
 from cnn_jax.datasets.api import NAMES, available, check, load
