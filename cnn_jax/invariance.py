@@ -22,6 +22,7 @@ import numpy as np
 
 from cnn_jax.layers import check_choice
 from cnn_jax.model_spec import ModelSpec
+from cnn_jax.models import forward_order_key
 from cnn_jax.steps import normalize
 
 SHIFT_MODES = ("circular", "zero", "reflect")
@@ -291,16 +292,6 @@ def cumulative_strides(spec: ModelSpec) -> dict[str, int]:
     return strides
 
 
-_PART_ORDER = ("conv", "conv1", "bn", "bn1", "act1", "act", "pool")
-
-
-def layer_depth_key(name: str) -> tuple[int, int]:
-    """Sort key putting 'block{i}/{part}' names in forward order."""
-    block, part = name.split("/", 1)
-    order = _PART_ORDER.index(part) if part in _PART_ORDER else len(_PART_ORDER)
-    return int(block.removeprefix("block")), order
-
-
 def spatial_layers(intermediates: Mapping[str, Any]) -> list[str]:
     """Names of the distinct 4-D block maps in depth order (block outputs and bn left out,
     as they repeat the pool or act map and the conv map up to a per-channel affine)."""
@@ -309,7 +300,7 @@ def spatial_layers(intermediates: Mapping[str, Any]) -> list[str]:
         for name, value in intermediates.items()
         if np.ndim(value) == 4 and name.startswith("block") and "/" in name
     ]
-    return sorted((n for n in names if not n.endswith("/bn")), key=layer_depth_key)
+    return sorted((n for n in names if not n.endswith("/bn")), key=forward_order_key)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4, 5, 6))

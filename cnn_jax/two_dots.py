@@ -9,9 +9,11 @@ the answer, so every phase is tried.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
@@ -36,10 +38,17 @@ def two_dots_map(size: int, distance: int, col: int, row: int | None = None) -> 
     return map_hw
 
 
+@functools.lru_cache(maxsize=32)
+def _jitted_pool(kind: str, blur_size: int):
+    """One jitted 2x2 stride-2 pooling per kind: one compile per map shape, not one per op."""
+    pool = Pool(kind=kind, window=2, stride=2, padding=_PADDING[kind], blur_size=blur_size)
+    return jax.jit(lambda x_bhwc: pool.apply({}, x_bhwc))
+
+
 def _pool_levels(maps_bhw: np.ndarray, kind: str, levels: int, blur_size: int) -> list:
     """[maps, pooled once, ..., pooled `levels` times] for a batch of maps [B, H, W]."""
     check_choice("kind", kind, POOL_KINDS)
-    pool = Pool(kind=kind, window=2, stride=2, padding=_PADDING[kind], blur_size=blur_size)
+    pool = _jitted_pool(kind, int(blur_size))
     x_bhwc = jnp.asarray(maps_bhw, jnp.float32)[..., None]
     out = [np.asarray(maps_bhw, np.float32)]
     for _ in range(levels):
@@ -47,7 +56,7 @@ def _pool_levels(maps_bhw: np.ndarray, kind: str, levels: int, blur_size: int) -
             raise ValueError(
                 f"levels: {levels} poolings shrink a {maps_bhw.shape[1:]} map below 1x1"
             )
-        x_bhwc = pool.apply({}, x_bhwc)
+        x_bhwc = pool(x_bhwc)
         out.append(np.asarray(x_bhwc[..., 0]))
     return out
 

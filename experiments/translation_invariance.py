@@ -37,10 +37,12 @@ from cnn_jax import invariance, two_dots  # noqa: E402
 from cnn_jax.augment import default_augment_config  # noqa: E402
 from cnn_jax.layers import check_choice  # noqa: E402
 from cnn_jax.model_spec import spec_from_config  # noqa: E402
+from cnn_jax.models import forward_order_key  # noqa: E402
 from cnn_jax.results import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from cnn_jax.runs import load_run  # noqa: E402
 from cnn_jax.stats import mean_ci  # noqa: E402
-from cnn_jax.sweep import run_sweep  # noqa: E402
+from cnn_jax.sweep import run_dir, run_sweep  # noqa: E402
+from cnn_jax.train import train_and_evaluate  # noqa: E402
 from experiments import cli  # noqa: E402
 
 # name -> (what it is, dotted config overrides). The baseline is the preset with max pooling,
@@ -61,6 +63,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "circular": ("circular padding", {"model.padding": "CIRCULAR"}),
     "augment": ("max pooling + random shift augmentation", {}),  # augment.translate: see below
 }
+PLOTS = (
+    "consistency.png",
+    "accuracy_vs_shift.png",
+    "accuracy_maps.png",
+    "equivariance_by_depth.png",
+    "two_dots.png",
+)
 SCALARS = (
     "test_accuracy",
     "consistency",
@@ -84,6 +93,7 @@ def variant_config(
     check_choice("experiment.variants", name, tuple(VARIANTS))
     exp = base.experiment
     config = base.copy_and_resolve_references()
+    config.unlock()  # the base config locks its sections; variants add model keys (blur_size)
     config.model.blur_size = int(exp.blur_size)
     for path, value in VARIANTS[name][1].items():
         _set(config, path, value)
@@ -102,6 +112,43 @@ def variant_config(
             config.augment = default_augment_config()
         config.augment.translate = float(exp.augment_translate)
     return config
+
+
+def train_variants(
+    configs: Mapping[str, ml_collections.ConfigDict],
+    runs_dir: Path,
+    seeds: Sequence[int],
+    vmap_seeds: bool,
+) -> list[dict[str, Any]]:
+    """Trains every variant x seed; rows {variant, seed, run_dir} in `cnn_jax.sweep`'s layout.
+
+    With `vmap_seeds` and consecutive seeds, each variant's seeds train as one vmapped run of
+    the trainer (`train.num_seeds`), which writes `<variant>/seed_<s>/` itself: one compile per
+    variant instead of one per seed. Otherwise `run_sweep` trains them one by one.
+    """
+    consecutive = list(seeds) == list(range(seeds[0], seeds[0] + len(seeds)))
+    if not (vmap_seeds and consecutive and len(seeds) > 1):
+        return run_sweep(configs, runs_dir, seeds)
+    rows = []
+    for i, (variant, base_config) in enumerate(configs.items()):
+        t0, status = time.time(), "cached"
+        if not all((run_dir(runs_dir, variant, s) / "results.json").exists() for s in seeds):
+            config = base_config.copy_and_resolve_references()
+            config.seed, config.train.num_seeds = int(seeds[0]), len(seeds)
+            config.train.quiet = True
+            train_and_evaluate(config, runs_dir / variant)
+            status = "trained"
+        accuracies = []
+        for s in seeds:
+            path = run_dir(runs_dir, variant, s)
+            accuracies.append(read_json(path / "results.json")["test_accuracy"])
+            rows.append({"variant": variant, "seed": int(s), "run_dir": str(path)})
+        print(
+            f"[{i + 1}/{len(configs)}] {variant} seeds {list(seeds)}: test accuracy "
+            f"{', '.join(f'{a:.4f}' for a in accuracies)} ({status}, {time.time() - t0:.1f} s)",
+            flush=True,
+        )
+    return rows
 
 
 def _layer_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -126,11 +173,9 @@ def measure_run(run_dir: str | Path, exp: ml_collections.ConfigDict) -> dict[str
     test = run.dataset.test
     n = min(int(exp.num_images), len(test.labels))
     images, labels = test.images[:n].astype(np.float32), np.asarray(test.labels[:n])
-    predict = invariance.make_predict_fn(
-        run.model, run.variables, run.dataset.mean, run.dataset.std
-    )
+    predict = invariance.make_predict_fn(run.model, run.dataset.mean, run.dataset.std)
     m, mode = int(exp.max_shift), exp.mode
-    logits = invariance.grid_logits(predict, images, m, mode, int(exp.batch_size))
+    logits = invariance.grid_logits(predict, run.variables, images, m, mode, int(exp.batch_size))
     acc_map = np.asarray(invariance.accuracy_map(logits, labels, m))
     prob_map = np.asarray(invariance.correct_prob_map(logits, labels, m))
     change = invariance.one_pixel_change(logits, m)
@@ -138,7 +183,13 @@ def measure_run(run_dir: str | Path, exp: ml_collections.ConfigDict) -> dict[str
     n_eq = min(int(exp.eq_num_images), n)
     layers = invariance.summarize_layers(
         invariance.layer_equivariance(
-            predict, images[:n_eq], strides, int(exp.eq_max_shift), mode, int(exp.eq_batch_size)
+            predict,
+            run.variables,
+            images[:n_eq],
+            strides,
+            int(exp.eq_max_shift),
+            mode,
+            int(exp.eq_batch_size),
         )
     )
     metrics = {
@@ -268,7 +319,7 @@ def plot_accuracy_maps(runs: Sequence[Mapping[str, Any]], max_shift: int):
 def plot_equivariance(runs: Sequence[Mapping[str, Any]]):
     """Per-layer equivariance error (off-grid, aligned) and pooled cosine by depth."""
     layers = {row["layer"] for r in runs for row in r["layers"]}
-    names = sorted(layers, key=invariance.layer_depth_key)
+    names = sorted(layers, key=forward_order_key)
     x_of = {n: i for i, n in enumerate(names)}
     keys = ("error_off_grid", "error_aligned", "pooled_cosine")
     titles = ("off-grid shifts", "shifts aligned with the stride", "GAP features")
@@ -310,7 +361,8 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     check_choice("experiment.mode", exp.mode, invariance.SHIFT_MODES)
     configs = {name: variant_config(config, name) for name in exp.variants}
     print(f"Training {len(configs)} variants x {len(exp.seeds)} seeds in {workdir / 'runs'}")
-    rows = run_sweep(configs, workdir / "runs", [int(s) for s in exp.seeds])
+    seeds = [int(s) for s in exp.seeds]
+    rows = train_variants(configs, workdir / "runs", seeds, bool(exp.get("vmap_seeds", True)))
     runs = []
     for row in rows:
         measured = measure_run(row["run_dir"], exp)

@@ -158,18 +158,19 @@ def _model(pool: str, padding: str = "CIRCULAR", head: str = "global_avg"):
     spec = ModelSpec(blocks, HeadSpec(kind=head), num_classes=4)
     model = CNN(spec)
     variables = init_variables(model, jax.random.key(1), (8, 8, 1))
-    predict = lambda x: model.apply(variables, x, train=False)
-    return spec, predict
+    # mean 0, std 1: the network sees the images as given.
+    return spec, inv.make_predict_fn(model, [0.0], [1.0]), variables
 
 
 def test_circular_stride1_gap_network_is_exactly_invariant():
-    spec, predict = _model(pool="none")
+    spec, predict, variables = _model(pool="none")
     x = RNG.normal(size=(5, 8, 8, 1)).astype(np.float32)
-    logits = inv.grid_logits(predict, x, max_shift=3, mode="circular", batch_size=4)
+    logits = inv.grid_logits(predict, variables, x, max_shift=3, mode="circular", batch_size=4)
     assert logits.shape == (49, 5, 4)
     assert float(inv.expected_consistency(logits)) == 1.0
     np.testing.assert_allclose(logits, np.broadcast_to(logits[24], logits.shape), atol=1e-5)
-    result = inv.layer_equivariance(predict, x, inv.cumulative_strides(spec), 2, "circular")
+    strides = inv.cumulative_strides(spec)
+    result = inv.layer_equivariance(predict, variables, x, strides, 2, "circular")
     assert result["layers"] == ["block0/conv", "block0/act", "block1/conv", "block1/act"]
     for name in result["layers"]:
         assert result["error"][name].max() < 1e-5
@@ -177,11 +178,12 @@ def test_circular_stride1_gap_network_is_exactly_invariant():
 
 
 def test_max_pool_network_is_equivariant_only_on_its_grid():
-    spec, predict = _model(pool="max")
+    spec, predict, variables = _model(pool="max")
     x = np.abs(RNG.normal(size=(4, 8, 8, 1))).astype(np.float32)
     strides = inv.cumulative_strides(spec)
     assert strides["block0/act"] == 1 and strides["block0/pool"] == 2 and strides["block1"] == 2
-    rows = inv.summarize_layers(inv.layer_equivariance(predict, x, strides, 2, "circular"))
+    result = inv.layer_equivariance(predict, variables, x, strides, 2, "circular")
+    rows = inv.summarize_layers(result)
     by_name = {row["layer"]: row for row in rows}
     assert by_name["block0/conv"]["error_off_grid"] is None  # stride 1: every shift is aligned
     assert by_name["block0/conv"]["error_aligned"] < 1e-5
@@ -191,9 +193,10 @@ def test_max_pool_network_is_equivariant_only_on_its_grid():
 
 
 def test_vmapped_grid_equals_per_shift_loop():
-    _, predict = _model(pool="max", padding="SAME", head="flatten")
+    _, predict, variables = _model(pool="max", padding="SAME", head="flatten")
     x = np.abs(RNG.normal(size=(3, 8, 8, 1))).astype(np.float32)
-    logits = inv.grid_logits(predict, x, max_shift=2, mode="zero", batch_size=2)
-    loop = [predict(inv.shift_images(x, dy, dx, "zero", 2))[0] for dy, dx in inv.shift_grid(2)]
+    logits = inv.grid_logits(predict, variables, x, max_shift=2, mode="zero", batch_size=2)
+    shifted = [inv.shift_images(x, dy, dx, "zero", 2) for dy, dx in inv.shift_grid(2)]
+    loop = [predict(variables, x_bhwc)[0] for x_bhwc in shifted]
     np.testing.assert_allclose(logits, np.stack(loop), atol=1e-5)
     assert float(inv.expected_consistency(logits)) < 1.0

@@ -28,6 +28,7 @@ def experiment_config() -> ml_collections.ConfigDict:
     exp = ml_collections.ConfigDict()
     exp.variants = VARIANTS  # every variant of experiments.translation_invariance
     exp.seeds = (0, 1, 2)
+    exp.vmap_seeds = True  # consecutive seeds train as one vmapped run (one compile per variant)
     exp.mode = "zero"  # content shifts on a zero canvas: the digit moves, the frame stays
     exp.max_shift = 4  # shifts in [-4, 4]^2: the digit stays inside the 16x16 canvas
     exp.num_images = 1000  # test images shifted to every grid position (all of digits' test)

@@ -10,14 +10,14 @@ from experiments.configs import invariance_digits
 
 def get_config():
     config = invariance_digits.get_config()
-    config.train.num_epochs = 4
+    config.train.num_epochs = 3
     exp = config.experiment
     exp.variants = ("max", "max_blur", "gap", "augment")
-    exp.seeds = (0, 1)
-    exp.max_shift = 3
-    exp.num_images = 200
-    exp.eq_max_shift = 2
-    exp.eq_num_images = 16
+    exp.seeds = (0, 1)  # consecutive: each variant trains both seeds as one vmapped run
+    exp.max_shift = 2
+    exp.num_images = 100
+    exp.eq_max_shift = 1
+    exp.eq_num_images = 8
     exp.two_dots_distances = (2, 3, 4, 8)
     exp.two_dots_levels = 4
     exp.two_dots_show = 4
