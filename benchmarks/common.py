@@ -20,11 +20,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-TCMALLOC_CANDIDATES = (
-    "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
-    "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4",
-    "/usr/lib64/libtcmalloc_minimal.so.4",
-)
 JEMALLOC_CANDIDATES = (
     "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
     "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
@@ -46,7 +41,9 @@ def first_existing(paths: Sequence[str]) -> str | None:
 
 
 def tcmalloc_path() -> str | None:
-    return first_existing(TCMALLOC_CANDIDATES)
+    from cnn_jax import runtime
+
+    return runtime.tcmalloc_path()
 
 
 def jemalloc_path() -> str | None:
@@ -257,3 +254,19 @@ def run_module(module: str, args: Sequence[str], env: dict[str, str] | None = No
     if result.returncode:
         raise RuntimeError(f"{module} {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result.stdout
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def run_path_env(tcmalloc: bool = True, xla_flags: bool = True) -> dict[str, str]:
+    """The process-start settings the project's run path applies (see cnn_jax/runtime.py):
+    tcmalloc preloaded when installed, and runtime's default XLA flags."""
+    from cnn_jax import runtime
+
+    env = {}
+    if tcmalloc and tcmalloc_path():
+        env["LD_PRELOAD"] = tcmalloc_path()
+    if xla_flags and runtime.DEFAULT_XLA_FLAGS:
+        env["XLA_FLAGS"] = " ".join(runtime.DEFAULT_XLA_FLAGS)
+    return env

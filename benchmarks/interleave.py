@@ -42,6 +42,7 @@ class Result:
     rss_mib: float
     rates: list[float] = dataclasses.field(default_factory=list)
     cpu_ratio: list[float] = dataclasses.field(default_factory=list)  # CPU time / wall time
+    faults: list[float] = dataclasses.field(default_factory=list)  # minor page faults per step
 
     @property
     def median(self) -> float:
@@ -113,7 +114,9 @@ class Worker:
 def interleave(
     contenders: Sequence[Contender], steps: int, rounds: int, warmup_rounds: int = 1
 ) -> list[Result]:
-    """Runs the contenders in turns; returns one Result each (same order)."""
+    """Runs the contenders in turns, `steps` steps each per round; one Result each (same order).
+
+    Workers start one after another, so each compile time is measured without the others."""
     workers: list[Worker] = []
     try:
         for c in contenders:
@@ -127,6 +130,7 @@ def interleave(
                 if r >= warmup_rounds:
                     w.result.rates.append(steps * w.result.batch / reply["sec"])
                     w.result.cpu_ratio.append(reply["cpu_sec"] / reply["sec"])
+                    w.result.faults.append(reply["minflt"] / steps)
         return [w.result for w in workers]
     finally:
         for w in workers:
@@ -155,5 +159,6 @@ def rows(results: Sequence[Result], reference: Result, peak_gflops: float | None
         row["start-up s"] = r.compile_sec
         row["peak RSS MiB"] = r.rss_mib
         row["cpu/wall"] = statistics.median(r.cpu_ratio)
+        row["faults/step"] = statistics.median(r.faults)
         out.append(row)
     return out

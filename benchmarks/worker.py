@@ -2,31 +2,59 @@
 
     python -m benchmarks.worker '{"backend": "jax", "preset": "mnist_cnn", "batch": 128}'
 
-Protocol (one JSON object per line): on start-up it prints {"compile_sec", "flops_per_example",
-"rss_mib"}; then each {"steps": n} read from stdin is answered with {"sec", "cpu_sec"} for n
-steps; {"quit": true} or end of input ends it. Settings that must be fixed at process start
-(LD_PRELOAD, XLA_FLAGS, GLIBC_TUNABLES) come from the environment `interleave.py` gives it.
+Spec keys: backend (jax | torch), preset, batch, input_shape, compute_dtype (jax),
+tile_pool (jax, default true: false routes non-overlapping pooling through nn.max_pool /
+nn.avg_pool to measure the tile path), cache_dir (jax: persistent compilation cache there),
+channels_last, compile (torch).
+
+Protocol (one JSON object per line): on start-up it prints {"compile_sec",
+"flops_per_example", "rss_mib"}; then each {"steps": n} read from stdin is answered with
+{"sec", "cpu_sec", "minflt", "rss_mib"} for n steps (minflt: minor page faults, the cost of
+an allocator that returns big buffers to the OS every step); {"quit": true} or end of input
+ends it. Settings that must be fixed at process start (LD_PRELOAD, XLA_FLAGS) come from the
+environment `interleave.py` gives it.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 
 from benchmarks import common
 
 
+def use_reduce_window_pooling() -> None:
+    """Routes `layers.tile_pool` to Flax's reduce_window pooling (the path before tiles)."""
+    import flax.linen as nn
+
+    from cnn_jax import layers
+
+    def reduce_window_pool(x_bhwc, window: int, kind: str):
+        pool = nn.max_pool if kind == "max" else nn.avg_pool
+        return pool(x_bhwc, (window, window), (window, window), padding="VALID")
+
+    layers.tile_pool = reduce_window_pool
+
+
 def build(spec: dict):
-    """The step object for a worker spec (see `interleave.Contender`)."""
+    """(step object, compile seconds, train FLOPs per example) for a worker spec."""
     batch = int(spec.get("batch", 128))
-    shape = tuple(spec.get("input_shape", common.PRESET_INPUTS[spec.get("preset", "mnist_cnn")]))
+    preset = spec.get("preset", "mnist_cnn")
+    shape = tuple(spec.get("input_shape", common.PRESET_INPUTS[preset]))
     if spec["backend"] == "jax":
-        step = common.build_jax_step(
-            spec.get("preset", "mnist_cnn"), batch, shape, compute_dtype=spec.get("compute_dtype")
-        )
+        if not spec.get("tile_pool", True):
+            use_reduce_window_pooling()
+        if spec.get("cache_dir"):
+            from cnn_jax import runtime
+
+            runtime.enable_compilation_cache(spec["cache_dir"])
+        step = common.build_jax_step(preset, batch, shape, compute_dtype=spec.get("compute_dtype"))
         return step, step.compile_sec, step.train_flops_per_example
     if spec["backend"] == "torch":
+        if preset != "mnist_cnn":
+            raise ValueError(f"preset: {preset!r} has no PyTorch twin; allowed: mnist_cnn")
         from benchmarks.torch_model import build_torch_step
 
         step = build_torch_step(
@@ -47,17 +75,19 @@ def main() -> None:
     spec = json.loads(sys.argv[1])
     step, compile_sec, flops = build(spec)
     out = sys.stdout
-    ready = {"compile_sec": compile_sec, "flops_per_example": flops, "rss_mib": 0.0}
+    ready = {"compile_sec": compile_sec, "flops_per_example": flops}
     ready["rss_mib"] = common.peak_rss_mib()
     print(json.dumps(ready), file=out, flush=True)
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd.get("quit"):
             break
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0, c0 = time.perf_counter(), time.process_time()
         step.run(int(cmd["steps"]))
         sec, cpu = time.perf_counter() - t0, time.process_time() - c0
-        reply = {"sec": sec, "cpu_sec": cpu, "rss_mib": common.peak_rss_mib()}
+        minflt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+        reply = {"sec": sec, "cpu_sec": cpu, "minflt": minflt, "rss_mib": common.peak_rss_mib()}
         print(json.dumps(reply), file=out, flush=True)
 
 

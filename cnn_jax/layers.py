@@ -128,26 +128,11 @@ def _tiles(x_bhwc: jax.Array, window: int) -> jax.Array:
     return x_bhwc.reshape(b, h_out, window, w_out, window, c)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def tile_max_pool(x_bhwc: jax.Array, window: int) -> jax.Array:
-    """VALID max pooling with stride == window, as a reshape + max.
-
-    Same values and same gradient as `nn.max_pool` (the first maximum of each window, in
-    row-major order, gets the whole gradient), but the gradient is one fused element-wise pass:
-    on CPU ~10x faster than XLA's select-and-scatter (benchmarks/REPORT.md).
-    """
-    return _tiles(x_bhwc, window).max(axis=(2, 4))
-
-
-def _tile_max_pool_fwd(x_bhwc: jax.Array, window: int):
-    y = tile_max_pool(x_bhwc, window)
-    return y, (x_bhwc, y)
-
-
-def _tile_max_pool_bwd(window: int, residuals, g_bhwc: jax.Array):
-    x_bhwc, y_bhwc = residuals
-    hit = _tiles(x_bhwc, window) == y_bhwc[:, :, None, :, None, :]
-    g = g_bhwc[:, :, None, :, None, :]
+def _first_max_mask(tiles: jax.Array, top: jax.Array) -> jax.Array:
+    """Bool, shaped like `tiles`: the first maximum of each window in row-major order (a NaN
+    counts as the maximum, as XLA's max propagates it)."""
+    hit = (tiles == top) | jnp.isnan(tiles)
+    window = tiles.shape[2]
     taken = jnp.zeros_like(hit[:, :, :1, :, :1, :])
     rows = []
     for i in range(window):
@@ -155,15 +140,32 @@ def _tile_max_pool_bwd(window: int, residuals, g_bhwc: jax.Array):
         for j in range(window):
             first = hit[:, :, i : i + 1, :, j : j + 1, :] & ~taken
             taken = taken | first
-            cols.append(jnp.where(first, g, 0.0).astype(g_bhwc.dtype))
+            cols.append(first)
         rows.append(jnp.concatenate(cols, axis=4))
-    b, h_out, _, w_out, _, c = hit.shape
-    dx = jnp.concatenate(rows, axis=2).reshape(b, h_out * window, w_out * window, c)
-    h, w = x_bhwc.shape[1:3]
-    return (jnp.pad(dx, ((0, 0), (0, h - h_out * window), (0, w - w_out * window), (0, 0))),)
+    return jnp.concatenate(rows, axis=2)
 
 
-tile_max_pool.defvjp(_tile_max_pool_fwd, _tile_max_pool_bwd)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def tile_max_pool(x_bhwc: jax.Array, window: int) -> jax.Array:
+    """VALID max pooling with stride == window, as a reshape + max.
+
+    Same values and same gradient as `nn.max_pool`: the first maximum of each window, in
+    row-major order, gets the whole gradient. The derivative is a select of that element
+    (a custom JVP, which reverse mode transposes), so the gradient is one fused element-wise
+    pass instead of XLA's select-and-scatter (~10x faster on CPU, see benchmarks/REPORT.md),
+    and forward mode (jvp, Hessian-vector products) works as well.
+    """
+    return _tiles(x_bhwc, window).max(axis=(2, 4))
+
+
+@tile_max_pool.defjvp
+def _tile_max_pool_jvp(window: int, primals, tangents):
+    (x_bhwc,), (dx_bhwc,) = primals, tangents
+    tiles = _tiles(x_bhwc, window)
+    y_bhwc = tiles.max(axis=(2, 4))
+    first = _first_max_mask(tiles, y_bhwc[:, :, None, :, None, :])
+    zero = jnp.zeros((), dx_bhwc.dtype)
+    return y_bhwc, jnp.where(first, _tiles(dx_bhwc, window), zero).sum(axis=(2, 4))
 
 
 def tile_pool(x_bhwc: jax.Array, window: int, kind: str) -> jax.Array:

@@ -10,10 +10,14 @@ Measured on the project's 2-core CPU machine (see benchmarks/REPORT.md):
 - A persistent compilation cache (`jax_compilation_cache_dir`): a re-run of the same config
   loads its compiled steps from disk instead of recompiling them.
 
-The allocator (tcmalloc, which stops glibc from mapping and unmapping XLA's large per-step
-buffers every step) must be preloaded before the process starts: `scripts/launch.sh` does it.
+- The allocator: tcmalloc (Debian's libtcmalloc-minimal4) keeps freed memory for reuse, where
+  glibc maps and unmaps XLA's large per-step buffers every step (page faults every step). It
+  must be loaded before the process starts, so `preload_allocator` re-executes the command
+  once with LD_PRELOAD when the library is installed and not yet loaded; without it, nothing
+  happens and glibc's malloc is used.
 
 Switches (environment variables, "0" turns off): CNN_JAX_FAST (everything),
+CNN_JAX_TCMALLOC (the allocator; any other value is taken as the library's path),
 CNN_JAX_XLA_DEFAULTS (the XLA flags), CNN_JAX_COMPILATION_CACHE (the cache; any other value
 is taken as the cache directory).
 """
@@ -23,7 +27,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import MutableMapping
+import sys
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -31,6 +36,13 @@ log = logging.getLogger(__name__)
 ENV_ALL = "CNN_JAX_FAST"
 ENV_XLA = "CNN_JAX_XLA_DEFAULTS"
 ENV_CACHE = "CNN_JAX_COMPILATION_CACHE"
+ENV_ALLOCATOR = "CNN_JAX_TCMALLOC"
+REEXEC_MARK = "CNN_JAX_PRELOAD_TRIED"  # set in the re-executed process: never loop
+TCMALLOC_CANDIDATES = (
+    "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
+    "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4",
+    "/usr/lib64/libtcmalloc_minimal.so.4",
+)
 OFF_VALUES = ("0", "false", "no", "off")
 
 DEFAULT_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",)
@@ -85,6 +97,40 @@ def loaded_allocator() -> str:
         if name in maps:
             return name
     return "glibc"
+
+
+def tcmalloc_path() -> str | None:
+    """Where Debian's (or Fedora's) libtcmalloc_minimal.so.4 is installed, or None."""
+    return next((p for p in TCMALLOC_CANDIDATES if os.path.exists(p)), None)
+
+
+def allocator_env(environ: Mapping[str, str]) -> dict[str, str] | None:
+    """The environment to re-execute with so tcmalloc is preloaded, or None when switched off,
+    already preloaded, already tried once, or not installed."""
+    setting = environ.get(ENV_ALLOCATOR)
+    if is_off(environ.get(ENV_ALL)) or is_off(setting) or environ.get(REEXEC_MARK):
+        return None
+    path = setting if setting else tcmalloc_path()
+    preload = environ.get("LD_PRELOAD", "")
+    if not path or not os.path.exists(path) or "tcmalloc" in preload:
+        return None
+    return {**environ, "LD_PRELOAD": ":".join(filter(None, [path, preload])), REEXEC_MARK: "1"}
+
+
+def preload_allocator() -> None:
+    """Re-executes this very command with tcmalloc preloaded (see `allocator_env`); returns
+    when nothing is to be done. Call first thing in a command-line main(), never in a library
+    or notebook: the process is replaced."""
+    env = allocator_env(os.environ)
+    argv = getattr(sys, "orig_argv", None)  # the interpreter's own argv, `-m module` included
+    if env is None or not argv or loaded_allocator() != "glibc":
+        return
+    log.info(
+        "re-executing with LD_PRELOAD=%s (%s=0 turns this off)", env["LD_PRELOAD"], ENV_ALLOCATOR
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *argv[1:]], env)
 
 
 def backend_initialized() -> bool:

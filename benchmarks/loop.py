@@ -1,0 +1,167 @@
+"""Training-loop figures measured in one process, printed as one JSON object.
+
+    python -m benchmarks.loop pipeline --steps 50 --rounds 5
+    python -m benchmarks.loop seeds --seeds 8 --steps 10 --rounds 5
+
+`pipeline`: the project's real input path (shuffled uint8 rows of MNIST, gathered on the host,
+sharded onto the device by `prefetch_to_device`) against the same number of steps on one
+device-resident batch; overhead = 1 - loader rate / resident rate. Both run the trainer's
+compiled step and accumulate metrics on device, as `cnn_jax.train` does.
+`seeds`: K seeds as one vmapped step (the trainer's `num_seeds = K`) against K sequential
+single-seed steps, each on its own device-resident batch.
+Modes alternate round by round, so load from other processes hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+import jax
+
+from benchmarks import common
+
+
+def mnist_config(preset: str, batch: int, num_seeds: int = 1):
+    """The MNIST config with `preset`, `batch` and `num_seeds`; no files written."""
+    from experiments.configs import mnist
+
+    config = mnist.get_config()
+    config.model.preset = preset
+    config.train.batch_size = batch
+    config.train.num_seeds = num_seeds
+    return config
+
+
+def timed_loop(step: Callable, state, batches: Iterator, n: int) -> tuple[float, object]:
+    """Seconds for n trainer steps (metrics summed on device, one sync at the end)."""
+    from cnn_jax import steps
+
+    total = None
+    t0 = time.perf_counter()
+    for batch in itertools.islice(batches, n):
+        state, metrics = step(state, batch)
+        total = steps.accumulate(total, metrics)
+    jax.block_until_ready((state, total))
+    return time.perf_counter() - t0, state
+
+
+def alternate(modes: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Runs each mode once per round (rotating the order); seconds per mode per round."""
+    names = list(modes)
+    secs: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds + 1):  # round 0 warms up
+        for i in range(len(names)):
+            name = names[(r + i) % len(names)]
+            sec = modes[name]()
+            if r:
+                secs[name].append(sec)
+    return secs
+
+
+def pipeline(preset: str, batch: int, steps: int, rounds: int) -> dict:
+    """Loader (with and without prefetch) vs device-resident batch, img/s and overhead."""
+    from cnn_jax import input_pipeline, run_setup
+
+    run = run_setup.build(mnist_config(preset, batch))
+    train = run.dataset.train
+    box = {"state": run.init_state(), "epoch": 0}
+
+    def loader(prefetch: int) -> Iterator:
+        while True:  # a fresh permutation per pass, as epochs do
+            box["epoch"] += 1
+            rows = input_pipeline.train_batches(
+                train.images, train.labels, batch, seed=0, epoch=box["epoch"]
+            )
+            yield from input_pipeline.prefetch_to_device(rows, run.mesh, size=prefetch)
+
+    resident = next(loader(0))
+
+    def mode(batches_fn: Callable[[], Iterator]) -> Callable[[], float]:
+        def go() -> float:
+            sec, box["state"] = timed_loop(run.train_step, box["state"], batches_fn(), steps)
+            return sec
+
+        return go
+
+    secs = alternate(
+        {
+            "resident": mode(lambda: itertools.repeat(resident)),
+            "loader": mode(lambda: loader(2)),
+            "loader_no_prefetch": mode(lambda: loader(0)),
+        },
+        rounds,
+    )
+    rates = {k: [steps * batch / s for s in v] for k, v in secs.items()}
+    out = {k: statistics.median(v) for k, v in rates.items()}
+    for k in ("loader", "loader_no_prefetch"):
+        per_round = [a / b for a, b in zip(rates[k], rates["resident"])]
+        out[f"{k}_overhead_pct"] = 100 * (1 - statistics.median(per_round))
+    return {"preset": preset, "batch": batch, "steps": steps, "rounds": rounds, **out}
+
+
+def seeds(preset: str, batch: int, num_seeds: int, steps: int, rounds: int) -> dict:
+    """K seeds: one vmapped step vs K sequential steps (img/s over all seeds)."""
+    import numpy as np
+
+    from cnn_jax import parallel, run_setup
+
+    single = run_setup.build(mnist_config(preset, batch))
+    multi = run_setup.build(mnist_config(preset, batch, num_seeds), dataset=single.dataset)
+    shape = single.dataset.image_shape
+    host = common.synthetic_batch(batch, shape)
+    one = parallel.shard_batch(host, single.mesh)
+    stacked = {k: np.stack([v] * num_seeds) for k, v in host.items()}
+    many = parallel.shard_batch(stacked, multi.mesh, seed_axis=True)
+    box = {"multi": multi.init_state(), "single": [single.init_state() for _ in range(num_seeds)]}
+
+    def vmapped() -> float:
+        sec, box["multi"] = timed_loop(
+            multi.train_step, box["multi"], itertools.repeat(many), steps
+        )
+        return sec
+
+    def sequential() -> float:
+        total = 0.0
+        for k in range(num_seeds):
+            sec, box["single"][k] = timed_loop(
+                single.train_step, box["single"][k], itertools.repeat(one), steps
+            )
+            total += sec
+        return total
+
+    secs = alternate({"vmap": vmapped, "sequential": sequential}, rounds)
+    images = steps * batch * num_seeds
+    ratio = statistics.median(s / v for v, s in zip(secs["vmap"], secs["sequential"]))
+    return {
+        "preset": preset,
+        "batch": batch,
+        "num_seeds": num_seeds,
+        "vmap": images / statistics.median(secs["vmap"]),
+        "sequential": images / statistics.median(secs["sequential"]),
+        "vmap_over_sequential": ratio,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("pipeline", "seeds"))
+    parser.add_argument("--preset", default="mnist_cnn")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    if args.what == "pipeline":
+        out = pipeline(args.preset, args.batch, args.steps, args.rounds)
+    else:
+        out = seeds(args.preset, args.batch, args.seeds, args.steps, args.rounds)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Runs the benchmarks, prints each table and writes benchmarks/REPORT.md.
+
+    python -m benchmarks.run --quick          # a few minutes: checks the harness
+    python -m benchmarks.run                  # the full run (quiet machine, ~20-30 min)
+    python -m benchmarks.run --smoke --mnist  # + end-to-end wall of the experiments
+
+Figures are medians over rounds of contenders run in turns (see interleave.py); the load
+average before and after each section says how busy the machine was. PyTorch rows need the
+benchmark-only extra `pip install torch==2.13.0`; tcmalloc rows need libtcmalloc-minimal4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable
+
+from benchmarks import common, sections
+
+PRESETS = ("mnist_cnn", "lenet5", "resnet_small")
+SECTIONS = ("settings", "presets", "cache", "pipeline", "seeds", "profile")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="cnn_jax CPU benchmarks -> benchmarks/REPORT.md")
+    parser.add_argument("--quick", action="store_true", help="short rounds, batch 128 only")
+    parser.add_argument("--batches", default=None, help="comma list (default 32,128,512)")
+    parser.add_argument("--presets", default=",".join(PRESETS), help="comma list of presets")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma list of sections")
+    parser.add_argument("--smoke", action="store_true", help="+ wall of every smoke config")
+    parser.add_argument("--mnist", action="store_true", help="+ MNIST CNN 3 epochs end to end")
+    parser.add_argument("--report", default=str(common.REPO / "benchmarks" / "REPORT.md"))
+    args = parser.parse_args(argv)
+    args.batches = [
+        int(b) for b in (args.batches or ("128" if args.quick else "32,128,512")).split(",")
+    ]
+    args.presets = [p for p in args.presets.split(",") if p]
+    unknown = [p for p in args.presets if p not in common.PRESET_INPUTS]
+    if unknown:
+        parser.error(f"--presets: unknown {unknown}; allowed: {', '.join(common.PRESET_INPUTS)}")
+    args.only = [s for s in args.only.split(",") if s]
+    if bad := [s for s in args.only if s not in SECTIONS]:
+        parser.error(f"--only: unknown {bad}; allowed: {', '.join(SECTIONS)}")
+    return args
+
+
+def machine_section() -> tuple[str, dict]:
+    """The machine, versions, the run path's settings and the measured matmul peak."""
+    desc = common.machine_description()
+    desc["torch"] = _torch_version()
+    desc["flax"] = _version("flax")
+    desc["tcmalloc"] = common.tcmalloc_path() or "not installed"
+    desc["run path settings"] = json.dumps(common.run_path_env())
+    peak = common.matmul_peak_gflops()
+    desc["matmul peak GFLOP/s (jax / numpy, f32 2048^2)"] = (
+        f"{peak['jax']:.1f} / {peak['numpy']:.1f}"
+    )
+    desc["peak"] = max(peak.values())
+    table = "\n".join(f"- {k}: {v}" for k, v in desc.items() if k != "peak")
+    return table, desc
+
+
+def _version(module: str) -> str:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return "not installed"
+
+
+def _torch_version() -> str:
+    return _version("torch") if sections.torch_available() else "not installed"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    budget = sections.QUICK if args.quick else sections.FULL
+    command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "# Benchmark report",
+        f"Written by `{command.strip()}` on {started}. Medians over rounds of contenders run "
+        "in turns; `x ...`: median per-round ratio; `start-up s`: train-step compile "
+        "(JAX) or first step (PyTorch); `peak RSS MiB`: the worker's peak resident memory; "
+        "`cpu/wall`: CPU seconds per wall second (2 = both cores busy); `faults/step`: minor "
+        "page faults per step. `load` is the 1-minute load average before -> after.",
+    ]
+    print(parts[-1], flush=True)
+    machine, desc = machine_section()
+    parts += ["## Machine", machine]
+    print(machine, flush=True)
+    peak = desc["peak"]
+    jobs: list[tuple[str, Callable[[], tuple[str, dict]]]] = []
+    if "settings" in args.only:
+        jobs.append(
+            ("Speed settings (mnist_cnn, batch 128)", lambda: sections.settings(budget, peak))
+        )
+    if "presets" in args.only:
+        jobs.append(
+            (
+                "Train step per preset and batch",
+                lambda: sections.presets(args.presets, args.batches, budget, peak),
+            )
+        )
+    if "cache" in args.only:
+        jobs.append(
+            ("Persistent compilation cache", lambda: sections.compilation_cache(args.presets))
+        )
+    if "pipeline" in args.only:
+        jobs.append(("Input pipeline overhead", lambda: sections.pipeline(budget)))
+    if "seeds" in args.only:
+        jobs.append(("K seeds: vmap vs sequential", lambda: sections.seeds(budget)))
+    if "profile" in args.only:
+        jobs.append(
+            ("CPU profile (perf, mnist_cnn, batch 128)", lambda: sections.cpu_profile(budget))
+        )
+    if args.smoke or args.mnist:
+        jobs.append(("End to end", lambda: sections.end_to_end(args.mnist)))
+    for title, job in jobs:
+        common.print_header(title)
+        load0, t0 = common.load_average(), time.perf_counter()
+        text, _ = job()
+        load1 = common.load_average()
+        footer = f"(load {load0:.2f} -> {load1:.2f}; section took {time.perf_counter() - t0:.0f} s)"
+        print(text + "\n\n" + footer, flush=True)
+        parts += [f"## {title}", text, footer]
+    with open(args.report, "w") as f:
+        f.write("\n\n".join(parts) + "\n")
+    print(f"\nReport: {args.report}")
+
+
+if __name__ == "__main__":
+    main()

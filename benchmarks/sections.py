@@ -1,0 +1,238 @@
+"""The benchmark sections: each returns (Markdown text, figures dict) for `benchmarks.run`.
+
+Train-step figures come from worker processes run in turns (`interleave.py`); the loop
+figures (`loop.py`) and the end-to-end runs come from subprocesses started with the run
+path's settings, so the parent's own environment does not leak into any figure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import common
+from benchmarks.interleave import Contender, Worker, interleave, ratio, rows
+
+MNIST_BATCH = 128
+SMOKE_RUNS = (  # (experiment module, its smoke config)
+    ("experiments.train", "experiments/configs/smoke.py"),
+    ("experiments.activations", "experiments/configs/activations_smoke.py"),
+    ("experiments.hyperparameters", "experiments/configs/hyperparameters_smoke.py"),
+    ("experiments.regularization", "experiments/configs/regularization_smoke.py"),
+    ("experiments.translation_invariance", "experiments/configs/invariance_smoke.py"),
+    ("experiments.feature_maps", "experiments/configs/feature_maps.py"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How long to time: images per contender per round, rounds, loop sizes."""
+
+    images_per_round: int
+    rounds: int
+    seeds: int
+    seed_steps: int
+    pipeline_steps: int
+
+    def steps(self, batch: int) -> int:
+        return max(2, self.images_per_round // batch)
+
+
+QUICK = Budget(images_per_round=640, rounds=3, seeds=4, seed_steps=3, pipeline_steps=10)
+FULL = Budget(images_per_round=3840, rounds=7, seeds=8, seed_steps=10, pipeline_steps=60)
+
+
+def _jax(preset: str, batch: int, **spec) -> dict:
+    return {"backend": "jax", "preset": preset, "batch": batch, **spec}
+
+
+def _torch(batch: int, **spec) -> dict:
+    return {"backend": "torch", "preset": "mnist_cnn", "batch": batch, **spec}
+
+
+def torch_available() -> bool:
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec("torch") is not None
+    except ValueError:
+        return False
+
+
+def torch_contenders(batch: int) -> list[Contender]:
+    """PyTorch eager as installed, and its best setting here (channels_last, tcmalloc)."""
+    if not torch_available():
+        return []
+    tc = {"LD_PRELOAD": common.tcmalloc_path()} if common.tcmalloc_path() else {}
+    best = "torch channels_last" + (" +tcmalloc" if tc else "")
+    return [
+        Contender("torch eager", _torch(batch)),
+        Contender(best, _torch(batch, channels_last=True), tc),
+    ]
+
+
+def settings(budget: Budget, peak: float | None) -> tuple[str, dict]:
+    """Each speed setting on and off, mnist_cnn at batch 128, next to PyTorch."""
+    b = MNIST_BATCH
+    tc = common.tcmalloc_path()
+    flags = common.run_path_env(tcmalloc=False)
+    contenders = [Contender("jax baseline (glibc, XLA defaults)", _jax("mnist_cnn", b))]
+    if tc:
+        contenders.append(Contender("jax +tcmalloc", _jax("mnist_cnn", b), {"LD_PRELOAD": tc}))
+    if flags:
+        contenders.append(Contender("jax +XLA flags", _jax("mnist_cnn", b), flags))
+    run_path = common.run_path_env()
+    contenders += [
+        Contender("jax run path", _jax("mnist_cnn", b), run_path),
+        Contender("jax run path, no tile pooling", _jax("mnist_cnn", b, tile_pool=False), run_path),
+    ]
+    contenders += torch_contenders(b)
+    results = interleave(contenders, budget.steps(b), budget.rounds)
+    by = {r.name: r for r in results}
+    text = common.markdown_table(rows(results, results[0], peak))
+    figures = {"rows": rows(results, results[0], peak)}
+    notes = [] if tc else ["tcmalloc not installed: its rows are missing."]
+    if "torch eager" in by:
+        jax_best = by["jax run path"]
+        figures["jax_over_torch_eager"] = ratio(jax_best, by["torch eager"])
+        figures["jax_over_torch_best"] = ratio(jax_best, results[-1])
+        notes.append(
+            f"Run path / PyTorch eager: {figures['jax_over_torch_eager']:.2f}x (target >= 1.3); "
+            f"run path / {results[-1].name}: {figures['jax_over_torch_best']:.2f}x "
+            "(target >= 1.0)."
+        )
+    else:
+        notes.append("PyTorch not installed (`pip install torch==2.13.0`): no PyTorch rows.")
+    return text + "\n\n" + "\n".join(notes), figures
+
+
+def presets(names: list[str], batches: list[int], budget: Budget, peak: float | None):
+    """Every preset x batch: JAX baseline vs the run path (and PyTorch for mnist_cnn)."""
+    table: list[dict] = []
+    for preset in names:
+        shape = common.PRESET_INPUTS[preset]
+        for b in batches:
+            contenders = [
+                Contender("jax baseline", _jax(preset, b)),
+                Contender("jax run path", _jax(preset, b), common.run_path_env()),
+            ]
+            if preset == "mnist_cnn":
+                contenders += torch_contenders(b)
+            results = interleave(contenders, budget.steps(b), budget.rounds)
+            for row in rows(results, results[0], peak):
+                row = {"preset": preset, "input": "x".join(map(str, shape)), **row}
+                row["vs baseline"] = row.pop(f"x {results[0].name}")
+                table.append(row)
+            print(common.markdown_table(table[-len(results) :]), flush=True)
+    return common.markdown_table(table), {"rows": table}
+
+
+def compilation_cache(names: list[str]) -> tuple[str, dict]:
+    """Train-step compile time with an empty persistent cache, then with a filled one."""
+    table = []
+    with tempfile.TemporaryDirectory() as cache:
+        for preset in names:
+            row: dict = {"preset": preset}
+            for label in ("no cache", "cold cache", "warm cache"):
+                spec = _jax(
+                    preset, MNIST_BATCH, **({} if label == "no cache" else {"cache_dir": cache})
+                )
+                worker = Worker(Contender(label, spec, common.run_path_env()))
+                row[f"{label} s"] = worker.result.compile_sec
+                worker.close()
+            table.append(row)
+    return common.markdown_table(table), {"rows": table}
+
+
+def loop(what: str, args: list[str]) -> dict:
+    """Runs `benchmarks.loop` with the run path's settings; its JSON figures."""
+    env = {**common.run_path_env(), "CNN_JAX_FAST": "0", "PYTHONPATH": str(common.REPO)}
+    out = common.run_module("benchmarks.loop", [what, *args], env=env)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def pipeline(budget: Budget) -> tuple[str, dict]:
+    """Real loader vs device-resident batch (mnist_cnn, MNIST, batch 128)."""
+    args = ["--steps", str(budget.pipeline_steps), "--rounds", str(budget.rounds)]
+    fig = loop("pipeline", args)
+    table = [
+        {"input": "device-resident batch", "img/s": fig["resident"], "overhead %": 0.0},
+        {
+            "input": "loader + prefetch 2",
+            "img/s": fig["loader"],
+            "overhead %": fig["loader_overhead_pct"],
+        },
+        {
+            "input": "loader, no prefetch",
+            "img/s": fig["loader_no_prefetch"],
+            "overhead %": fig["loader_no_prefetch_overhead_pct"],
+        },
+    ]
+    met = "met" if fig["loader_overhead_pct"] < 5 else "not met"
+    return common.markdown_table(table) + f"\n\nTarget overhead < 5%: {met}.", fig
+
+
+def seeds(budget: Budget) -> tuple[str, dict]:
+    """K-seed training: one vmapped step vs K sequential steps (mnist_cnn, batch 128)."""
+    args = ["--seeds", str(budget.seeds), "--steps", str(budget.seed_steps)]
+    fig = loop("seeds", [*args, "--rounds", str(budget.rounds)])
+    table = [
+        {"K seeds as": "jax.vmap (num_seeds=K)", "img/s": fig["vmap"]},
+        {"K seeds as": "K sequential steps", "img/s": fig["sequential"]},
+    ]
+    faster = "vmap" if fig["vmap_over_sequential"] > 1 else "sequential"
+    text = (
+        common.markdown_table(table)
+        + f"\n\nK = {fig['num_seeds']}; vmap / sequential = {fig['vmap_over_sequential']:.2f}x "
+        f"(median of per-round ratios): {faster} is faster here."
+    )
+    return text, fig
+
+
+def end_to_end(mnist: bool) -> tuple[str, dict]:
+    """Wall time of each experiment's smoke config (and the MNIST CNN to 99% if asked),
+    each a fresh process started as a user would, from an empty compilation cache."""
+    runs = list(SMOKE_RUNS) + (
+        [("experiments.train", "experiments/configs/mnist.py")] if mnist else []
+    )
+    table = []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {  # the run path's settings, with a compilation cache that starts empty
+            **common.run_path_env(),
+            "PYTHONPATH": str(common.REPO),
+            "CNN_JAX_COMPILATION_CACHE": str(Path(tmp) / "cache"),
+        }
+        for i, (module, config) in enumerate(runs):
+            workdir = Path(tmp) / str(i)
+            t0 = time.perf_counter()
+            try:
+                common.run_module(module, [f"--config={config}", f"--workdir={workdir}"], env=env)
+                status = "ok"
+            except RuntimeError as e:
+                status = "failed: " + str(e).strip().splitlines()[-1][:120]
+            row = {"experiment": module, "config": config, "wall s": time.perf_counter() - t0}
+            results = workdir / "results.json"
+            if results.exists() and "test_accuracy" in (data := json.loads(results.read_text())):
+                row["test accuracy"] = data["test_accuracy"]
+            row["status"] = status
+            table.append(row)
+            print(common.markdown_table(table[-1:]), flush=True)
+    return common.markdown_table(table), {"rows": table}
+
+
+def cpu_profile(budget: Budget) -> tuple[str, dict]:
+    """perf samples of the mnist_cnn step at batch 128: baseline vs run path vs PyTorch."""
+    from benchmarks import profile
+
+    if not profile.available():
+        return "`perf` not installed (Debian: linux-perf): no profile.", {}
+    b = MNIST_BATCH
+    contenders = [
+        Contender("jax baseline", _jax("mnist_cnn", b)),
+        Contender("jax run path", _jax("mnist_cnn", b), common.run_path_env()),
+    ] + torch_contenders(b)[:1]
+    results = [profile.profile(c, budget.steps(b)) for c in contenders]
+    return "\n\n".join(profile.markdown(r) for r in results), {"rows": results}
