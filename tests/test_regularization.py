@@ -114,7 +114,7 @@ def test_early_stopping_stops_after_patience_and_restores_the_best(tmp_path, dat
     per_seed = results["per_seed"] if num_seeds > 1 else [results]
     steps_per_epoch = results["train_examples"] // 128
     assert results["steps"] == 3 * steps_per_epoch  # epochs 1, 2, 3; not 8
-    for k, entry in enumerate(per_seed):
+    for entry in per_seed:
         assert entry["best_epoch"] == 1 and entry["stopped_early"] is True
         run = tmp_path / f"seed_{entry['seed']}" if num_seeds > 1 else tmp_path
         val = [r for r in read_metrics(run) if r["split"] == "validation"]
@@ -127,7 +127,8 @@ def test_early_stopping_stops_after_patience_and_restores_the_best(tmp_path, dat
 
 @pytest.mark.slow
 def test_vmapped_k_seeds_equal_k_separate_runs(tmp_path, data_dir):
-    config = _tiny_config(data_dir)
+    config = _tiny_config(data_dir, batch_size=64, log_every_steps=2)
+    config.dataset.options = {"canvas_size": 16, "train_subset": 256}  # 4 steps per epoch
     # Every random part on: init, data order, dropout, noise, augmentation.
     config.model.conv_dropout, config.model.head_dropout = 0.1, 0.3
     config.model.input_noise_std, config.model.hidden_noise_std = 0.1, 0.1

@@ -3,7 +3,7 @@ r"""Regularizer study, the measurement: 1,000 Fashion-MNIST training images, 3 s
     python -m experiments.regularization --config=experiments/configs/regularization_full.py \
         --workdir=runs/regularization [--vmap_seeds] [--strength_sweeps]
 
-Small-data regime: the first 1,000 training images (`train_subset`), 2,000 held-out
+Small-data regime: the first 1,000 training images (`train_subset`), 1,000 held-out
 validation images (for early stopping and curves) and the full 10,000-image test set. The
 baseline is the MNIST CNN with every regularizer off and stride-2 convs in place of pooling
 (same output shapes and parameter count as the pooled `pooling` variant). Fashion-MNIST comes
@@ -74,7 +74,7 @@ def get_config() -> ml_collections.ConfigDict:
     config = base.get_config()
     config.dataset.name = "fashion_mnist"
     config.dataset.options = ml_collections.ConfigDict(
-        {"train_subset": 1000, "validation_size": 2000}
+        {"train_subset": 1000, "validation_size": 1000}
     )
     model = config.model
     model.preset = "mnist_cnn"
@@ -86,14 +86,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.optim.l1 = config.optim.l2 = 0.0
     train = config.train
     train.batch_size = 50  # 20 steps per epoch on 1,000 images
-    train.num_epochs = 40
+    train.num_epochs = 15
     train.log_every_steps = 20  # one training-curve point per epoch
-    train.checkpoint_every_steps = 200  # every 10 epochs (and at the end)
+    train.checkpoint_every_steps = 100  # every 5 epochs and at the end: resumable
     train.keep_checkpoints = 1
     train.tensorboard = False
     train.quiet = True
     config.early_stopping = ml_collections.ConfigDict(
-        {"enabled": False, "metric": "accuracy", "patience": 8, "min_delta": 0.0}
+        {"enabled": False, "metric": "accuracy", "patience": 4, "min_delta": 0.0}
     )
     config.augment = default_augment_config()
     config.experiment = experiment_config()
