@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from cnn_jax.models import forward_order_key
 from cnn_jax.steps import normalize
 
 
@@ -74,11 +75,8 @@ def feature_maps(model: nn.Module, variables: Mapping, x_bhwc: jax.Array) -> dic
     The per-block aggregate key 'block{i}' (a copy of the block's last layer) is left out.
     """
     _, inter = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, jnp.asarray(x_bhwc))
-    return {
-        name: np.asarray(value)
-        for name, value in inter.items()
-        if value.ndim == 4 and (name == "input" or "/" in name)
-    }
+    names = [n for n, v in inter.items() if v.ndim == 4 and (n == "input" or "/" in n)]
+    return {name: np.asarray(inter[name]) for name in sorted(names, key=forward_order_key)}
 
 
 def plot_feature_maps(

@@ -126,6 +126,7 @@ def test_hyperparameters_end_to_end(tmp_path, data_dir):
     config.experiment.depths = (1, 3)
     config.experiment.paddings = ("VALID",)
     config.experiment.depth_kernels = (7,)  # VALID 7x7 x 3 layers on 16x16: infeasible
+    config.experiment.vmap_seeds = True  # one compile per setting keeps the test short
     results = hyperparameters.run_experiment(config, tmp_path)
     settings = results["settings"]
     assert not settings["k7_s1_valid_d3"]["geometry"]["feasible"]
@@ -142,11 +143,11 @@ def test_activations_end_to_end_collapses_trained_nets(tmp_path, data_dir):
     config = activations_smoke.get_config()
     config.dataset.data_dir = str(data_dir)
     config.train.num_epochs = 1
-    config.experiment.activations = ("relu", "identity")
+    config.experiment.activations = ("relu",)
+    config.experiment.vmap_seeds = True  # one compile per variant keeps the test short
     results = activations.run_experiment(config, tmp_path)
     assert set(results["variants"]) == {
         "relu_adamw",
-        "identity_adamw",
         "collapse_deep_linear",
         "collapse_single_conv",
         "collapse_deep_relu",
@@ -172,7 +173,9 @@ def test_feature_maps_trains_then_loads_any_run(tmp_path, data_dir):
     config.experiment.top_k = 4
     results = feature_maps.run_experiment(config, tmp_path / "a")
     assert results["model"] == "tiny_vgg"
-    assert results["feature_map_shapes"]["block3/pool"] == [2, 2, 10]  # 16-2-2 /2 -2-2 /2
+    # VALID 3x3 convs and 2x2 pools: 16 -> 14 -> 12 -> 6 -> 4 -> 2 -> 1
+    assert results["feature_map_shapes"]["block3/pool"] == [1, 1, 10]
+    assert results["feature_map_shapes"]["block1/conv"] == [12, 12, 10]
     assert [r["receptive field"] for r in results["receptive_fields"]] == [1, 3, 5, 6, 10, 14, 16]
     assert len(results["top_activating"][1]["indices"]) == 4
     for name in results["files"]:
