@@ -2,6 +2,7 @@
 
     python -m benchmarks.loop pipeline --steps 50 --rounds 5
     python -m benchmarks.loop seeds --seeds 8 --steps 10 --rounds 5
+    python -m benchmarks.loop pool --batch 128 --steps 10 --rounds 5
 
 `pipeline`: the project's real input path (shuffled uint8 rows of MNIST, gathered on the host,
 sharded onto the device by `prefetch_to_device`) against the same number of steps on one
@@ -9,6 +10,9 @@ device-resident batch; overhead = 1 - loader rate / resident rate. Both run the 
 compiled step and accumulate metrics on device, as `cnn_jax.train` does.
 `seeds`: K seeds as one vmapped step (the trainer's `num_seeds = K`) against K sequential
 single-seed steps, each on its own device-resident batch.
+`pool`: 2x2 max pooling, forward + gradient, of mnist_cnn's first pooled activation
+[B, 28, 28, 32]: `layers.tile_max_pool` against `nn.max_pool` (XLA's reduce_window and
+select-and-scatter).
 Modes alternate round by round, so load from other processes hits both alike.
 """
 
@@ -147,9 +151,42 @@ def seeds(preset: str, batch: int, num_seeds: int, steps: int, rounds: int) -> d
     }
 
 
+def pool(batch: int, steps: int, rounds: int) -> dict:
+    """ms per forward + gradient of 2x2 max pooling: tiles vs reduce_window."""
+    import flax.linen as nn
+    import jax.numpy as jnp
+    import numpy as np
+
+    from cnn_jax import layers
+
+    x_bhwc = jnp.asarray(np.random.default_rng(0).normal(size=(batch, 28, 28, 32)), jnp.float32)
+
+    def grad_of(pool_fn: Callable) -> Callable:
+        return jax.jit(jax.grad(lambda v: (pool_fn(v) ** 2).sum()))
+
+    fns = {
+        "tile": grad_of(lambda v: layers.tile_max_pool(v, 2)),
+        "reduce_window": grad_of(lambda v: nn.max_pool(v, (2, 2), (2, 2), "VALID")),
+    }
+
+    def mode(fn: Callable) -> Callable[[], float]:
+        def go() -> float:
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn(x_bhwc).block_until_ready()
+            return time.perf_counter() - t0
+
+        return go
+
+    secs = alternate({k: mode(f) for k, f in fns.items()}, rounds)
+    out = {f"{k}_ms": 1000 * statistics.median(v) / steps for k, v in secs.items()}
+    ratios = [r / t for t, r in zip(secs["tile"], secs["reduce_window"])]
+    return {"batch": batch, **out, "speedup": statistics.median(ratios)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("pipeline", "seeds"))
+    parser.add_argument("what", choices=("pipeline", "seeds", "pool"))
     parser.add_argument("--preset", default="mnist_cnn")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--seeds", type=int, default=8)
@@ -158,6 +195,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "pipeline":
         out = pipeline(args.preset, args.batch, args.steps, args.rounds)
+    elif args.what == "pool":
+        out = pool(args.batch, args.steps, args.rounds)
     else:
         out = seeds(args.preset, args.batch, args.seeds, args.steps, args.rounds)
     print(json.dumps(out))

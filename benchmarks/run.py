@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import shlex
 import sys
 import time
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from benchmarks import common, sections
 
 PRESETS = ("mnist_cnn", "lenet5", "resnet_small")
-SECTIONS = ("settings", "presets", "cache", "pipeline", "seeds", "profile")
+SECTIONS = ("settings", "presets", "cache", "pooling", "pipeline", "seeds", "profile")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,7 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short rounds, batch 128 only")
     parser.add_argument("--batches", default=None, help="comma list (default 32,128,512)")
     parser.add_argument("--presets", default=",".join(PRESETS), help="comma list of presets")
-    parser.add_argument("--only", default=",".join(SECTIONS), help="comma list of sections")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help="comma list of sections, or none"
+    )
     parser.add_argument("--smoke", action="store_true", help="+ wall of every smoke config")
     parser.add_argument("--mnist", action="store_true", help="+ MNIST CNN 3 epochs end to end")
     parser.add_argument("--report", default=str(common.REPO / "benchmarks" / "REPORT.md"))
@@ -42,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [p for p in args.presets if p not in common.PRESET_INPUTS]
     if unknown:
         parser.error(f"--presets: unknown {unknown}; allowed: {', '.join(common.PRESET_INPUTS)}")
-    args.only = [s for s in args.only.split(",") if s]
+    args.only = [s for s in args.only.split(",") if s and s != "none"]
     if bad := [s for s in args.only if s not in SECTIONS]:
         parser.error(f"--only: unknown {bad}; allowed: {', '.join(SECTIONS)}")
     return args
@@ -88,7 +91,14 @@ def main(argv: list[str] | None = None) -> None:
         "`cpu/wall`: CPU seconds per wall second (2 = both cores busy); `faults/step`: minor "
         "page faults per step. `load` is the 1-minute load average before -> after.",
     ]
-    print(parts[-1], flush=True)
+    load, cores = common.load_average(), os.cpu_count() or 1
+    if load > 0.5 * cores:
+        parts.append(
+            f"**Busy machine: load {load:.2f} on {cores} cores at the start.** Absolute figures "
+            "are depressed, PyTorch's most (its OpenMP threads spin while descheduled, see "
+            "the profile), so ratios to PyTorch overstate JAX's lead; rerun on a quiet machine."
+        )
+    print("\n\n".join(parts[1:]), flush=True)
     machine, desc = machine_section()
     parts += ["## Machine", machine]
     print(machine, flush=True)
@@ -109,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         jobs.append(
             ("Persistent compilation cache", lambda: sections.compilation_cache(args.presets))
         )
+    if "pooling" in args.only:
+        jobs.append(("Tile pooling vs reduce_window", lambda: sections.pooling(budget)))
     if "pipeline" in args.only:
         jobs.append(("Input pipeline overhead", lambda: sections.pipeline(budget)))
     if "seeds" in args.only:
@@ -118,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
             ("CPU profile (perf, mnist_cnn, batch 128)", lambda: sections.cpu_profile(budget))
         )
     if args.smoke or args.mnist:
-        jobs.append(("End to end", lambda: sections.end_to_end(args.mnist)))
+        jobs.append(("End to end", lambda: sections.end_to_end(args.smoke, args.mnist)))
     for title, job in jobs:
         common.print_header(title)
         load0, t0 = common.load_average(), time.perf_counter()
