@@ -1,7 +1,7 @@
 """Runs the benchmarks, prints each table and writes benchmarks/REPORT.md.
 
-    python -m benchmarks.run --quick          # a few minutes: checks the harness
-    python -m benchmarks.run                  # the full run (quiet machine, ~20-30 min)
+    python -m benchmarks.run --quick          # short rounds, batch 128: checks the harness
+    python -m benchmarks.run                  # the full run (quiet machine; est. 20-30 min)
     python -m benchmarks.run --smoke --mnist  # + end-to-end wall of the experiments
 
 Figures are medians over rounds of contenders run in turns (see interleave.py); the load
