@@ -53,7 +53,8 @@ class EarlyStopping:
         improved &= active
         self.state["best"] = np.where(improved, values, best)
         self.state["best_epoch"] = np.where(improved, epoch, self.state["best_epoch"])
-        self.state["bad"] = np.where(improved | ~active, self.state["bad"], self.state["bad"] + 1)
+        bad = self.state["bad"]  # consecutive non-improving evaluations: an improvement resets it
+        self.state["bad"] = np.where(improved, 0, np.where(active, bad + 1, bad)).astype(np.int32)
         return improved
 
     @property

@@ -12,6 +12,7 @@ import pytest
 
 from cnn_jax import model_spec as ms
 from cnn_jax import steps
+from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.models import CNN
 from cnn_jax.optim import kernel_mask, make_optimizer
 from cnn_jax.results import read_json, read_metrics
@@ -87,6 +88,19 @@ def test_noise_and_dropout_only_in_training_and_follow_their_rngs():
     assert not np.allclose(base_out, expected)
     assert not np.allclose(base_out, train(1, 0))  # another noise draw
     assert not np.allclose(base_out, train(0, 1))  # another dropout mask
+
+
+def test_early_stopping_patience_counts_evaluations_in_a_row():
+    early = EarlyStopping("accuracy", patience=2, min_delta=0.0, num_seeds=2)
+    # seed 0: bad, improve, bad, improve, bad -> never 2 bad in a row; seed 1: bad, bad.
+    history = [(0.5, 0.5), (0.4, 0.4), (0.6, 0.3), (0.55, 0.6), (0.7, 0.7), (0.65, 0.8)]
+    stopped = []
+    for epoch, values in enumerate(history, start=1):
+        early.update(values, epoch)
+        stopped.append(early.stopped.tolist())
+    assert stopped[2] == [False, True]  # seed 1: epochs 2 and 3 did not improve
+    assert not any(s[0] for s in stopped)
+    assert early.state["best_epoch"].tolist() == [5, 1]  # seed 1 frozen once stopped
 
 
 def _tiny_config(data_dir, **train):
