@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-from absl import app
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -400,20 +399,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     return results
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    cli.setup()
-    workdir = cli.FLAGS.workdir or "runs/translation_invariance"
-    cli.run_guarded(lambda: run_experiment(cli.FLAGS.config, workdir))
-
-
 if __name__ == "__main__":
-    from ml_collections import config_flags
-
-    # Defined here, not at import, so notebooks and tests can import this module next to
-    # other experiment modules that define their own --config flag.
-    config_flags.DEFINE_config_file(
-        "config", "experiments/configs/invariance_smoke.py", "Experiment config (get_config())."
+    cli.main(
+        run_experiment,
+        default_config="experiments/configs/invariance_smoke.py",
+        default_workdir="runs/translation_invariance",
     )
-    app.run(main)
