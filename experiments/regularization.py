@@ -3,7 +3,7 @@ r"""Regularizer study: each of the seed notes' regularizers alone and all togeth
     python -m experiments.regularization \
         --config=experiments/configs/regularization_smoke.py --workdir=runs/regularization_smoke
     python -m experiments.regularization --config=experiments/configs/regularization_full.py \
-        --workdir=runs/regularization [--vmap_seeds] [--strength_sweeps] [--speed_test]
+        --workdir=runs/regularization_full [--vmap_seeds] [--strength_sweeps] [--speed_test]
 
 A small-data regime (e.g. 1,000 MNIST training images) where an unregularized CNN overfits.
 The baseline has no regularizer at all (strided convs instead of pooling, no decay); each
@@ -365,7 +365,7 @@ def main(argv: list[str]) -> None:
     cli.setup()
     absl_logging.set_verbosity(absl_logging.WARNING)  # TFDS logs each dataset load at INFO
     f = cli.FLAGS
-    workdir = f.workdir or "runs/regularization"
+    workdir = f.workdir or "runs/regularization_smoke"  # the default --config is the smoke
     if f.speed_test:
         cli.run_guarded(lambda: speed_test(f.config, workdir))
         return
