@@ -5,14 +5,22 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/digits/$(shell date +%Y%m%d-%H%M%S)
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
+# Debian's tcmalloc: the run path preloads it when present (cnn_jax/runtime.py). Installed only
+# as root and never fatal: without it everything runs on glibc's malloc, slower.
+TCMALLOC_PKG := libtcmalloc-minimal4
 
-.PHONY: install run test test-fast lint format data clean
+.PHONY: install run test test-fast lint format data bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
+	-@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! dpkg -s $(TCMALLOC_PKG) >/dev/null 2>&1; then \
+		apt-get install -y -qq $(TCMALLOC_PKG) >/dev/null 2>&1 || \
+		(apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(TCMALLOC_PKG) >/dev/null 2>&1) || \
+		echo "note: $(TCMALLOC_PKG) not installed; running on glibc malloc (slower)"; fi
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,6 +43,11 @@ format: $(STAMP)
 
 data: $(STAMP)
 	bash scripts/fetch_data.sh
+
+# Benchmarks -> benchmarks/REPORT.md. PyTorch is a benchmark-only extra (not in requirements.lock).
+bench: $(STAMP)
+	$(PY) -m pip install --quiet torch==2.13.0 || echo "note: torch not installed; no PyTorch rows"
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

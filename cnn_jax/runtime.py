@@ -125,7 +125,7 @@ def preload_allocator() -> None:
     argv = getattr(sys, "orig_argv", None)  # the interpreter's own argv, `-m module` included
     if env is None or not argv or loaded_allocator() != "glibc":
         return
-    log.info(
+    log.debug(
         "re-executing with LD_PRELOAD=%s (%s=0 turns this off)", env["LD_PRELOAD"], ENV_ALLOCATOR
     )
     sys.stdout.flush()
@@ -180,7 +180,7 @@ def apply(environ: MutableMapping[str, str] | None = None) -> Applied:
             cache_dir = str(Path(cache_setting) if cache_setting else default_cache_dir(env))
             enable_compilation_cache(cache_dir)
         result = Applied(flags, cache_dir, loaded_allocator(), tuple(skipped))
-    log.info("runtime defaults: %s", result)
+    log.debug("runtime defaults: %s", result)
     if environ is None:
         _applied = result
     return result

@@ -38,9 +38,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app
 
-from cnn_jax import im2col, linear_collapse, runtime
+from cnn_jax import im2col, linear_collapse
 from cnn_jax.model_spec import spec_from_config
 from cnn_jax.models import CNN
 from cnn_jax.results import atomic_write_json, atomic_write_text
@@ -432,20 +431,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     return results
 
 
-def main(argv: Sequence[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    runtime.apply()  # persistent compilation cache: seeds after the first reuse the steps
-    cli.setup()
-    workdir = cli.FLAGS.workdir or "runs/activations"
-    cli.run_guarded(lambda: run_experiment(cli.FLAGS.config, workdir))
-
-
 if __name__ == "__main__":
-    from ml_collections import config_flags
-
-    # Defined here, not at import, so notebooks and tests can import several experiments.
-    config_flags.DEFINE_config_file(
-        "config", "experiments/configs/activations_smoke.py", "Experiment config."
+    cli.main(
+        run_experiment,
+        default_config="experiments/configs/activations_smoke.py",
+        default_workdir="runs/activations",
     )
-    app.run(main)

@@ -18,15 +18,13 @@ that drive a channel most), receptive_field.md, results.json.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import ml_collections
 import numpy as np
-from absl import app
 
-from cnn_jax import receptive_field, runtime, visualize
+from cnn_jax import receptive_field, visualize
 from cnn_jax.results import atomic_write_json, atomic_write_text, read_json
 from cnn_jax.run_setup import build
 from cnn_jax.runs import LoadedRun, load_run
@@ -165,20 +163,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     return results
 
 
-def main(argv: Sequence[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    runtime.apply()  # persistent compilation cache: seeds after the first reuse the steps
-    cli.setup()
-    workdir = cli.FLAGS.workdir or "runs/feature_maps"
-    cli.run_guarded(lambda: run_experiment(cli.FLAGS.config, workdir))
-
-
 if __name__ == "__main__":
-    from ml_collections import config_flags
-
-    # Defined here, not at import, so notebooks and tests can import several experiments.
-    config_flags.DEFINE_config_file(
-        "config", "experiments/configs/feature_maps.py", "Experiment config."
+    cli.main(
+        run_experiment,
+        default_config="experiments/configs/feature_maps.py",
+        default_workdir="runs/feature_maps",
     )
-    app.run(main)

@@ -21,14 +21,13 @@ trainer's run dirs), results.json, table.csv, table.md, claims.md, hyperparamete
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import ml_collections
-from absl import app
 
-from cnn_jax import datasets, runtime
+from cnn_jax import datasets
 from cnn_jax.layers import PADDING_MODES, check_choice
 from cnn_jax.model_spec import spec_from_config
 from cnn_jax.models import CNN
@@ -392,20 +391,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     return results
 
 
-def main(argv: Sequence[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    runtime.apply()  # persistent compilation cache: seeds after the first reuse the steps
-    cli.setup()
-    workdir = cli.FLAGS.workdir or "runs/hyperparameters"
-    cli.run_guarded(lambda: run_experiment(cli.FLAGS.config, workdir))
-
-
 if __name__ == "__main__":
-    from ml_collections import config_flags
-
-    # Defined here, not at import, so notebooks and tests can import several experiments.
-    config_flags.DEFINE_config_file(
-        "config", "experiments/configs/hyperparameters_smoke.py", "Experiment config."
+    cli.main(
+        run_experiment,
+        default_config="experiments/configs/hyperparameters_smoke.py",
+        default_workdir="runs/hyperparameters",
     )
-    app.run(main)
