@@ -1,8 +1,8 @@
-"""Smoke run of the translation-invariance experiment, sized for about 2 minutes on 2 CPU cores.
+"""Smoke run of the translation-invariance experiment: about 45 s on 2 lightly loaded CPU cores.
 
 Three variants (max pooling, MaxBlurPool, global average pooling) x 2 seeds (one vmapped
-run per variant) on the embedded digits, few epochs, fewer shifts and images. Mostly XLA
-compile time (about 1m45s of CPU time measured on a loaded machine). For CI and the notebook;
+run per variant) on the embedded digits, few epochs, fewer shifts and images; mostly XLA
+compile time (measured 45 s wall with an empty compile cache). For CI and the notebook;
 the numbers are a sanity check, not a measurement (see invariance_digits.py for that).
 """
 
