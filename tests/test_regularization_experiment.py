@@ -76,7 +76,6 @@ def test_bad_variant_is_one_clear_line():
         reg.variant_configs(config)
 
 
-@pytest.mark.slow
 def test_tiny_study_writes_everything_and_resumes_without_retraining(
     tmp_path, data_dir, monkeypatch
 ):

@@ -1,8 +1,9 @@
 """Smoke run of the regularizer study: every variant x 2 seeds on the embedded digits, 3 epochs.
 
 For CI and the notebook; a sanity check, not a measurement (see regularization_full.py).
-Measured: 5.5 min wall, 2.5 min CPU time, on the 2-core machine shared with 4 other jobs
-(load average ~9); compilation dominates, hence one vmapped program per variant.
+Measured on the shared 2-core machine: 1 min 55 s wall at load average 1.8-3.5 (empty
+compilation cache), 5.5 min at load ~9. Compilation dominates, hence one vmapped program
+per variant.
 """
 
 from experiments.configs import regularization_full
