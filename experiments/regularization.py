@@ -35,7 +35,7 @@ import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
 
-from cnn_jax import datasets, runtime
+from cnn_jax import datasets
 from cnn_jax.layers import check_choice
 from cnn_jax.results import atomic_write_json, read_json, read_metrics
 from cnn_jax.runs import load_run
@@ -361,7 +361,6 @@ def speed_test(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[s
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    runtime.apply()  # XLA CPU flags and the persistent compilation cache, before JAX starts
     cli.setup()
     absl_logging.set_verbosity(absl_logging.WARNING)  # TFDS logs each dataset load at INFO
     f = cli.FLAGS
