@@ -32,8 +32,7 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from absl import app, flags
-from absl import logging as absl_logging
+from absl import flags
 
 from cnn_jax import datasets
 from cnn_jax.layers import check_choice
@@ -358,32 +357,22 @@ def speed_test(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[s
     return out
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    cli.setup()
-    absl_logging.set_verbosity(absl_logging.WARNING)  # TFDS logs each dataset load at INFO
+def run_from_flags(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+    """The command line: the study, or with --speed_test only the vmap-vs-sequential timing."""
     f = cli.FLAGS
-    workdir = f.workdir or "runs/regularization_smoke"  # the default --config is the smoke
     if f.speed_test:
-        cli.run_guarded(lambda: speed_test(f.config, workdir))
-        return
-    cli.run_guarded(
-        lambda: run_experiment(
-            f.config, workdir, vmap_seeds=f.vmap_seeds, strength_sweeps=f.strength_sweeps
-        )
+        return speed_test(config, workdir)
+    return run_experiment(
+        config, workdir, vmap_seeds=f.vmap_seeds, strength_sweeps=f.strength_sweeps
     )
 
 
 if __name__ == "__main__":
-    from ml_collections import config_flags
-
-    # Defined here, not at import, so notebooks and tests can import this module next to
-    # other experiment modules that define their own flags.
-    config_flags.DEFINE_config_file(
-        "config", "experiments/configs/regularization_smoke.py", "Experiment config."
-    )
     flags.DEFINE_bool("vmap_seeds", None, "Train each variant's seeds as one vmapped program.")
     flags.DEFINE_bool("strength_sweeps", None, "Also run config.experiment.sweeps strengths.")
     flags.DEFINE_bool("speed_test", False, "Only time K vmapped seeds vs K sequential runs.")
-    app.run(main)
+    cli.main(
+        run_from_flags,
+        default_config="experiments/configs/regularization_smoke.py",
+        default_workdir="runs/regularization_smoke",  # the default --config is the smoke one
+    )
