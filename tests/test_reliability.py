@@ -275,6 +275,7 @@ def test_diverging_run_stops_naming_the_step_and_keeps_finite_checkpoints(
     assert all(np.all(np.isfinite(v)) for v in variables.values())
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # on purpose
 def test_an_update_to_nonfinite_parameters_is_flagged_at_its_own_step():
     """A finite loss and gradient can still step the parameters to Inf (a huge learning
     rate): that step must count as non-finite, or its state would reach a checkpoint."""
