@@ -24,7 +24,13 @@ from cnn_jax import augment, datasets
 from cnn_jax.datasets import options as dataset_options
 from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.layers import ACTIVATIONS, PADDING_MODES, POOLINGS, check_choice
-from cnn_jax.model_spec import MODEL_KEYS, BlockSpec, ModelSpec, spec_from_config
+from cnn_jax.model_spec import (
+    COMPUTE_DTYPES,
+    MODEL_KEYS,
+    BlockSpec,
+    ModelSpec,
+    spec_from_config,
+)
 from cnn_jax.models import ConvBlock, ResidualBlock
 from cnn_jax.optim import OPTIM_KEYS, validate_optim_config
 
@@ -68,7 +74,11 @@ _TRAIN_INTS = (
 _TRAIN_BOOLS = ("eval_train_at_end", "tensorboard", "quiet")
 _MODEL_INTS = ("kernel_size", "stride", "pool_window", "pool_stride", "blur_size", "dilation")
 _MODEL_FLOATS = ("conv_dropout", "head_dropout", "hidden_noise_std", "input_noise_std")
-_MODEL_STRINGS = {"activation": tuple(ACTIVATIONS), "pool": POOLINGS}
+_MODEL_STRINGS = {
+    "activation": tuple(ACTIVATIONS),
+    "pool": POOLINGS,
+    "compute_dtype": COMPUTE_DTYPES,
+}
 _OPTIM_STRINGS = ("name", "schedule")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)  # the step computes in float32
 _LAYER_ORDER = ("conv1", "act1", "conv", "bn", "act", "pool")  # intermediates of a block

@@ -62,6 +62,7 @@ class ModelSpec:
     num_classes: int = 10
     input_noise_std: float = 0.0
     name: str = "custom"
+    compute_dtype: str = "float32"  # "bfloat16": mixed precision, parameters stay float32
 
     def __post_init__(self) -> None:
         validate_spec(self)
@@ -71,6 +72,7 @@ def validate_spec(spec: ModelSpec) -> None:
     """Checks every field; raises one clear ValueError naming the field and allowed values."""
     if not spec.blocks:
         raise ValueError("model.blocks: empty; a CNN needs at least one conv block")
+    check_choice("model.compute_dtype", spec.compute_dtype, COMPUTE_DTYPES)
     for i, b in enumerate(spec.blocks):
         where = f"model.blocks[{i}]"
         check_choice(f"{where}.type", b.type, BLOCK_TYPES)
@@ -161,8 +163,11 @@ BLOCK_OVERRIDES = (
     "blur_size",
     "dilation",
 )
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
 MODEL_KEYS = (
     "preset",
+    "compute_dtype",
     "blocks",
     "head",
     "head_hidden",
@@ -208,6 +213,7 @@ def spec_from_config(model_cfg: Mapping[str, Any], num_classes: int) -> ModelSpe
         num_classes=int(cfg.get("num_classes", num_classes)),
         input_noise_std=float(cfg.get("input_noise_std", 0.0)),
         name=preset if "blocks" not in cfg else "custom",
+        compute_dtype=str(cfg.get("compute_dtype", "float32")),
     )
 
 

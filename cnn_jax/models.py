@@ -7,6 +7,8 @@ the forward pass. Under `jit`, unused intermediates are dead code and cost nothi
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -27,7 +29,9 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 
-def _conv(block: BlockSpec, name: str, *, kernel_size=None, stride=None, use_bias=None) -> nn.Conv:
+def _conv(
+    block: BlockSpec, name: str, dtype: Any, *, kernel_size=None, stride=None, use_bias=None
+) -> nn.Conv:
     k = block.kernel_size if kernel_size is None else kernel_size
     s = block.stride if stride is None else stride
     return nn.Conv(
@@ -37,13 +41,18 @@ def _conv(block: BlockSpec, name: str, *, kernel_size=None, stride=None, use_bia
         padding=canonical_padding(block.padding),
         kernel_dilation=(block.dilation, block.dilation),
         use_bias=block.use_bias if use_bias is None else use_bias,
+        dtype=dtype,
         name=name,
     )
 
 
-def _batch_norm(train: bool, name: str) -> nn.BatchNorm:
+def _batch_norm(train: bool, name: str, dtype: Any) -> nn.BatchNorm:
     return nn.BatchNorm(
-        use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
+        use_running_average=not train,
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        dtype=dtype,
+        name=name,
     )
 
 
@@ -63,14 +72,15 @@ class ConvBlock(nn.Module):
     """conv -> [batch norm] -> activation -> [noise] -> pool -> [dropout]."""
 
     spec: BlockSpec
+    dtype: Any = jnp.float32  # computation dtype; parameters are always float32
 
     @nn.compact
     def __call__(self, x_bhwc: jax.Array, *, train: bool) -> tuple[jax.Array, Intermediates]:
         b, inter = self.spec, {}
-        x_bhwc = _conv(b, "conv", use_bias=b.use_bias and not b.batch_norm)(x_bhwc)
+        x_bhwc = _conv(b, "conv", self.dtype, use_bias=b.use_bias and not b.batch_norm)(x_bhwc)
         inter["conv"] = x_bhwc
         if b.batch_norm:
-            x_bhwc = inter["bn"] = _batch_norm(train, "bn")(x_bhwc)
+            x_bhwc = inter["bn"] = _batch_norm(train, "bn", self.dtype)(x_bhwc)
         x_bhwc = inter["act"] = Activation(b.activation, name="act")(x_bhwc)
         return _noise_pool_dropout(b, x_bhwc, train, inter), inter
 
@@ -79,18 +89,20 @@ class ResidualBlock(nn.Module):
     """Basic ResNet block (He 2016): conv-bn-act-conv-bn + shortcut, then act (and pool)."""
 
     spec: BlockSpec
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x_bhwc: jax.Array, *, train: bool) -> tuple[jax.Array, Intermediates]:
         b, inter = self.spec, {}
-        y = _conv(b, "conv1", use_bias=False)(x_bhwc)
-        y = inter["act1"] = Activation(b.activation, name="act1")(_batch_norm(train, "bn1")(y))
-        y = _conv(b, "conv2", stride=1, use_bias=False)(y)
-        y = _batch_norm(train, "bn2")(y)
+        y = _conv(b, "conv1", self.dtype, use_bias=False)(x_bhwc)
+        y = _batch_norm(train, "bn1", self.dtype)(y)
+        y = inter["act1"] = Activation(b.activation, name="act1")(y)
+        y = _conv(b, "conv2", self.dtype, stride=1, use_bias=False)(y)
+        y = _batch_norm(train, "bn2", self.dtype)(y)
         shortcut = x_bhwc
         if b.stride != 1 or x_bhwc.shape[-1] != b.features:
-            shortcut = _conv(b, "shortcut_conv", kernel_size=1, use_bias=False)(x_bhwc)
-            shortcut = _batch_norm(train, "shortcut_bn")(shortcut)
+            shortcut = _conv(b, "shortcut_conv", self.dtype, kernel_size=1, use_bias=False)(x_bhwc)
+            shortcut = _batch_norm(train, "shortcut_bn", self.dtype)(shortcut)
         x_bhwc = inter["act"] = Activation(b.activation, name="act")(y + shortcut)
         return _noise_pool_dropout(b, x_bhwc, train, inter), inter
 
@@ -105,12 +117,13 @@ class CNN(nn.Module):
         self, x_bhwc: jax.Array, *, train: bool = False
     ) -> tuple[jax.Array, Intermediates]:
         spec, inter = self.spec, {"input": x_bhwc}
+        dtype = jnp.dtype(spec.compute_dtype)
         if spec.input_noise_std > 0:
             noise = GaussianNoise(spec.input_noise_std, name="input_noise")
             x_bhwc = noise(x_bhwc, deterministic=not train)
         for i, block in enumerate(spec.blocks):
             module = ResidualBlock if block.type == "residual" else ConvBlock
-            x_bhwc, block_inter = module(block, name=f"block{i}")(x_bhwc, train=train)
+            x_bhwc, block_inter = module(block, dtype, name=f"block{i}")(x_bhwc, train=train)
             inter.update({f"block{i}/{k}": v for k, v in block_inter.items()})
             inter[f"block{i}"] = x_bhwc
         head = spec.head
@@ -119,13 +132,13 @@ class CNN(nn.Module):
         )
         x = inter["head/features"] = pool_or_flatten(x_bhwc)
         for j, width in enumerate(head.hidden):
-            x = nn.Dense(width, name=f"dense{j}")(x)
+            x = nn.Dense(width, dtype=dtype, name=f"dense{j}")(x)
             x = inter[f"head/dense{j}"] = Activation(head.activation, name=f"dense{j}_act")(x)
             if head.dropout > 0:
                 x = nn.Dropout(head.dropout, name=f"dense{j}_dropout")(x, deterministic=not train)
         if head.dropout > 0 and not head.hidden:
             x = nn.Dropout(head.dropout, name="head_dropout")(x, deterministic=not train)
-        logits = inter["logits"] = nn.Dense(spec.num_classes, name="logits")(x)
+        logits = inter["logits"] = nn.Dense(spec.num_classes, dtype=dtype, name="logits")(x)
         return logits.astype(jnp.float32), inter
 
 

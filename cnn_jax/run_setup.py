@@ -52,8 +52,12 @@ class RunSetup:
         return len(self.seeds) > 1
 
     def fingerprint(self) -> str:
-        """Hash of architecture, input shape and seed count: other checkpoints are refused."""
-        text = json.dumps([repr(self.spec), list(self.dataset.image_shape), len(self.seeds)])
+        """Hash of architecture, input shape and seed count: other checkpoints are refused.
+
+        The compute dtype is left out: parameters are float32 either way, so a run may
+        resume in the other precision."""
+        spec = dataclasses.replace(self.spec, compute_dtype="float32")
+        text = json.dumps([repr(spec), list(self.dataset.image_shape), len(self.seeds)])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def init_state(self) -> steps.TrainState:

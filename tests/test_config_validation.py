@@ -111,6 +111,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "1..7",
     ),
     ("one_class", {"model.num_classes": 1}, "model.num_classes", ">= 2"),
+    ("compute_dtype", {"model.compute_dtype": "float16"}, "model.compute_dtype", "bfloat16"),
     ("early_stopping_metric", {"early_stopping.metric": "acc"}, "early_stopping.metric", "loss"),
     ("early_stopping_patience", {"early_stopping.patience": 0}, "early_stopping.patience", ">= 1"),
     ("early_stopping_typo", {"early_stopping.patiense": 3}, "early_stopping.patiense", ""),

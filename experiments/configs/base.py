@@ -22,6 +22,8 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict()
     config.model.preset = "mnist_cnn"
+    # "bfloat16": mixed precision for accelerators (parameters, loss and optimizer in float32).
+    config.model.compute_dtype = "float32"
     # Each override below applies to every conv block of the preset when set.
     config.model.kernel_size = placeholder(int)
     config.model.stride = placeholder(int)
