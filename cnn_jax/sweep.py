@@ -8,6 +8,7 @@ last checkpoint, and the final table is the same.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +23,38 @@ from cnn_jax.train import train_and_evaluate
 def run_dir(workdir: str | Path, variant: str, seed: int) -> Path:
     """Where one (variant, seed) run lives."""
     return Path(workdir) / variant / f"seed_{seed}"
+
+
+# The config sections that decide a run's result; logging and checkpoint cadence do not.
+RESULT_KEYS = ("seed", "dataset", "model", "optim", "augment", "early_stopping")
+RESULT_TRAIN_KEYS = ("batch_size", "num_epochs", "num_seeds", "eval_every_epochs")
+
+
+def _result_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a config that decides the result, as plain JSON data."""
+    config = json.loads(json.dumps(dict(config)))  # tuples -> lists, as config.json has them
+    out = {k: config.get(k) for k in RESULT_KEYS}
+    if isinstance(out["dataset"], dict):  # where the files live does not change them
+        out["dataset"] = {k: v for k, v in out["dataset"].items() if k != "data_dir"}
+    train = config.get("train") or {}
+    out["train"] = {k: train.get(k) for k in RESULT_TRAIN_KEYS}
+    return out
+
+
+def check_same_config(path: Path, config: ml_collections.ConfigDict) -> None:
+    """Refuses to reuse a finished run trained with other settings (one line naming the field),
+    so a changed config never mixes old and new results in one table."""
+    stored_path = path / "config.json"
+    if not stored_path.exists():
+        return
+    stored = _result_settings(read_json(stored_path))
+    wanted = _result_settings(config.to_dict())
+    for section, value in wanted.items():
+        if stored.get(section) != value:
+            raise ValueError(
+                f"{section}: the finished run in {path} was trained with {stored.get(section)!r}, "
+                f"this sweep asks for {value!r}; allowed: the same settings, or a new --workdir"
+            )
 
 
 def run_sweep(
@@ -39,12 +72,13 @@ def run_sweep(
         path = run_dir(workdir, variant, seed)
         done = path / "results.json"
         t0 = time.time()
+        config = base_config.copy_and_resolve_references()
+        config.seed = int(seed)
+        config.train.quiet = True
         if done.exists():
+            check_same_config(path, config)
             results, status = read_json(done), "cached"
         else:
-            config = base_config.copy_and_resolve_references()
-            config.seed = int(seed)
-            config.train.quiet = True
             results, status = train_and_evaluate(config, path), "trained"
         row = {"variant": variant, "seed": int(seed), "run_dir": str(path), "results": results}
         rows.append(row)
