@@ -10,6 +10,9 @@ library versions. `readme.md` (if among the files) is what `python -m cnn_jax.re
 puts into the README. Only small, reviewable files go in: checkpoints, arrays (.npy/.npz),
 pickles and any file over 2 MB are refused with one line naming the file.
 
+`maybe_publish(config, ...)` publishes as `config.experiment.record_as` when a (full) config
+sets it; studies pass `load_at_start=record.load_average()` taken when they start.
+
 The record is built in a temporary folder next to the target and renamed into place, so a
 killed publish leaves the old record or the new one, never a mix. A rerun whose files, config
 and dataset match the existing record is a no-op (the first provenance stays). A record that
@@ -319,3 +322,16 @@ def publish(
         raise
     print(f"record: published {len(chosen)} files to {target}")
     return target
+
+
+def maybe_publish(
+    config: Any, workdir: str | os.PathLike, files: Sequence[str], **kwargs: Any
+) -> Path | None:
+    """`publish` as `config.experiment.record_as` when that is set (full configs), else None.
+
+    `kwargs` are publish's keywords (dataset, wall_time_sec, ...); `config` is passed on.
+    """
+    study = (config.get("experiment") or {}).get("record_as") if hasattr(config, "get") else None
+    if not study:
+        return None
+    return publish(study, workdir, files, config=config, **kwargs)

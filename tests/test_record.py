@@ -86,6 +86,15 @@ def test_explicit_command(workdir, tmp_path):
     assert json.loads((out / "provenance.json").read_text())["command"].endswith("--config=c.py")
 
 
+def test_maybe_publish_only_with_record_as(workdir, tmp_path):
+    config = ml_collections.ConfigDict({"experiment": {"record_as": ""}})
+    kw = dict(dataset=_dataset(), wall_time_sec=1.0, results_root=tmp_path / "r")
+    assert record.maybe_publish(config, workdir, ["readme.md"], **kw) is None
+    assert not (tmp_path / "r").exists()
+    config.experiment.record_as = "study_x"
+    assert record.maybe_publish(config, workdir, ["readme.md"], **kw) == tmp_path / "r" / "study_x"
+
+
 def test_checksum_follows_the_data():
     a, b = _dataset(), _dataset()
     assert record.dataset_checksum(a) == record.dataset_checksum(b)
