@@ -130,6 +130,13 @@ def regenerate(text: str, results: Path, results_prefix: str = "results") -> tup
     return "".join(out), stale
 
 
+def unreferenced(text: str, results: Path) -> list[str]:
+    """Studies with a readme.md in `results` that no README block shows (a note, not an error)."""
+    shown = {study for study, _, _ in find_blocks(text)}
+    found = sorted(p.parent.name for p in results.glob(f"*/{record.README_PART}"))
+    return [s for s in found if s not in shown and not s.startswith(".")]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: rewrite (default) or `--check`; returns the exit status."""
     root = record.repo_root()
@@ -145,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, BlockError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for study in unreferenced(text, args.results):
+        print(f"note: {args.results / study} has no README block; add <!-- results:{study} -->")
     if args.check:
         for study in stale:
             print(

@@ -205,6 +205,12 @@ def test_readme_block_regenerated_and_check(workdir, tmp_path, capsys):
     assert _cli(readme, results, "--check") == 1
 
 
+def test_readme_notes_a_study_without_block(workdir, tmp_path, capsys):
+    _publish(workdir, tmp_path / "results")
+    assert _cli(_readme(tmp_path, "# P\n"), tmp_path / "results", "--check") == 0
+    assert "toy_study has no README block" in capsys.readouterr().out
+
+
 def test_readme_relinks_record_files(workdir, tmp_path):
     (workdir / "readme.md").write_text(
         "![acc](plots/acc.png) [w](https://x.org/a.png) [m](nope.png)\n"
