@@ -31,6 +31,7 @@ ACCURACY_BOUNDS = (0.0, 1.0)
 # Beyond tab20: a perceptually ordered colormap sampled evenly (Matplotlib's own, no extra dep).
 _MANY_COLORS_CMAP = "turbo"
 _MAX_COLORS = 256
+_TOL = 1e-9  # float round-off in an interval's ends (e.g. Wilson at k = 0 or k = n)
 
 
 def variant_colors(names: Sequence[str]) -> dict[str, str]:
@@ -78,11 +79,11 @@ def _checked(x: Sequence[Any], intervals: Sequence[Any], bounds) -> tuple[np.nda
     keep = np.isfinite(est_lh).all(axis=1)
     x, est_lh = x[keep], est_lh[keep]
     est, low, high = est_lh.T
-    if np.any(low > est) or np.any(high < est):
+    if np.any(low > est + _TOL) or np.any(high < est - _TOL):
         raise ValueError(
             "intervals: an interval does not contain its estimate (low <= estimate <= high)"
         )
-    if bounds is not None and (np.any(low < bounds[0]) or np.any(high > bounds[1])):
+    if bounds is not None and (np.any(low < bounds[0] - _TOL) or np.any(high > bounds[1] + _TOL)):
         worst = float(min(low.min(), bounds[0])), float(max(high.max(), bounds[1]))
         raise ValueError(
             f"intervals: span [{worst[0]:.3g}, {worst[1]:.3g}] leaves bounds {list(bounds)}; "
@@ -99,15 +100,17 @@ def interval_errorbar(
     label: str | None,
     color: str,
     bounds: tuple[float, float] | None = None,
+    scale: float = 1.0,
     **kwargs: Any,
 ):
     """Points at the estimates with asymmetric error bars to low/high; returns the container.
 
     Intervals that are None or NaN are not drawn (and, with nothing left, neither is the
-    label). `bounds=ACCURACY_BOUNDS` checks every interval lies in [0, 1].
+    label). `bounds=ACCURACY_BOUNDS` checks every interval lies in [0, 1] (before `scale`,
+    e.g. `scale=100` to draw percent).
     """
     x, est_lh = _checked(x, intervals, bounds)
-    est, low, high = est_lh.T
+    est, low, high = scale * est_lh.T
     kwargs.setdefault("marker", "o")
     kwargs.setdefault("capsize", 3)
     kwargs.setdefault("linestyle", "none")
@@ -125,12 +128,13 @@ def interval_band(
     label: str | None,
     color: str,
     bounds: tuple[float, float] | None = None,
+    scale: float = 1.0,
     alpha: float = 0.15,
     **kwargs: Any,
 ):
     """A line through the estimates with a shaded band from low to high; returns (line, band)."""
     x, est_lh = _checked(x, intervals, bounds)
-    est, low, high = est_lh.T
+    est, low, high = scale * est_lh.T
     (line,) = ax.plot(x, est, color=color, label=label if len(est) else None, **kwargs)
     band = ax.fill_between(x, low, high, color=color, alpha=alpha, linewidth=0)
     return line, band

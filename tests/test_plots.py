@@ -69,6 +69,8 @@ def test_band_from_mappings_and_bounds():
     rows = [{"estimate": 0.5, "low": 0.4, "high": 0.6}, {"estimate": 0.9, "low": 0.8, "high": 1.0}]
     line, band = plots.interval_band(ax, [0, 1], rows, label="x", color="C0", bounds=(0, 1))
     np.testing.assert_allclose(line.get_ydata(), [0.5, 0.9])
+    pct, _ = plots.interval_band(ax, [0, 1], rows, label="p", color="C2", bounds=(0, 1), scale=100)
+    np.testing.assert_allclose(pct.get_ydata(), [50.0, 90.0])
     ys = band.get_paths()[0].vertices[:, 1]
     assert ys.min() == pytest.approx(0.4) and ys.max() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="contain its estimate"):
