@@ -140,7 +140,11 @@ def unreferenced(text: str, results: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Command line: rewrite (default) or `--check`; returns the exit status."""
     root = record.repo_root()
-    parser = argparse.ArgumentParser(prog="python -m cnn_jax.readme_results", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m cnn_jax.readme_results",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if a block is stale")
     parser.add_argument("--readme", type=Path, default=root / "README.md")
     parser.add_argument("--results", type=Path, default=root / "results")
