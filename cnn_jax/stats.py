@@ -1,18 +1,369 @@
-"""Summary statistics across seeds: mean, standard deviation and a 95% t-interval."""
+"""Intervals, paired comparisons, multiplicity and verdicts for seeds x test-image studies.
+
+Data model: a variant is scored on the same N test images by S training seeds, giving a crossed
+``[seeds, images]`` matrix (``scores_sn``) of per-image scores (0/1 correctness or a metric). Both
+factors are random: seeds sample training randomness, images sample the test population. The
+variance of a grand mean comes from the crossed random-effects ANOVA with Satterthwaite dof
+(`cnn_jax.stats_crossed.crossed_variance`). The two-level ("pigeonhole") bootstrap that resamples
+seeds and images (Owen 2007) has that variance in closed form but biased (seed part by (S-1)/S,
+interaction about 3x), so:
+
+* levels (`hierarchical_bootstrap`): bootstrap replicates give the shape and keep the interval
+  inside the scores' range; the percentile levels are widened (Hesterberg 2015, "expanded
+  percentile") until the width matches t_nu * sqrt(Var): calibrated with few seeds;
+* differences (`paired_difference`): t-interval and p-value from the same variance of the
+  per-(seed, image) paired differences: no bootstrap resolution floor on p; TOST for equivalence.
+
+Calibration figures: ``python -m cnn_jax.stats --calibrate`` (see `cnn_jax.stats_calibration`).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+from scipy import special
 from scipy import stats as scipy_stats
+
+from cnn_jax.stats_crossed import crossed_variance, expanded_percentile, two_level_replicates
+
+VERDICTS = ("held", "contradicted", "equivalent", "inconclusive")
+_CHUNK = 2_000_000  # resampled elements materialised per chunk, bounds memory
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate and a two-sided interval at ``confidence``; ``method`` names the construction."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    method: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def fmt(self, scale: float = 100.0, digits: int = 1) -> str:
+        """'98.7 [97.1, 99.3]' (scale 100 turns proportions into percent)."""
+        e, lo, hi = (f"{v * scale:.{digits}f}" for v in (self.estimate, self.low, self.high))
+        return f"{e} [{lo}, {hi}]"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """a - b on matched seeds and images; ``se``/``df`` are the t-statistic's scale and dof."""
+
+    name: str
+    delta: float
+    low: float
+    high: float
+    p_value: float
+    p_adjusted: float | None
+    n_seeds: int
+    n_images: int
+    method: str
+    p_equivalence: float | None = None
+    margin: float | None = None
+    p_equivalence_adjusted: float | None = None
+    se: float | None = None
+    df: float | None = None
+    confidence: float = 0.95
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def fmt(self, scale: float = 100.0, digits: int = 2) -> str:
+        """Table row: 'name: +0.42 [+0.11, +0.73]  p=0.004  p_holm=0.012'."""
+        d, lo, hi = (f"{v * scale:+.{digits}f}" for v in (self.delta, self.low, self.high))
+        row = f"{self.name}: {d} [{lo}, {hi}]  p={self.p_value:.3g}"
+        if self.p_adjusted is not None:
+            row += f"  p_holm={self.p_adjusted:.3g}"
+        if self.p_equivalence is not None:
+            row += f"  p_tost={self.p_equivalence:.3g}"
+        return row
+
+
+def _z(confidence: float) -> float:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence: {confidence}; allowed: strictly between 0 and 1, e.g. 0.95")
+    return float(special.ndtri(0.5 + confidence / 2))
+
+
+def wilson(k: int, n: int, confidence: float = 0.95) -> Interval:
+    """Wilson (1927, JASA 22:209) score interval for a binomial proportion k/n; inside [0, 1].
+
+    For one run's accuracy (test images only, no seed variation). Newcombe (1998, Stat. Med. 17:857)
+    recommends it over the Wald interval, which leaves [0, 1] and under-covers near 0 and 1.
+    """
+    if n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"wilson: k={k}, n={n}; allowed: n >= 1 and 0 <= k <= n")
+    z = _z(confidence)
+    p, z2 = k / n, z * z
+    centre = (k + z2 / 2) / (n + z2)
+    half = z / (n + z2) * math.sqrt(k * (n - k) / n + z2 / 4)
+    low, high = max(0.0, centre - half), min(1.0, centre + half)
+    return Interval(p, low, high, confidence, "wilson")
+
+
+def _as_sn(name: str, scores) -> np.ndarray:
+    y = np.asarray(scores, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[None, :]
+    if y.ndim != 2 or y.shape[1] < 2 or not np.isfinite(y).all():
+        raise ValueError(
+            f"{name}: shape {np.shape(scores)}; allowed: finite [seeds, images] with >= 2 images"
+        )
+    return y
+
+
+def hierarchical_bootstrap(
+    scores_sn, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> Interval:
+    """Grand mean of a variant's [seeds, images] scores with a two-level bootstrap interval.
+
+    Two-level (hierarchical) bootstrap over seeds then images (Davison & Hinkley 1997, sec. 3.8;
+    Saravanan et al. 2020, "Application of the hierarchical bootstrap to multi-level data"), in the
+    crossed form (`two_level_replicates`), with expanded-percentile levels calibrated to the crossed
+    variance and its Satterthwaite dof (`expanded_percentile`). Scores in [0, 1] give an interval in
+    [0, 1] by construction. S = 1 reduces to an image bootstrap: it covers test-set sampling only,
+    not seed variation. With 3 seeds and seed variance dominant it under-covers: use >= 5 seeds.
+    """
+    y = _as_sn("scores_sn", scores_sn)[None]
+    rep = two_level_replicates(y, n_boot, seed)
+    v, nu = crossed_variance(y)
+    low, high = expanded_percentile(rep, v, nu, confidence)
+    return Interval(
+        float(y.mean()), float(low[0]), float(high[0]), confidence, "two-level bootstrap"
+    )
+
+
+def percentile_bootstrap(
+    values,
+    statistic: Callable = np.mean,
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    expand: bool = True,
+) -> Interval:
+    """Bootstrap percentile interval (Efron & Tibshirani 1993, ch. 13) of ``statistic(values)``.
+
+    Resamples the units on axis 0 with replacement; ``statistic`` must accept ``axis=`` (np.mean,
+    np.median, ...), it is applied to all replicates at once. ``expand`` widens the levels for small
+    n as Hesterberg (2015): Phi^-1(1 - alpha'/2) = sqrt(n/(n-1)) t_{n-1, 1-alpha/2}; the interval
+    stays inside the range of the replicates (a [0, 1] metric stays in [0, 1]).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim == 0 or x.shape[0] < 2 or not np.isfinite(x).all():
+        raise ValueError(f"values: shape {x.shape}; allowed: >= 2 finite values on axis 0")
+    n = x.shape[0]
+    rng = np.random.default_rng(seed)
+    step = max(1, _CHUNK // x.size)
+    reps = []
+    for start in range(0, n_boot, step):
+        idx = rng.integers(0, n, size=(min(step, n_boot - start), n))
+        reps.append(np.asarray(statistic(x[idx], axis=1), dtype=np.float64))
+    rep = np.concatenate(reps)
+    if rep.ndim != 1:
+        raise ValueError(
+            "statistic: must reduce axis 1 of [n_boot, n] replicates to one value each"
+        )
+    alpha = 1 - confidence
+    if expand:
+        t = scipy_stats.t.ppf(1 - alpha / 2, n - 1)
+        alpha = 2 * special.ndtr(-math.sqrt(n / (n - 1)) * t)
+    low, high = np.quantile(rep, [alpha / 2, 1 - alpha / 2])
+    method = "expanded percentile bootstrap" if expand else "percentile bootstrap"
+    return Interval(float(statistic(x, axis=0)), float(low), float(high), confidence, method)
+
+
+def _t_test(delta: float, se: float, nu: float, confidence: float):
+    """(low, high, two-sided p) of a t statistic delta/se with nu dof; se = 0 is degenerate."""
+    if se == 0.0:
+        return delta, delta, 1.0 if delta == 0.0 else 0.0
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, nu)) * se
+    p = float(2 * scipy_stats.t.sf(abs(delta) / se, nu))
+    return delta - half, delta + half, min(1.0, p)
+
+
+def _tost_t(delta: float, se: float, nu: float, margin: float) -> float:
+    """Schuirmann (1987) two one-sided t-tests of H0 |delta| >= margin: the larger one-sided p."""
+    if se == 0.0:
+        return 0.0 if abs(delta) < margin else 1.0
+    p_low = scipy_stats.t.sf((delta + margin) / se, nu)  # H0: delta <= -margin
+    p_high = scipy_stats.t.sf((margin - delta) / se, nu)  # H0: delta >= +margin
+    return float(min(1.0, max(p_low, p_high)))
+
+
+def _check_margin(margin: float) -> float:
+    if not (isinstance(margin, int | float) and math.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin: {margin!r}; allowed: a positive number (e.g. 0.01 = 1 point)")
+    return float(margin)
+
+
+def paired_difference(
+    a_sn,
+    b_sn,
+    *,
+    name: str = "",
+    margin: float | None = None,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Comparison:
+    """mean(a) - mean(b) on the same seeds and test images: t-interval, two-sided p, TOST.
+
+    Paired: the per-(seed, image) differences d_si = a_si - b_si are analysed as one crossed
+    [seeds, images] matrix, so what two variants share (seed s, image i) cancels; this is what the
+    paired two-level bootstrap (same seed and image indices for a and b) estimates. Its variance has
+    a closed form (Owen 2007), biased for few seeds; we use the unbiased crossed random-effects
+    variance (`crossed_variance`) with Satterthwaite dof directly: a Welch-Satterthwaite t-test.
+    No Monte Carlo error and no 1/(n_boot+1) floor on p; the interval is {delta0: p(delta0) >=
+    alpha} (test inversion), so p < alpha exactly when 0 is outside it. ``n_boot``/``seed`` are
+    accepted for API stability and unused. ``margin``: TOST p (Schuirmann 1987), |delta| < margin.
+    """
+    a, b = _as_sn("a_sn", a_sn), _as_sn("b_sn", b_sn)
+    if a.shape != b.shape:
+        raise ValueError(f"b_sn: shape {b.shape} differs from a_sn {a.shape}; pass matched runs")
+    _z(confidence)
+    d = (a - b)[None]
+    v, nu = crossed_variance(d)
+    delta, se, dof = float(d.mean()), float(math.sqrt(v[0])), float(nu[0])
+    low, high, p = _t_test(delta, se, dof, confidence)
+    p_eq = None if margin is None else _tost_t(delta, se, dof, _check_margin(margin))
+    return Comparison(
+        name=name,
+        delta=delta,
+        low=low,
+        high=high,
+        p_value=p,
+        p_adjusted=None,
+        n_seeds=a.shape[0],
+        n_images=a.shape[1],
+        method="paired crossed t (Satterthwaite)",
+        p_equivalence=p_eq,
+        margin=None if margin is None else float(margin),
+        se=se,
+        df=dof,
+        confidence=confidence,
+    )
+
+
+def mcnemar_exact(a_correct_n, b_correct_n) -> float:
+    """Exact McNemar (1947) test of two classifiers on the same images (one run each).
+
+    Conditional on the n_ab + n_ba discordant images, n_ab ~ Binomial(n_ab + n_ba, 1/2) under H0;
+    two-sided p = min(1, 2 P(X <= min(n_ab, n_ba))) (Fagerland et al. 2013, BMC Med. Res. Meth.).
+    """
+    a, b = np.asarray(a_correct_n), np.asarray(b_correct_n)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"b_correct_n: shape {b.shape}; allowed: 1-D, same as a {a.shape}")
+    a, b = a.astype(bool), b.astype(bool)
+    n_ab, n_ba = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    if n_ab + n_ba == 0:
+        return 1.0
+    return float(min(1.0, 2 * scipy_stats.binom.cdf(min(n_ab, n_ba), n_ab + n_ba, 0.5)))
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm (1979, Scand. J. Stat. 6:65) step-down adjusted p's; FWER <= alpha, any dependence.
+
+    Sorted p_(1) <= ... <= p_(m): adjusted p_(j) = max_{k <= j} min(1, (m - k + 1) p_(k)).
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1 or not np.all((p >= 0) & (p <= 1)):
+        raise ValueError(f"p_values: {p_values!r}; allowed: a 1-D sequence of numbers in [0, 1]")
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, (p.size - np.arange(p.size)) * p[order])
+    out = np.empty_like(p)
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def adjust(comparisons: Sequence[Comparison]) -> list[Comparison]:
+    """Copies with Holm-adjusted p's over one study's family (raw p's kept).
+
+    The family is every p a verdict can rest on: each comparison's difference p and, where a margin
+    was given, its TOST p, all in one Holm family; so the chance that any verdict of the study
+    ('held', 'contradicted' or 'equivalent') is false is at most alpha.
+    """
+    cs = list(comparisons)
+    p = [c.p_value for c in cs] + [c.p_equivalence for c in cs if c.p_equivalence is not None]
+    adj = iter(holm(p)) if p else iter(())
+    out = [replace(c, p_adjusted=float(next(adj))) for c in cs]
+    return [
+        replace(c, p_equivalence_adjusted=float(next(adj))) if c.p_equivalence is not None else c
+        for c in out
+    ]
+
+
+def tost_p(comparison_or_samples, margin: float) -> float:
+    """TOST p (Schuirmann 1987, J. Pharmacokin. Biopharm. 15:657) for H1: |delta| < margin.
+
+    A Comparison: two one-sided t-tests with its se and dof. An array of bootstrap replicates of
+    delta: p = max((1 + #{x <= -margin}), (1 + #{x >= margin})) / (n + 1).
+    """
+    m = _check_margin(margin)
+    if isinstance(comparison_or_samples, Comparison):
+        c = comparison_or_samples
+        if c.se is None or c.df is None:
+            raise ValueError(f"comparison {c.name!r}: no se/df; build it with paired_difference")
+        return _tost_t(c.delta, c.se, c.df, m)
+    x = np.asarray(comparison_or_samples, dtype=np.float64).ravel()
+    if x.size == 0 or not np.isfinite(x).all():
+        raise ValueError("comparison_or_samples: allowed: a Comparison or finite replicates")
+    tail = max(np.sum(x <= -m), np.sum(x >= m))
+    return float((1 + tail) / (x.size + 1))
+
+
+def _equivalence_p(c: Comparison, margin: float) -> float:
+    if c.margin is not None and math.isclose(c.margin, margin):
+        return c.p_equivalence_adjusted if c.p_equivalence_adjusted is not None else c.p_equivalence
+    if c.p_adjusted is not None:
+        raise ValueError(
+            f"verdict: margin={margin} but comparison {c.name!r} was adjusted with margin="
+            f"{c.margin}; pass margin= to paired_difference before adjust()"
+        )
+    return tost_p(c, margin)
+
+
+def verdict(
+    c: Comparison, *, claimed_sign: int, margin: float | None = None, alpha: float = 0.05
+) -> str:
+    """Verdict on the claim sign(a - b) = claimed_sign: held/contradicted/equivalent/inconclusive.
+
+    held: p < alpha and delta has the claimed sign; contradicted: p < alpha, opposite sign;
+    equivalent: not significant and the TOST p < alpha for ``margin``; inconclusive otherwise.
+    The Holm-adjusted p's are used when set (`adjust`). Not significant is never 'held'.
+    """
+    if claimed_sign not in (-1, 1):
+        raise ValueError(f"claimed_sign: {claimed_sign!r}; allowed: +1 (a > b) or -1 (a < b)")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha: {alpha!r}; allowed: strictly between 0 and 1")
+    p = c.p_adjusted if c.p_adjusted is not None else c.p_value
+    if p < alpha and c.delta != 0:
+        return "held" if np.sign(c.delta) == claimed_sign else "contradicted"
+    if margin is not None and _equivalence_p(c, _check_margin(margin)) < alpha:
+        return "equivalent"
+    return "inconclusive"
+
+
+def budget_verdict(verdicts_by_budget: Mapping[str, str]) -> str:
+    """The common verdict of one claim across training budgets, else 'budget-dependent'."""
+    vs = dict(verdicts_by_budget)
+    bad = {k: v for k, v in vs.items() if v not in VERDICTS}
+    if not vs or bad:
+        raise ValueError(f"verdicts_by_budget: {vs!r}; allowed: {{budget: one of {VERDICTS}}}")
+    return next(iter(vs.values())) if len(set(vs.values())) == 1 else "budget-dependent"
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
-    """Mean, sample std and the Student-t confidence interval of the mean.
+    """DEPRECATED (kept only for its last importers): mean, std and Student-t interval over seeds.
 
-    With one value the interval collapses to the value (no spread can be estimated).
+    Ignores test-set noise and can leave [0, 1]; use `hierarchical_bootstrap`/`paired_difference`.
     """
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:
@@ -22,10 +373,10 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, floa
         return {"mean": mean, "std": 0.0, "ci_low": mean, "ci_high": mean, "n": 1}
     std = float(x.std(ddof=1))
     half = float(scipy_stats.t.ppf(0.5 + confidence / 2, x.size - 1)) * std / math.sqrt(x.size)
-    return {
-        "mean": mean,
-        "std": std,
-        "ci_low": mean - half,
-        "ci_high": mean + half,
-        "n": int(x.size),
-    }
+    return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "n": x.size}
+
+
+if __name__ == "__main__":
+    from cnn_jax.stats_calibration import main
+
+    main()

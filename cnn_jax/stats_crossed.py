@@ -1,0 +1,99 @@
+"""Crossed seeds x images design: variance of a grand mean, two-level bootstrap, expanded levels.
+
+Helpers of `cnn_jax.stats` (batched over a leading axis m so that calibration can run thousands of
+simulated studies at once through the same code the experiments use).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+from scipy import stats as scipy_stats
+
+_CHUNK = 2_000_000  # bootstrap weights materialised per chunk (elements), bounds memory
+
+
+def crossed_variance(y_msn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Var of the grand mean of each crossed [seeds, images] matrix, and its Satterthwaite dof.
+
+    Two-way random-effects model y_si = mu + a_s + b_i + e_si: Var = s2_a/S + s2_b/N + s2_e/(SN).
+    ANOVA estimates s2_a = (MS_seed - MS_err)/N, s2_b = (MS_img - MS_err)/S, s2_e = MS_err
+    (Searle, Casella & McCulloch 1992, ch. 4), a negative component truncated at 0 (ibid. 4.8);
+    dof by Satterthwaite (1946) for the resulting combination of mean squares. S = 1 gives the
+    one-sample variance var(y)/N with N - 1 dof. All-constant input: variance 0, dof inf.
+    """
+    m, s, n = y_msn.shape
+    g = y_msn.mean(axis=(1, 2), keepdims=True)
+    r, c = y_msn.mean(axis=2, keepdims=True) - g, y_msn.mean(axis=1, keepdims=True) - g
+    ss_row, ss_col = n * (r**2).sum(axis=(1, 2)), s * (c**2).sum(axis=(1, 2))
+    ms_col = ss_col / (n - 1)
+    if s == 1:
+        return ms_col / n, np.full(m, float(n - 1))
+    ss_err = np.maximum(((y_msn - g) ** 2).sum(axis=(1, 2)) - ss_row - ss_col, 0.0)
+    ms_row, ms_err = ss_row / (s - 1), ss_err / ((s - 1) * (n - 1))
+    keep_row, keep_col = ms_row > ms_err, ms_col > ms_err
+    coef_err = 1.0 - keep_row - keep_col
+    terms = np.stack([keep_row * ms_row, keep_col * ms_col, coef_err * ms_err]) / (s * n)
+    dofs = np.array([s - 1, n - 1, (s - 1) * (n - 1)], dtype=np.float64)[:, None]
+    v = terms.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nu = v**2 / (terms**2 / dofs).sum(axis=0)
+    return v, np.where(v > 0, nu, np.inf)
+
+
+def _counts(rng: np.random.Generator, b: int, k: int) -> np.ndarray:
+    """[b, k] counts of k indices drawn with replacement per row (resampling index arrays)."""
+    idx = rng.integers(0, k, size=(b, k)) + (np.arange(b) * k)[:, None]
+    return np.bincount(idx.ravel(), minlength=b * k).reshape(b, k)
+
+
+def two_level_replicates(y_msn: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """[m, n_boot] grand means of two-level bootstrap samples of each [seeds, images] matrix.
+
+    Per replicate: seeds drawn with replacement, then images drawn with replacement, the same image
+    indices for every seed: the crossed design (each seed is scored on the same test set), i.e.
+    Owen's (2007, Ann. Appl. Stat. 1:246) pigeonhole bootstrap; a nested per-seed image draw would
+    treat a hard image as independent across seeds. One weight draw is shared by all m matrices (a
+    valid draw for each). A replicate is a weighted mean of the scores: it stays inside their range.
+    """
+    _, s, n = y_msn.shape
+    rng = np.random.default_rng(seed)
+    dtype = y_msn.dtype if y_msn.dtype == np.float32 else np.float64
+    out, step = [], max(1, _CHUNK // n)
+    for start in range(0, n_boot, step):
+        b = min(step, n_boot - start)
+        w_bs = _counts(rng, b, s).astype(dtype)
+        v_bn = _counts(rng, b, n).astype(dtype)
+        z_msb = y_msn @ v_bn.T
+        out.append(np.einsum("msb,bs->mb", z_msb, w_bs) / (s * n))
+    return np.concatenate(out, axis=1)
+
+
+def _row_quantiles(rep_mb: np.ndarray, q_m: np.ndarray) -> np.ndarray:
+    """Per-row quantile at a per-row level q (linear interpolation, numpy's default method)."""
+    srt = np.sort(rep_mb, axis=1)
+    pos = np.clip(q_m, 0.0, 1.0) * (srt.shape[1] - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, srt.shape[1] - 1)
+    rows = np.arange(srt.shape[0])
+    frac = pos - lo
+    return srt[rows, lo] * (1 - frac) + srt[rows, hi] * frac
+
+
+def expanded_percentile(
+    rep_mb: np.ndarray, v_m: np.ndarray, nu_m: np.ndarray, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval with levels widened so its width matches t_nu * sqrt(v).
+
+    Hesterberg (2015, Am. Stat. 69:371, "expanded percentile"): bootstrap percentiles at alpha'/2,
+    1 - alpha'/2 with Phi^-1(1 - alpha'/2) = t_{nu, 1-alpha/2} * sqrt(v) / sd*. Bounded by the
+    range of the replicates; when alpha'/2 < 1/n_boot it saturates at their extremes (few seeds,
+    seed variance dominant): there it under-covers (see `cnn_jax.stats_calibration`).
+    """
+    sd = rep_mb.std(axis=1)
+    t = scipy_stats.t.ppf(0.5 + confidence / 2, nu_m)
+    z = special.ndtri(0.5 + confidence / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zlev = np.where(sd > 0, t * np.sqrt(v_m) / sd, z)
+    tail = special.ndtr(-zlev)
+    return _row_quantiles(rep_mb, tail), _row_quantiles(rep_mb, 1 - tail)
