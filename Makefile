@@ -10,7 +10,7 @@ BENCH_ARGS ?=
 # as root and never fatal: without it everything runs on glibc's malloc, slower.
 TCMALLOC_PKG := libtcmalloc-minimal4
 
-.PHONY: install run test test-fast lint format data bench clean
+.PHONY: install run test test-fast lint format data bench bench-gpu readme clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ data: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet torch==2.13.0 || echo "note: torch not installed; no PyTorch rows"
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+# README result blocks regenerated from results/ (never typed by hand); `--check` is a test.
+readme: $(STAMP)
+	$(PY) -m cnn_jax.readme_results
+
+# On a GPU machine: accelerator builds of jax and torch, device tests, benchmarks/REPORT_gpu.md.
+bench-gpu:
+	bash scripts/bench_gpu.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
