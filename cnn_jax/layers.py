@@ -97,15 +97,28 @@ def binomial_filter(size: int) -> np.ndarray:
     return (kernel / kernel.sum()).astype(np.float32)
 
 
+def blurpool_pads(size: int) -> tuple[int, int]:
+    """(before, after) padding of antialiased-cnns' BlurPool for a filter of `size` taps:
+    [int((size-1)/2), ceil((size-1)/2)] (Zhang 2019, antialiased_cnns/blurpool.py)."""
+    return (size - 1) // 2, -(-(size - 1) // 2)
+
+
 def blur_downsample(
     x_bhwc: jax.Array, size: int, stride: int, padding: str | tuple = "SAME"
 ) -> jax.Array:
     """Anti-aliased subsampling (BlurPool): per-channel binomial blur, then keep every stride-th.
 
-    'SAME' pads by reflection (as Zhang 2019 does), 'CIRCULAR' wraps, 'VALID' does not pad.
+    'SAME' pads by reflection with antialiased-cnns' amounts (Zhang 2019, blurpool.py:
+    before = (size-1)//2, after = ceil((size-1)/2), the same on every map size), so the blur
+    is centred as there; XLA's SAME would put the extra pixel after for odd sizes on even maps.
+    Output size ceil(n / stride), as SAME. 'CIRCULAR' wraps by the same amounts, 'VALID' and
+    explicit pads are used as given.
     """
     row = binomial_filter(size).sum(axis=1)  # the 2-D filter is the outer product of this row
-    pads = _explicit_pads(x_bhwc, size, stride, padding)
+    if padding in ("SAME", "CIRCULAR"):
+        pads = (blurpool_pads(size),) * 2
+    else:
+        pads = _explicit_pads(x_bhwc, size, stride, padding)
     mode = "wrap" if padding == "CIRCULAR" else "reflect"
     x_bhwc = pad_spatial(x_bhwc, pads, mode)
     # Separable: a strided 1-D pass over H, then over W. Same result as the depthwise conv,

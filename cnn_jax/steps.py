@@ -55,9 +55,17 @@ def create_train_state(
 
 
 def normalize(images_uint8: jax.Array, mean: Sequence[float], std: Sequence[float]) -> jax.Array:
-    """uint8 [B, H, W, C] -> float32, scaled to [0, 1] then standardised per channel."""
+    """uint8 [B, H, W, C] -> float32 x / 255 / std per channel: scale-only, no mean subtracted.
+
+    Scale-only so the raw background (0) stays 0 after normalisation: a SAME conv's zero
+    padding then pads with the background and the first conv is shift-equivariant up to the
+    border (issue 12; with the mean subtracted first, the padded zeros were brighter than the
+    black canvas, and a frame showed in the feature maps). `mean` is accepted and unused so
+    callers keep one signature; batch norm and the first layer's bias absorb the offset.
+    """
+    del mean  # scale-only by design (see above)
     x = images_uint8.astype(jnp.float32) / 255.0
-    return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+    return x / jnp.asarray(std, jnp.float32)
 
 
 def _sums(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> Metrics:
@@ -129,13 +137,22 @@ def make_train_step(
 
 def make_eval_step(
     model: nn.Module, *, mean: Sequence[float], std: Sequence[float]
-) -> Callable[[TrainState, dict[str, jax.Array]], Metrics]:
-    """Returns the pure function (state, batch with 'mask') -> metric sums, in eval mode."""
+) -> Callable[[TrainState, dict[str, jax.Array]], tuple[Metrics, Metrics]]:
+    """Returns the pure function (state, batch with 'mask') -> (metric sums, per-example
+    outputs), in eval mode. Per example: `top1` [B] int32 and `p_correct` [B] float32
+    (softmax probability of the true class), for `cnn_jax.predictions`; they stay on the
+    device until the whole split is done, so no extra host sync per batch."""
 
-    def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> Metrics:
+    def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[Metrics, Metrics]:
         variables = {"params": state.params, "batch_stats": state.batch_stats}
         logits, _ = model.apply(variables, normalize(batch["image"], mean, std), train=False)
-        return _sums(logits, batch["label"], batch["mask"])
+        logits = logits.astype(jnp.float32)
+        probs = jax.nn.softmax(logits, axis=-1)
+        per_example = {
+            "top1": jnp.argmax(logits, -1).astype(jnp.int32),
+            "p_correct": jnp.take_along_axis(probs, batch["label"][:, None], axis=-1)[:, 0],
+        }
+        return _sums(logits, batch["label"], batch["mask"]), per_example
 
     return eval_step
 

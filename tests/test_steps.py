@@ -97,7 +97,9 @@ single, n_single = run(jax.devices()[:1])
 assert n_multi == 8 and n_single == 1
 for a, b in zip(jax.tree.leaves(multi), jax.tree.leaves(single)):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+    # atol 2e-5: 8-way sharded gradient sums round differently; Adam's step on a ~0 gradient
+    # magnifies that (1 of 65536 kernel entries differed by 1.4e-5 on scale-only inputs).
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
 print("OK")
 """
 
