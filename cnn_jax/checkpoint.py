@@ -123,7 +123,7 @@ class Checkpointer:
             raise ValueError(f"max_to_keep: {max_to_keep}; allowed: >= 1")
         self.directory = Path(directory).absolute()
         self.fingerprint = fingerprint
-        self._every = save_every_steps
+        self.every = save_every_steps
         options = ocp.CheckpointManagerOptions(
             # Explicit policies: Orbax's default one also saves the very first step.
             save_decision_policy=ocm.AnySavePolicy(
@@ -156,7 +156,7 @@ class Checkpointer:
         A step that is already on disk is never overwritten (returns False).
         """
         step = int(step)
-        due = force or step % self._every == 0 or self._mngr.reached_preemption(step)
+        due = force or step % self.every == 0 or self._mngr.reached_preemption(step)
         if not due or step in self._mngr.all_steps():  # Cheap exit: called every step.
             return False
         args = ocp.args.Composite(

@@ -58,6 +58,8 @@ TRAIN_KEYS = (
     "eval_train_at_end",
     "tensorboard",
     "quiet",
+    "budget_factor",
+    "overwrite",
 )
 EARLY_STOPPING_KEYS = ("enabled", "metric", "patience", "min_delta")
 # (key, smallest allowed value, default) of the integer train fields.
@@ -71,7 +73,8 @@ _TRAIN_INTS = (
     ("keep_checkpoints", 1, 3),
     ("eval_batch_size", 0, 0),
 )
-_TRAIN_BOOLS = ("eval_train_at_end", "tensorboard", "quiet")
+_TRAIN_BOOLS = ("eval_train_at_end", "tensorboard", "quiet", "overwrite")
+_MAX_BUDGET_FACTOR = 1000.0
 _MODEL_INTS = ("kernel_size", "stride", "pool_window", "pool_stride", "blur_size", "dilation")
 _MODEL_FLOATS = ("conv_dropout", "head_dropout", "hidden_noise_std", "input_noise_std")
 _MODEL_STRINGS = {
@@ -214,6 +217,12 @@ def _check_train(train: Mapping[str, Any]) -> None:
         value = train.get(key, False)
         if not isinstance(value, bool):
             raise ValueError(f"train.{key}: {value!r} not allowed; allowed: True, False")
+    factor = train.get("budget_factor", 1.0)
+    if not _is_real(factor) or not 0 < factor <= _MAX_BUDGET_FACTOR:
+        raise ValueError(
+            f"train.budget_factor: {factor!r} not allowed; allowed: a number in "
+            f"(0, {_MAX_BUDGET_FACTOR:g}] (1.0: the config's num_epochs, 3.0: three times it)"
+        )
     devices = jax.device_count()
     for key in ("batch_size", "eval_batch_size"):
         value = train.get(key) or 0

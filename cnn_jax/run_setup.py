@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from jax.sharding import Mesh
 
@@ -41,7 +43,9 @@ class RunSetup:
     seeds: tuple[int, ...]
     steps_per_epoch: int
     train_step: Callable  # jitted (state, batch) -> (state, metric sums)
-    eval_step: Callable  # jitted (state, batch) -> metric sums
+    eval_step: Callable  # jitted (state, batch) -> (metric sums, per-example top1/p_correct)
+    num_epochs: int = 1  # train.num_epochs x train.budget_factor (`budget_epochs`)
+    _window: Any = dataclasses.field(default=None, repr=False)
 
     @property
     def num_seeds(self) -> int:
@@ -60,8 +64,26 @@ class RunSetup:
         text = json.dumps([repr(spec), list(self.dataset.image_shape), len(self.seeds)])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def init_state(self) -> steps.TrainState:
-        """Fresh state(s) from the seeds, replicated over the mesh."""
+    def empty_window(self) -> steps.Metrics:
+        """Zero metric sums shaped as the train step's, replicated: a logging window's start
+        (checkpointed, so a resumed run's first window sums the same steps). Cached."""
+        if self._window is None:
+            bs, shape = self.config.train.batch_size, self.dataset.image_shape
+            lead = (self.num_seeds,) if self.vmapped else ()
+            batch = {
+                "image": jax.ShapeDtypeStruct((*lead, bs, *shape), jnp.uint8),
+                "label": jax.ShapeDtypeStruct((*lead, bs), self.dataset.train.labels.dtype),
+            }
+            create, seeds = self._creator()
+            _, metrics = jax.eval_shape(self.train_step, jax.eval_shape(create, seeds), batch)
+            window = {k: np.zeros(v.shape, v.dtype) for k, v in metrics.items()}
+            if "first_nonfinite_step" in window:
+                window["first_nonfinite_step"][...] = steps.NO_STEP
+            self._window = jax.device_put(window, parallel.replicated(self.mesh))
+        return self._window
+
+    def _creator(self) -> tuple[Callable, jax.Array]:
+        """(seed(s) -> fresh train state(s), the seed array)."""
         shape = self.dataset.image_shape
 
         def create(seed):
@@ -69,9 +91,12 @@ class RunSetup:
 
         seeds = jnp.asarray(self.seeds, jnp.uint32)
         if self.vmapped:
-            create = jax.vmap(create)
-        else:
-            seeds = seeds[0]
+            return jax.vmap(create), seeds
+        return create, seeds[0]
+
+    def init_state(self) -> steps.TrainState:
+        """Fresh state(s) from the seeds, replicated over the mesh."""
+        create, seeds = self._creator()
         # One compiled program instead of dozens of eager ops, placed straight on the mesh.
         # It runs once, so skip XLA's backend optimisation: the threefry-heavy init
         # otherwise takes ~10 s to compile on a CPU and ~2 s without it.
@@ -84,6 +109,15 @@ def load_dataset(config: ml_collections.ConfigDict) -> datasets.Dataset:
     data = config.dataset
     options = dict(data.get("options", {}) or {})
     return datasets.load(data.name, data_dir=data.get("data_dir"), **options)
+
+
+def budget_epochs(train_cfg: Any) -> int:
+    """Epochs to train: num_epochs x budget_factor (default 1), rounded half up, at least 1.
+
+    The budget factor (issue 10) scales a study's training budget (1x, 3x) without editing
+    its configs; early-stopping patience stays counted in evaluations."""
+    factor = float(train_cfg.get("budget_factor", 1.0))
+    return max(1, math.floor(int(train_cfg.num_epochs) * factor + 0.5))
 
 
 def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = None) -> RunSetup:
@@ -103,7 +137,8 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
             f"train.batch_size: {train_cfg.batch_size} exceeds the {len(ds.train)} training "
             "images; allowed: at most the training set size"
         )
-    tx, schedule = make_optimizer(config.optim.to_dict(), n_steps, train_cfg.num_epochs)
+    num_epochs = budget_epochs(train_cfg)
+    tx, schedule = make_optimizer(config.optim.to_dict(), n_steps, num_epochs)
     augment_cfg: dict[str, Any] = config.get("augment", {}) or {}
     if hasattr(augment_cfg, "to_dict"):
         augment_cfg = augment_cfg.to_dict()
@@ -122,5 +157,16 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
     train_step, eval_step = steps.compile_steps(train_step, eval_step, mesh)
     seeds = tuple(int(config.seed) + k for k in range(num_seeds))
     return RunSetup(
-        config, ds, spec, model, tx, schedule, mesh, seeds, n_steps, train_step, eval_step
+        config,
+        ds,
+        spec,
+        model,
+        tx,
+        schedule,
+        mesh,
+        seeds,
+        n_steps,
+        train_step,
+        eval_step,
+        num_epochs=num_epochs,
     )

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from cnn_jax import datasets
+from cnn_jax import datasets, identity
 from cnn_jax.checkpoint import Checkpointer
 from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.model_spec import ModelSpec
@@ -47,7 +47,7 @@ def load_run(run_dir: str | Path, seed_index: int | None = None) -> LoadedRun:
         return load_run(run_dir / results["vmapped_parent"], results["seed_index"])
     if not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"run_dir: no config.json in {run_dir}; is it a training workdir?")
-    config = ml_collections.ConfigDict(read_json(run_dir / "config.json"))
+    config = ml_collections.ConfigDict(identity.stored_config(run_dir))
     run = build(config)
     early = EarlyStopping.from_config(config.get("early_stopping"), run.num_seeds)
     carry = initial_carry(run, early)

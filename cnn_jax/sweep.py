@@ -1,23 +1,48 @@
-"""Run a family of configs over seeds, one run dir each, resuming interrupted sweeps.
+"""The one sweep engine: variants x seeds, sequential or vmapped seeds, resumable, checked.
 
-Each (variant, seed) trains through `train_and_evaluate` in `workdir/<variant>/seed_<s>/`.
-A run whose results.json exists is finished and skipped; an interrupted run resumes from
-its checkpoint. So killing a sweep and restarting it loses at most the work since the
-last checkpoint, and the final table is the same.
+Layout (both modes): seed s of variant v has its results.json, metrics.jsonl and
+predictions/ in `workdir/<v>/seed_<s>/` (`run_dir`), which `runs.load_run` loads.
+- Sequential: each seed trains as its own run in that directory.
+- Vmapped (`vmap_seeds=True`): the pending seeds of a variant that form a consecutive run
+  (e.g. 0, 1, 2) train as one program (`train.num_seeds = K`, `seed` = the first) in
+  `workdir/<v>/` itself (config.json, checkpoints; the trainer writes the seed dirs).
+  Seeds that do not fit that unit (non-consecutive, or added after the variant's unit
+  finished) train sequentially into their seed dirs; a vmapped and a sequential run of one
+  seed train the same model (to float rounding), so both count as that seed's result.
+
+Every finished seed dir is a cache hit only when its run identity (`cnn_jax.identity`)
+equals the asked one, else one ValueError line names the fields (`train.overwrite`
+retrains it instead). An interrupted unit resumes from its checkpoint, so a killed sweep
+restarts where it was and the final table is the same.
+
+Units are jobs `(name, fn, kwargs)` with a module-level `fn` and plain kwargs (a config
+dict, a path string), so any launcher with `run(jobs)` can execute them elsewhere (e.g. a
+`cnn_jax.launch.SlurmLauncher`); the default runs them here one after another, reporting each
+row as soon as its unit ends.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import ml_collections
 
+from cnn_jax import identity, launch
 from cnn_jax.results import read_json
 from cnn_jax.train import train_and_evaluate
+
+Job = tuple[str, Callable[..., Any], dict[str, Any]]
+
+
+class Launcher(Protocol):
+    """Runs jobs (name, fn, kwargs): each `fn(**kwargs)` trains one unit; returns when all end."""
+
+    def run(self, jobs: Sequence[Job]) -> Any: ...
 
 
 def run_dir(workdir: str | Path, variant: str, seed: int) -> Path:
@@ -25,36 +50,96 @@ def run_dir(workdir: str | Path, variant: str, seed: int) -> Path:
     return Path(workdir) / variant / f"seed_{seed}"
 
 
-# The config sections that decide a run's result; logging and checkpoint cadence do not.
-RESULT_KEYS = ("seed", "dataset", "model", "optim", "augment", "early_stopping")
-RESULT_TRAIN_KEYS = ("batch_size", "num_epochs", "num_seeds", "eval_every_epochs")
+def train_unit(config: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """A job: trains one unit (one seed, or K vmapped seeds) from a plain config dict."""
+    return train_and_evaluate(ml_collections.ConfigDict(config), workdir)
 
 
-def _result_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a config that decides the result, as plain JSON data."""
-    config = json.loads(json.dumps(dict(config)))  # tuples -> lists, as config.json has them
-    out = {k: config.get(k) for k in RESULT_KEYS}
-    if isinstance(out["dataset"], dict):  # where the files live does not change them
-        out["dataset"] = {k: v for k, v in out["dataset"].items() if k != "data_dir"}
-    train = config.get("train") or {}
-    out["train"] = {k: train.get(k) for k in RESULT_TRAIN_KEYS}
-    return out
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One trainer call of a sweep: a variant's seeds trained together in `workdir`."""
+
+    variant: str
+    seeds: tuple[int, ...]
+    workdir: Path
+    config: ml_collections.ConfigDict
+
+    def job(self) -> Job:
+        seeds = f"seed_{self.seeds[0]}" + (f"-{self.seeds[-1]}" if len(self.seeds) > 1 else "")
+        kwargs = {"config": self.config.to_dict(), "workdir": str(self.workdir)}
+        return f"{self.variant}/{seeds}", train_unit, kwargs
 
 
-def check_same_config(path: Path, config: ml_collections.ConfigDict) -> None:
-    """Refuses to reuse a finished run trained with other settings (one line naming the field),
-    so a changed config never mixes old and new results in one table."""
-    stored_path = path / "config.json"
-    if not stored_path.exists():
-        return
-    stored = _result_settings(read_json(stored_path))
-    wanted = _result_settings(config.to_dict())
-    for section, value in wanted.items():
-        if stored.get(section) != value:
-            raise ValueError(
-                f"{section}: the finished run in {path} was trained with {stored.get(section)!r}, "
-                f"this sweep asks for {value!r}; allowed: the same settings, or a new --workdir"
+def _seed_config(base: ml_collections.ConfigDict, seed: int, num_seeds: int = 1):
+    config = base.copy_and_resolve_references()
+    config.seed, config.train.num_seeds, config.train.quiet = int(seed), int(num_seeds), True
+    return config
+
+
+def cached_results(path: Path, config: ml_collections.ConfigDict, seed: int) -> dict | None:
+    """The finished results in `path` if they are this (config, seed)'s, None if the dir is
+    unfinished or (with train.overwrite) to be retrained; another identity raises."""
+    if not (path / "results.json").exists():
+        return None
+    results = read_json(path / "results.json")
+    parent = path / results["vmapped_parent"] if "vmapped_parent" in results else path
+    stored = identity.stored_config(parent)
+    if stored is None:
+        raise ValueError(
+            f"workdir: {path} has results.json but no config.json in {parent}; allowed: "
+            "a new --workdir, or delete that run"
+        )
+    stored_seed = results.get("seed", stored.get("seed", 0))
+    diffs = identity.differences(
+        identity.seed_fields(stored, stored_seed), identity.seed_fields(config, seed)
+    )
+    if not diffs:
+        return results
+    if config.train.get("overwrite", False):
+        if parent != path:  # a seed of a vmapped unit: retrain it on its own
+            shutil.rmtree(path)
+        return None
+    fix = "the same settings, a new --workdir, or --config.train.overwrite=True to retrain"
+    raise ValueError(identity.mismatch_message(path, diffs, fix))
+
+
+def _consecutive_prefix(seeds: Sequence[int]) -> tuple[int, ...]:
+    ordered = sorted(seeds)
+    run = [ordered[0]]
+    while len(run) < len(ordered) and ordered[len(run)] == run[-1] + 1:
+        run.append(ordered[len(run)])
+    return tuple(run)
+
+
+def plan_variant(
+    variant: str,
+    base: ml_collections.ConfigDict,
+    workdir: Path,
+    pending: Sequence[int],
+    vmap_seeds: bool,
+) -> list[Unit]:
+    """The trainer calls that produce a variant's pending seeds (see the module docstring)."""
+    units, rest = [], list(pending)
+    home = workdir / variant
+    if vmap_seeds and rest:
+        stored = identity.stored_config(home)
+        if stored is None and len(rest) > 1:
+            seeds = _consecutive_prefix(rest)
+        elif stored is not None and not (home / "results.json").exists():
+            first, k = int(stored.get("seed", 0)), int(stored["train"].get("num_seeds", 1))
+            seeds = (
+                tuple(range(first, first + k)) if set(rest) & set(range(first, first + k)) else ()
             )
+        else:
+            seeds = ()
+        if len(seeds) > 1:
+            units.append(Unit(variant, seeds, home, _seed_config(base, seeds[0], len(seeds))))
+            rest = [s for s in rest if s not in seeds]
+    for seed in rest:
+        units.append(
+            Unit(variant, (seed,), run_dir(workdir, variant, seed), _seed_config(base, seed))
+        )
+    return units
 
 
 def run_sweep(
@@ -62,32 +147,81 @@ def run_sweep(
     workdir: str | Path,
     seeds: Sequence[int],
     *,
+    vmap_seeds: bool = True,
+    launcher: Launcher | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     verbose: bool = True,
 ) -> list[dict[str, Any]]:
-    """Trains every variant with every seed; returns rows {variant, seed, run_dir, results}."""
-    rows = []
-    jobs = [(variant, config, seed) for variant, config in configs.items() for seed in seeds]
-    for i, (variant, base_config, seed) in enumerate(jobs):
-        path = run_dir(workdir, variant, seed)
-        done = path / "results.json"
+    """Trains every variant with every seed; returns rows {variant, seed, run_dir, results,
+    status} in (variant, seed) order. `launcher.run(jobs)` trains the pending units (default:
+    here, one by one, each row reported as soon as its unit ends)."""
+    workdir, seeds = Path(workdir), [int(s) for s in seeds]
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"seeds: {seeds}; allowed: one or more distinct integers")
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    units: list[Unit] = []
+    t0 = time.time()
+    counter = _Reporter(len(configs) * len(seeds), verbose, on_result)
+    for variant, base in configs.items():
+        pending = []
+        for seed in seeds:
+            path = run_dir(workdir, variant, seed)
+            results = cached_results(path, _seed_config(base, seed), seed)
+            if results is None:
+                pending.append(seed)
+            else:
+                rows[variant, seed] = counter.report(variant, seed, path, results, "cached", t0)
+        units += plan_variant(variant, base, workdir, pending, vmap_seeds)
+    if launcher is None and units:  # the configs' `launcher` section; local: None
+        launcher = launch.configured(units[0].config, workdir)
+    if launcher is None:
+        for unit in units:
+            t0 = time.time()
+            _, fn, kwargs = unit.job()
+            fn(**kwargs)
+            rows.update(_unit_rows(unit, workdir, counter, t0))
+    elif units:
         t0 = time.time()
-        config = base_config.copy_and_resolve_references()
-        config.seed = int(seed)
-        config.train.quiet = True
-        if done.exists():
-            check_same_config(path, config)
-            results, status = read_json(done), "cached"
-        else:
-            results, status = train_and_evaluate(config, path), "trained"
-        row = {"variant": variant, "seed": int(seed), "run_dir": str(path), "results": results}
-        rows.append(row)
-        if verbose:
+        launcher.run([unit.job() for unit in units])
+        for unit in units:
+            rows.update(_unit_rows(unit, workdir, counter, t0))
+    return [rows[variant, seed] for variant in configs for seed in seeds]
+
+
+def _unit_rows(unit: Unit, workdir: Path, counter: _Reporter, t0: float) -> dict:
+    out = {}
+    for seed in unit.seeds:
+        path = run_dir(workdir, unit.variant, seed)
+        if not (path / "results.json").exists():
+            raise RuntimeError(f"sweep: unit {unit.job()[0]} ended without {path}/results.json")
+        results = read_json(path / "results.json")
+        out[unit.variant, seed] = counter.report(unit.variant, seed, path, results, "trained", t0)
+    return out
+
+
+class _Reporter:
+    """Prints one progress line per row and calls `on_result`."""
+
+    def __init__(self, total: int, verbose: bool, on_result: Callable | None):
+        self.total, self.done, self.verbose, self.on_result = total, 0, verbose, on_result
+
+    def report(
+        self, variant: str, seed: int, path: Path, results: dict, status: str, t0: float
+    ) -> dict[str, Any]:
+        row = {
+            "variant": variant,
+            "seed": seed,
+            "run_dir": str(path),
+            "results": results,
+            "status": status,
+        }
+        self.done += 1
+        if self.verbose:
             print(
-                f"[{i + 1}/{len(jobs)}] {variant} seed {seed}: test accuracy "
+                f"[{self.done}/{self.total}] {variant} seed {seed}: test accuracy "
                 f"{results['test_accuracy']:.4f} ({status}, {time.time() - t0:.1f} s)",
                 flush=True,
             )
-        if on_result is not None:
-            on_result(row)
-    return rows
+        if self.on_result is not None:
+            self.on_result(row)
+        return row

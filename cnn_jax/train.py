@@ -4,15 +4,21 @@ It builds the run from the config (`run_setup.build`), resumes from the latest c
 in `workdir`, trains data-parallel over all devices (K seeds at once when
 `config.train.num_seeds > 1`), evaluates on the validation split every epoch (with optional
 early stopping), evaluates on the test split at the end, and writes config.json,
-metrics.jsonl, TensorBoard events, checkpoints and results.json.
+metrics.jsonl, TensorBoard events, checkpoints, results.json and per-image predictions
+(`run_results`).
 
+Identity (`cnn_jax.identity`): a workdir trained with other settings is refused with one
+line naming the fields (unless `train.overwrite`), and a finished run is returned as it is,
+nothing rewritten. One process per workdir (`workdir_lock`).
 Robustness: SIGTERM/SIGINT save a checkpoint and raise `Preempted`; a NaN/Inf loss or
 gradient raises `NonFiniteError` before any non-finite state reaches a checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,33 +28,45 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from cnn_jax import input_pipeline, steps
+from cnn_jax import identity, input_pipeline, run_results, steps
 from cnn_jax.checkpoint import Checkpointer
 from cnn_jax.config_validation import validate_config
 from cnn_jax.datasets import Split
 from cnn_jax.early_stopping import EarlyStopping, select_where
 from cnn_jax.preemption import NonFiniteError, Preempted, PreemptionGuard
-from cnn_jax.results import MetricsWriter, atomic_write_json, git_revision
+from cnn_jax.results import MetricsWriter, atomic_write_json, read_json
 from cnn_jax.run_setup import RunSetup, build
 from cnn_jax.summary import summary
+from cnn_jax.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
 
 
 def seed_dir(workdir: Path, run: RunSetup, k: int) -> Path:
     """Where seed k's metrics and results go: the workdir itself for a single-seed run."""
-    return workdir / f"seed_{run.seeds[k]}" if run.vmapped else workdir
+    return run_results.seed_dir(workdir, run.seeds, k)
 
 
-def evaluate(run: RunSetup, params_state: steps.TrainState, split: Split) -> list[dict]:
-    """Mean loss and accuracy per seed on a whole split (eval mode)."""
+def evaluate(
+    run: RunSetup, params_state: steps.TrainState, split: Split, *, per_example: bool = False
+) -> tuple[list[dict], dict[str, np.ndarray] | None]:
+    """Mean loss and accuracy per seed on a whole split (eval mode), and with `per_example`
+    the per-image top1 / p_correct ([n] or [K, n]), fetched once at the end."""
     batch_size = run.config.train.get("eval_batch_size", 0) or max(run.config.train.batch_size, 256)
     batch_size -= batch_size % run.mesh.devices.size
-    total = None
+    total, outputs = None, []
     batches = input_pipeline.eval_batches(split.images, split.labels, batch_size)
     for batch in input_pipeline.prefetch_to_device(batches, run.mesh):
-        total = steps.accumulate(total, run.eval_step(params_state, batch))
-    return steps.summarize(total)
+        sums, examples = run.eval_step(params_state, batch)
+        total = steps.accumulate(total, sums)
+        if per_example:
+            outputs.append(examples)
+    if not per_example:
+        return steps.summarize(total), None
+    host = jax.device_get(outputs)
+    n = len(split.labels)  # eval_batches pads the last batch only: the first n are real
+    arrays = {k: np.concatenate([o[k] for o in host], axis=-1)[..., :n] for k in host[0]}
+    return steps.summarize(total), arrays
 
 
 def _train_batches(run: RunSetup, epoch: int, start_batch: int):
@@ -75,9 +93,15 @@ def _check_finite(window: steps.Metrics | None) -> None:
 
 
 def initial_carry(run: RunSetup, early: EarlyStopping | None) -> dict[str, Any]:
-    """What a checkpoint holds: train state, plus best params and tracker for early stopping."""
+    """What a checkpoint holds: train state, the open logging window's metric sums (so a
+    resumed run logs the same first window), and best params + tracker for early stopping."""
     state = run.init_state()
-    carry: dict[str, Any] = {"state": state, "best": {}, "early_stopping": {}}
+    carry: dict[str, Any] = {
+        "state": state,
+        "window": run.empty_window(),
+        "best": {},
+        "early_stopping": {},
+    }
     if early is not None:
         best = {"params": state.params, "batch_stats": state.batch_stats}
         carry["best"] = jax.tree.map(lambda x: x.copy(), best)
@@ -85,20 +109,68 @@ def initial_carry(run: RunSetup, early: EarlyStopping | None) -> dict[str, Any]:
     return carry
 
 
+_OUTPUTS = ("checkpoints", "config.json", "results.json", "metrics.jsonl", "predictions")
+
+
+def _clear(workdir: Path, stored: dict[str, Any]) -> None:
+    """Removes what the trainer wrote for the stored run (train.overwrite)."""
+    seed, num = int(stored.get("seed", 0)), int((stored.get("train") or {}).get("num_seeds", 1))
+    names = [*_OUTPUTS, *(f"seed_{seed + k}" for k in range(num) if num > 1)]
+    for path in [workdir / n for n in names] + list(workdir.glob("events.out.tfevents.*")):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def previous_run(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any] | None:
+    """The finished results of this very run in `workdir`, or None (nothing, or a partial run
+    of the same identity to resume). Another identity raises one line naming the fields, or
+    is cleared with `train.overwrite`."""
+    stored = identity.stored_config(workdir)
+    if stored is None:
+        return None
+    diffs = identity.differences(identity.fields(stored), identity.fields(config))
+    if diffs and config.train.get("overwrite", False):
+        if jax.process_index() == 0:
+            _clear(workdir, stored)
+        return None
+    if diffs:
+        finished = (workdir / "results.json").exists()
+        fix = "a new --workdir, or --config.train.overwrite=True to discard that run"
+        kind = "finished" if finished else "partial"
+        raise ValueError(identity.mismatch_message(workdir, diffs, fix, kind))
+    if (workdir / "results.json").exists():
+        return read_json(workdir / "results.json")
+    return None
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains `config` in `workdir` (resuming if a checkpoint exists); returns results.json."""
     validate_config(config, workdir)  # one clear line for a bad config, before any compile
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    t_start = time.time()
+    quiet = config.train.get("quiet", False) or jax.process_index() != 0
+    finished = previous_run(config, workdir)
+    if finished is not None:
+        if not quiet:
+            print(f"Already finished in {workdir}: nothing to do (use a new --workdir to rerun).")
+        return finished
     run = build(config)
-    cfg = config.train
     main_process = jax.process_index() == 0
-    quiet = cfg.get("quiet", False) or not main_process
+    if main_process:
+        workdir.mkdir(parents=True, exist_ok=True)
+    with WorkdirLock(workdir) if main_process else contextlib.nullcontext():
+        finished = previous_run(config, workdir)  # again, now that no one else can write
+        return finished if finished is not None else _train(run, workdir, quiet)
+
+
+def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
+    """Resumes or starts the run, trains it, evaluates it and writes its record."""
+    t_start, cfg, main_process = time.time(), run.config.train, jax.process_index() == 0
     model_summary = summary(run.model, run.dataset.image_shape)
     if not quiet:
         print(model_summary)
-    early = EarlyStopping.from_config(config.get("early_stopping"), run.num_seeds)
+    early = EarlyStopping.from_config(run.config.get("early_stopping"), run.num_seeds)
     carry = initial_carry(run, early)
     every = cfg.get("checkpoint_every_steps", 0) or run.steps_per_epoch
     ckpt = Checkpointer(
@@ -116,7 +188,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         if not quiet:
             print(f"Resuming from the checkpoint at step {start_step} in {workdir}.")
     if main_process:
-        atomic_write_json(workdir / "config.json", config.to_dict())
+        stored = dict(run.config.to_dict(), **{identity.KEY: identity.of(run.config)})
+        atomic_write_json(workdir / "config.json", stored)
     writers = [  # process 0 writes; resuming drops lines logged after the checkpoint
         MetricsWriter(
             seed_dir(workdir, run, k),
@@ -125,13 +198,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         )
         for k in range(run.num_seeds if main_process else 0)
     ]
+    try:
+        step, train_time = _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet)
+        final, per_example = _final_evaluation(run, carry, early, writers, step)
+    finally:
+        for writer in writers:
+            writer.close()
+        ckpt.close()
+    shared = run_results.shared_fields(
+        run,
+        model_summary,
+        step=step,
+        start_step=start_step,
+        train_time=train_time,
+        t_start=t_start,
+    )
+    entries = run_results.seed_entries(run.seeds, final, early)
+    if not main_process:
+        return run_results.assemble(run.seeds, shared, entries)
+    labels = {name: getattr(run.dataset, name).labels for name in per_example}
+    run_results.write_predictions(workdir, run.seeds, labels, per_example)
+    return run_results.write_results(workdir, run.seeds, shared, entries)
 
-    def write(step: int, split: str, per_seed: list[dict]) -> None:
-        for writer, values in zip(writers, per_seed):
-            writer.write(step, split, values)
 
-    total_steps = run.steps_per_epoch * cfg.num_epochs
-    log_every = cfg.get("log_every_steps", 50)
+def _write(writers: list[MetricsWriter], step: int, split: str, per_seed: list[dict]) -> None:
+    for writer, values in zip(writers, per_seed):
+        writer.write(step, split, values)
+
+
+def _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet) -> tuple[int, float]:
+    """The epochs: train steps, logging windows, checkpoints, validation, early stopping."""
+    cfg = run.config.train
+    total_steps, log_every = run.steps_per_epoch * run.num_epochs, cfg.get("log_every_steps", 50)
     progress = tqdm(
         total=total_steps,
         initial=start_step,
@@ -140,31 +238,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         unit="step",
         dynamic_ncols=True,
     )
-    step, train_time, window, window_start = start_step, 0.0, None, time.time()
-    with PreemptionGuard() as guard:
-        for epoch in range(start_step // run.steps_per_epoch, cfg.num_epochs):
+    step, train_time, window_start = start_step, 0.0, time.time()
+    with PreemptionGuard() as guard, progress:
+        for epoch in range(start_step // run.steps_per_epoch, run.num_epochs):
             if early is not None and early.all_stopped:
                 break
             t_epoch = time.time()
             for batch in _train_batches(run, epoch, step - epoch * run.steps_per_epoch):
                 carry["state"], metrics = run.train_step(carry["state"], batch)
-                window = steps.accumulate(window, metrics)
+                carry["window"] = steps.accumulate(carry["window"], metrics)
                 step += 1
                 progress.update(1)
-                at_log, at_save = step % log_every == 0 or step == total_steps, step % every == 0
+                at_log, at_save = (
+                    step % log_every == 0 or step == total_steps,
+                    step % ckpt.every == 0,
+                )
                 if at_log or at_save or guard.requested:
-                    _check_finite(window)
+                    _check_finite(carry["window"])
                 if at_log:
-                    per_seed = steps.summarize(window)
-                    rate = float(np.sum(jax.device_get(window["count"])))
+                    per_seed = steps.summarize(carry["window"])
+                    rate = float(np.sum(jax.device_get(carry["window"]["count"])))
                     for values in per_seed:
                         values["learning_rate"] = float(run.schedule(step - 1))
                         values["images_per_sec"] = rate / max(time.time() - window_start, 1e-9)
-                    write(step, "train", per_seed)
+                    _write(writers, step, "train", per_seed)
                     progress.set_postfix(
                         loss=f"{per_seed[0]['loss']:.3f}", acc=f"{per_seed[0]['accuracy']:.3f}"
                     )
-                    window, window_start = None, time.time()
+                    carry["window"], window_start = run.empty_window(), time.time()
                 if guard.requested:
                     ckpt.maybe_save(step, carry, force=True)
                     ckpt.wait()
@@ -177,80 +278,44 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             jax.block_until_ready(carry["state"])
             train_time += time.time() - t_epoch
             if (epoch + 1) % cfg.get("eval_every_epochs", 1) == 0 or step == total_steps:
-                val = evaluate(run, carry["state"], run.dataset.validation)
-                write(step, "validation", val)
-                if early is not None:
-                    improved = early.update([v[early.metric] for v in val], epoch + 1)
-                    current = {
-                        "params": carry["state"].params,
-                        "batch_stats": carry["state"].batch_stats,
-                    }
-                    mask = improved if run.vmapped else improved[0]
-                    carry["best"] = select_where(np.asarray(mask), current, carry["best"])
-                    carry["early_stopping"] = dict(early.state)
-                if not quiet:
-                    progress.write(
-                        f"epoch {epoch + 1}/{cfg.num_epochs}: validation "
-                        f"accuracy {val[0]['accuracy']:.4f}, loss {val[0]['loss']:.4f}"
-                    )
+                _validate(run, carry, early, writers, step, epoch, progress, quiet)
             ckpt.maybe_save(step, carry)
-    progress.close()
     ckpt.maybe_save(step, carry, force=True)
     ckpt.wait()
-    ckpt.close()
+    return step, train_time
 
+
+def _validate(run, carry, early, writers, step, epoch, progress, quiet) -> None:
+    """One validation pass: log it, update early stopping and the best parameters."""
+    val, _ = evaluate(run, carry["state"], run.dataset.validation)
+    _write(writers, step, "validation", val)
+    if early is not None:
+        improved = early.update([v[early.metric] for v in val], epoch + 1)
+        current = {"params": carry["state"].params, "batch_stats": carry["state"].batch_stats}
+        mask = improved if run.vmapped else improved[0]
+        carry["best"] = select_where(np.asarray(mask), current, carry["best"])
+        carry["early_stopping"] = dict(early.state)
+    if not quiet:
+        progress.write(
+            f"epoch {epoch + 1}/{run.num_epochs}: validation "
+            f"accuracy {val[0]['accuracy']:.4f}, loss {val[0]['loss']:.4f}"
+        )
+
+
+def _final_evaluation(run, carry, early, writers, step) -> tuple[dict, dict]:
+    """Validation, test (and train) metrics of the final (or best) parameters, logged, plus
+    per-image outputs of the predicted splits."""
     final_state = carry["state"]
     if early is not None:
         final_state = final_state.replace(**carry["best"])
     splits = {"validation": run.dataset.validation, "test": run.dataset.test}
-    if cfg.get("eval_train_at_end", True):
+    if run.config.train.get("eval_train_at_end", True):
         splits["train"] = run.dataset.train
-    final = {name: evaluate(run, final_state, split) for name, split in splits.items()}
-    for name, per_seed in final.items():
-        write(step, "train_eval" if name == "train" else name, per_seed)
-    for writer in writers:
-        writer.close()
-
-    shared = {
-        "steps": step,
-        "epochs": cfg.num_epochs,
-        "num_params": model_summary.total_params,
-        "forward_flops_per_example": model_summary.total_flops,
-        "model": run.spec.name,
-        "dataset": run.dataset.name,
-        "image_shape": list(run.dataset.image_shape),
-        "train_examples": len(run.dataset.train),
-        "devices": run.mesh.devices.size,
-        "processes": jax.process_count(),
-        "num_seeds": run.num_seeds,
-        "train_time_sec": train_time,
-        "train_images_per_sec": (step - start_step)
-        * cfg.batch_size
-        * run.num_seeds
-        / max(train_time, 1e-9),
-        "wall_time_sec": time.time() - t_start,
-        "resumed_from_step": start_step,
-        "git_revision": git_revision(),
-        "jax_version": jax.__version__,
-        "backend": jax.default_backend(),
-    }
-    per_seed_results = []
-    for k, seed in enumerate(run.seeds):
-        seed_final = {name: per_seed[k] for name, per_seed in final.items()}
-        entry = {"seed": seed, "final": seed_final, "test_accuracy": seed_final["test"]["accuracy"]}
-        if early is not None:
-            entry["best_epoch"] = int(early.state["best_epoch"][k])
-            entry["stopped_early"] = bool(early.stopped[k])
-        per_seed_results.append(entry)
-    if run.vmapped:
-        results = dict(shared, per_seed=per_seed_results, seeds=list(run.seeds))
-        results["test_accuracy"] = float(np.mean([r["test_accuracy"] for r in per_seed_results]))
-        if main_process:
-            for k, entry in enumerate(per_seed_results):
-                seed_results = dict(shared, **entry, vmapped_parent="..", seed_index=k)
-                atomic_write_json(seed_dir(workdir, run, k) / "results.json", seed_results)
-    else:
-        results = dict(shared, **per_seed_results[0])
-    if main_process:
-        atomic_write_json(workdir / "results.json", results)
-    return results
+    final, per_example = {}, {}
+    for name, split in splits.items():
+        wanted = name in run_results.PREDICTED_SPLITS
+        final[name], outputs = evaluate(run, final_state, split, per_example=wanted)
+        if outputs is not None:
+            per_example[name] = outputs
+        _write(writers, step, "train_eval" if name == "train" else name, final[name])
+    return final, per_example

@@ -59,6 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 64
     config.train.num_epochs = 15
+    config.train.budget_factor = 1.0  # trains round(num_epochs x factor) epochs (1x, 3x budgets)
     config.train.num_seeds = 1  # K > 1: K seeds (seed, seed+1, ...) as one vmapped program
     config.train.eval_every_epochs = 1
     config.train.log_every_steps = 20

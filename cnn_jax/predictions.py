@@ -1,0 +1,114 @@
+"""Per-image predictions of an evaluation: top-1 class, correctness and correct-class probability.
+
+Paired tests between variants (McNemar, paired bootstrap over seeds and images; see
+`cnn_jax.stats`) need each run's per-image outcome on the same images, so every final
+evaluation stores them next to results.json as `<run dir>/predictions/<split>.npz`:
+
+- labels    [n]      the true classes (uint8, or int32 with more than 256 classes)
+- top1      [..., n] the predicted class (same dtype as labels)
+- correct   [..., n] uint8 0/1
+- p_correct [..., n] float16 softmax probability of the true class
+
+A leading axis (e.g. one row per shift of a shifted evaluation) is allowed on the last three.
+Files are written atomically and read with `allow_pickle=False` (plain arrays only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+KEYS = ("labels", "top1", "correct", "p_correct")
+DIRNAME = "predictions"
+
+
+def _class_dtype(*arrays: np.ndarray) -> type:
+    largest = max((int(a.max()) for a in arrays if a.size), default=0)
+    smallest = min((int(a.min()) for a in arrays if a.size), default=0)
+    return np.uint8 if smallest >= 0 and largest < 256 else np.int32
+
+
+def save(path: str | os.PathLike, *, labels_n, top1_n, p_correct_n) -> None:
+    """Writes one evaluation's per-image outputs to `path` (.npz) atomically.
+
+    `top1_n` and `p_correct_n` are [n] or [..., n] (a leading axis such as shifts);
+    `labels_n` is [n]. Raises ValueError when the shapes disagree.
+    """
+    labels = np.asarray(labels_n)
+    top1 = np.asarray(top1_n)
+    p_correct = np.asarray(p_correct_n, np.float32)
+    if labels.ndim != 1 or top1.shape[-1:] != labels.shape or p_correct.shape != top1.shape:
+        raise ValueError(
+            f"predictions: labels {labels.shape}, top1 {top1.shape}, p_correct "
+            f"{p_correct.shape}; allowed: labels [n], top1 and p_correct [..., n] alike"
+        )
+    dtype = _class_dtype(labels, top1)
+    arrays = {
+        "labels": labels.astype(dtype),
+        "top1": top1.astype(dtype),
+        "correct": (top1 == labels).astype(np.uint8),
+        "p_correct": p_correct.astype(np.float16),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The arrays of a predictions file (keys labels, top1, correct, p_correct)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"predictions: no file {path}; allowed: a run trained since per-image "
+            "predictions exist (retrain it into a new --workdir)"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            out = {key: data[key] for key in KEYS}
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(
+            f"predictions: {path} is unreadable ({e}); delete it and re-evaluate"
+        ) from None
+    return out
+
+
+def path_of(run_dir: str | os.PathLike, split: str) -> Path:
+    """Where a run's predictions for `split` live."""
+    return Path(run_dir) / DIRNAME / f"{split}.npz"
+
+
+def correct_matrix(run_dirs: Sequence[str | os.PathLike], split: str = "test") -> np.ndarray:
+    """[seeds, images] (or [seeds, ..., images]) uint8 correctness of several runs.
+
+    All runs must have been evaluated on the same images (same labels in the same order),
+    else ValueError: a paired test of different test sets means nothing.
+    """
+    if not run_dirs:
+        raise ValueError("run_dirs: empty; allowed: one or more run directories")
+    loaded = [load(path_of(d, split)) for d in run_dirs]
+    labels = loaded[0]["labels"]
+    for d, item in zip(run_dirs, loaded):
+        if not np.array_equal(item["labels"], labels) or item["correct"].shape != (
+            loaded[0]["correct"].shape
+        ):
+            raise ValueError(
+                f"predictions: {path_of(d, split)} holds other images than "
+                f"{path_of(run_dirs[0], split)}; allowed: runs evaluated on the same split"
+            )
+    return np.stack([item["correct"] for item in loaded])

@@ -1,0 +1,115 @@
+"""A finished run's record: results.json (whole run and per seed) and per-image predictions.
+
+Layout: a single-seed run writes everything into its workdir; a K-seed (vmapped) run
+writes results.json with every seed's entry into its workdir and, per seed, `seed_<s>/`
+holding metrics.jsonl, results.json (with `vmapped_parent` and `seed_index`, so
+`runs.load_run(seed dir)` finds the model) and `predictions/{validation,test}.npz`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from cnn_jax import identity, predictions
+from cnn_jax.early_stopping import EarlyStopping
+from cnn_jax.results import atomic_write_json, git_revision
+
+PREDICTED_SPLITS = ("validation", "test")
+
+
+def seed_dir(workdir: Path, seeds: tuple[int, ...], k: int) -> Path:
+    """Where seed k's metrics, results and predictions go: the workdir itself for one seed."""
+    return workdir / f"seed_{seeds[k]}" if len(seeds) > 1 else workdir
+
+
+def shared_fields(
+    run: Any, model_summary: Any, *, step: int, start_step: int, train_time: float, t_start: float
+) -> dict[str, Any]:
+    """What every seed of the run shares: budget, model size, data, machine, timing."""
+    trained = (step - start_step) * run.config.train.batch_size * run.num_seeds
+    return {
+        "steps": step,
+        "epochs": run.num_epochs,
+        "num_params": model_summary.total_params,
+        "forward_flops_per_example": model_summary.total_flops,
+        "model": run.spec.name,
+        "dataset": run.dataset.name,
+        "image_shape": list(run.dataset.image_shape),
+        "train_examples": len(run.dataset.train),
+        "devices": run.mesh.devices.size,
+        "processes": jax.process_count(),
+        "num_seeds": run.num_seeds,
+        "train_time_sec": train_time,
+        "train_images_per_sec": trained / max(train_time, 1e-9),
+        "wall_time_sec": time.time() - t_start,
+        "resumed_from_step": start_step,
+        "git_revision": git_revision(),
+        "jax_version": jax.__version__,
+        "backend": jax.default_backend(),
+        identity.KEY: identity.of(run.config),
+    }
+
+
+def seed_entries(
+    seeds: tuple[int, ...], final: Mapping[str, list[dict]], early: EarlyStopping | None
+) -> list[dict[str, Any]]:
+    """One entry per seed: its final metrics per split, test accuracy, early-stopping epoch."""
+    entries = []
+    for k, seed in enumerate(seeds):
+        seed_final = {name: per_seed[k] for name, per_seed in final.items()}
+        entry = {"seed": seed, "final": seed_final, "test_accuracy": seed_final["test"]["accuracy"]}
+        if early is not None:
+            entry["best_epoch"] = int(early.state["best_epoch"][k])
+            entry["stopped_early"] = bool(early.stopped[k])
+        entries.append(entry)
+    return entries
+
+
+def write_predictions(
+    workdir: Path,
+    seeds: tuple[int, ...],
+    split_labels: Mapping[str, Any],
+    per_example: Mapping[str, dict],
+) -> None:
+    """`<seed dir>/predictions/<split>.npz` for every seed and predicted split."""
+    for name, outputs in per_example.items():
+        top1, p_correct = outputs["top1"], outputs["p_correct"]
+        if len(seeds) == 1:
+            top1, p_correct = top1[None], p_correct[None]
+        for k in range(len(seeds)):
+            predictions.save(
+                predictions.path_of(seed_dir(workdir, seeds, k), name),
+                labels_n=split_labels[name],
+                top1_n=top1[k],
+                p_correct_n=p_correct[k],
+            )
+
+
+def assemble(
+    seeds: tuple[int, ...], shared: dict[str, Any], entries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The run's results: one seed's entry merged in, or all seeds' with their mean accuracy."""
+    if len(seeds) == 1:
+        return dict(shared, **entries[0])
+    results = dict(shared, per_seed=entries, seeds=list(seeds))
+    results["test_accuracy"] = float(np.mean([e["test_accuracy"] for e in entries]))
+    return results
+
+
+def write_results(
+    workdir: Path, seeds: tuple[int, ...], shared: dict[str, Any], entries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Writes results.json (and each seed's for a vmapped run); returns the run's results."""
+    results = assemble(seeds, shared, entries)
+    if len(seeds) > 1:
+        for k, entry in enumerate(entries):
+            seed_results = dict(shared, **entry, vmapped_parent="..", seed_index=k)
+            atomic_write_json(seed_dir(workdir, seeds, k) / "results.json", seed_results)
+    atomic_write_json(workdir / "results.json", results)
+    return results
