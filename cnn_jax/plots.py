@@ -115,7 +115,7 @@ def interval_errorbar(
     kwargs.setdefault("capsize", 3)
     kwargs.setdefault("linestyle", "none")
     return ax.errorbar(
-        x, est, yerr=np.stack([est - low, high - est]), color=color,
+        x, est, yerr=np.maximum(np.stack([est - low, high - est]), 0.0), color=color,
         label=label if len(est) else None, **kwargs,
     )  # fmt: skip
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgb
 
-from cnn_jax import plots
+from cnn_jax import plots, stats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,3 +111,18 @@ def test_no_legend_without_labels():
     fig, ax = plots.figure()
     ax.plot([0, 1], [0, 1])
     assert plots.legend(ax) is None and ax.get_legend() is None
+
+
+def test_with_stats_intervals():
+    """Real intervals; wilson(30, 30) has high = 1 - 2**-53 < estimate = 1 (round-off)."""
+    rng = np.random.default_rng(0)
+    scores = [(rng.random((3, 200)) < p).astype(np.uint8) for p in (0.995, 0.9, 0.5)]
+    intervals = [stats.hierarchical_bootstrap(s, n_boot=200, seed=0) for s in scores]
+    intervals.append(stats.wilson(30, 30))
+    fig, ax = plots.figure()
+    bars = plots.interval_errorbar(
+        ax, range(4), [iv.as_dict() for iv in intervals], label="v", color="C0", bounds=(0, 1)
+    )
+    ys = np.concatenate([np.asarray(seg)[:, 1] for seg in bars.lines[2][0].get_segments()])
+    assert ys.min() >= 0.0 and ys.max() <= 1.0
+    plots.interval_band(ax, range(4), intervals, label="w", color="C1", bounds=(0, 1))
