@@ -27,7 +27,7 @@ import numpy as np
 from scipy import special
 from scipy import stats as scipy_stats
 
-from cnn_jax.stats_crossed import crossed_variance, expanded_percentile, two_level_replicates
+from cnn_jax.stats_crossed import level_intervals, paired_t, tost_t
 
 VERDICTS = ("held", "contradicted", "equivalent", "inconclusive")
 _CHUNK = 2_000_000  # resampled elements materialised per chunk, bounds memory
@@ -132,12 +132,9 @@ def hierarchical_bootstrap(
     not seed variation. With 3 seeds and seed variance dominant it under-covers: use >= 5 seeds.
     """
     y = _as_sn("scores_sn", scores_sn)[None]
-    rep = two_level_replicates(y, n_boot, seed)
-    v, nu = crossed_variance(y)
-    low, high = expanded_percentile(rep, v, nu, confidence)
-    return Interval(
-        float(y.mean()), float(low[0]), float(high[0]), confidence, "two-level bootstrap"
-    )
+    _z(confidence)
+    est, low, high = level_intervals(y, n_boot, confidence, seed)
+    return Interval(float(est[0]), float(low[0]), float(high[0]), confidence, "two-level bootstrap")
 
 
 def percentile_bootstrap(
@@ -180,24 +177,6 @@ def percentile_bootstrap(
     return Interval(float(statistic(x, axis=0)), float(low), float(high), confidence, method)
 
 
-def _t_test(delta: float, se: float, nu: float, confidence: float):
-    """(low, high, two-sided p) of a t statistic delta/se with nu dof; se = 0 is degenerate."""
-    if se == 0.0:
-        return delta, delta, 1.0 if delta == 0.0 else 0.0
-    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, nu)) * se
-    p = float(2 * scipy_stats.t.sf(abs(delta) / se, nu))
-    return delta - half, delta + half, min(1.0, p)
-
-
-def _tost_t(delta: float, se: float, nu: float, margin: float) -> float:
-    """Schuirmann (1987) two one-sided t-tests of H0 |delta| >= margin: the larger one-sided p."""
-    if se == 0.0:
-        return 0.0 if abs(delta) < margin else 1.0
-    p_low = scipy_stats.t.sf((delta + margin) / se, nu)  # H0: delta <= -margin
-    p_high = scipy_stats.t.sf((margin - delta) / se, nu)  # H0: delta >= +margin
-    return float(min(1.0, max(p_low, p_high)))
-
-
 def _check_margin(margin: float) -> float:
     if not (isinstance(margin, int | float) and math.isfinite(margin) and margin > 0):
         raise ValueError(f"margin: {margin!r}; allowed: a positive number (e.g. 0.01 = 1 point)")
@@ -229,17 +208,15 @@ def paired_difference(
     if a.shape != b.shape:
         raise ValueError(f"b_sn: shape {b.shape} differs from a_sn {a.shape}; pass matched runs")
     _z(confidence)
-    d = (a - b)[None]
-    v, nu = crossed_variance(d)
-    delta, se, dof = float(d.mean()), float(math.sqrt(v[0])), float(nu[0])
-    low, high, p = _t_test(delta, se, dof, confidence)
-    p_eq = None if margin is None else _tost_t(delta, se, dof, _check_margin(margin))
+    r = {k: float(v[0]) for k, v in paired_t((a - b)[None], confidence).items()}
+    delta, se, dof = r["delta"], r["se"], r["df"]
+    p_eq = None if margin is None else float(tost_t(delta, se, dof, _check_margin(margin)))
     return Comparison(
         name=name,
         delta=delta,
-        low=low,
-        high=high,
-        p_value=p,
+        low=r["low"],
+        high=r["high"],
+        p_value=min(1.0, r["p"]),
         p_adjusted=None,
         n_seeds=a.shape[0],
         n_images=a.shape[1],
@@ -272,14 +249,16 @@ def holm(p_values) -> np.ndarray:
     """Holm (1979, Scand. J. Stat. 6:65) step-down adjusted p's; FWER <= alpha, any dependence.
 
     Sorted p_(1) <= ... <= p_(m): adjusted p_(j) = max_{k <= j} min(1, (m - k + 1) p_(k)).
+    A 2-D input holds one family per row.
     """
     p = np.asarray(p_values, dtype=np.float64)
-    if p.ndim != 1 or not np.all((p >= 0) & (p <= 1)):
+    if p.ndim not in (1, 2) or not np.all((p >= 0) & (p <= 1)):
         raise ValueError(f"p_values: {p_values!r}; allowed: a 1-D sequence of numbers in [0, 1]")
-    order = np.argsort(p, kind="stable")
-    scaled = np.minimum(1.0, (p.size - np.arange(p.size)) * p[order])
+    order = np.argsort(p, axis=-1, kind="stable")
+    k = p.shape[-1]
+    scaled = np.minimum(1.0, (k - np.arange(k)) * np.take_along_axis(p, order, axis=-1))
     out = np.empty_like(p)
-    out[order] = np.maximum.accumulate(scaled)
+    np.put_along_axis(out, order, np.maximum.accumulate(scaled, axis=-1), axis=-1)
     return out
 
 
@@ -311,7 +290,7 @@ def tost_p(comparison_or_samples, margin: float) -> float:
         c = comparison_or_samples
         if c.se is None or c.df is None:
             raise ValueError(f"comparison {c.name!r}: no se/df; build it with paired_difference")
-        return _tost_t(c.delta, c.se, c.df, m)
+        return float(tost_t(c.delta, c.se, c.df, m))
     x = np.asarray(comparison_or_samples, dtype=np.float64).ravel()
     if x.size == 0 or not np.isfinite(x).all():
         raise ValueError("comparison_or_samples: allowed: a Comparison or finite replicates")

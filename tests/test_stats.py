@@ -7,6 +7,8 @@ import pytest
 from scipy import stats as scipy_stats
 
 from cnn_jax import stats as st
+from cnn_jax import stats_calibration as cal
+from cnn_jax.stats_crossed import level_intervals, paired_t
 
 
 def test_wilson_hand_computed_and_textbook_values():
@@ -164,3 +166,43 @@ def test_budget_verdict():
     assert st.budget_verdict({"1x": "held", "3x": "inconclusive"}) == "budget-dependent"
     with pytest.raises(ValueError, match="verdicts_by_budget"):
         st.budget_verdict({"1x": "clear"})
+
+
+# Calibration on simulated studies with a known truth (cnn_jax/stats_calibration.py), in the
+# configuration the experiments use: 5 seeds x 1,000-10,000 test images at ~99% accuracy.
+# `python -m cnn_jax.stats --calibrate` prints the full table (3, 10 seeds, seed-heavy, ...).
+
+
+@pytest.mark.slow
+def test_hierarchical_bootstrap_covers_the_population_accuracy():
+    sc = cal.SCENARIOS["mnist"]
+    r = cal.level_coverage(sc, 5, 1000, sims=2000, n_boot=1000)
+    assert 0.93 <= r["coverage"] <= 0.97, r
+    # The batched path the calibration measures is the public function's.
+    y = cal.simulate(np.random.default_rng(0), sc, 1, 5, 1000, [0.0])[0]
+    iv = st.hierarchical_bootstrap(y[0], n_boot=1000, seed=1)
+    _, low, high = level_intervals(y, 1000, 0.95, 1)
+    assert (iv.low, iv.high) == pytest.approx((low[0], high[0]), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_paired_difference_covers_the_true_difference():
+    sc = cal.SCENARIOS["mnist"]
+    r = cal.paired_coverage(sc, 5, 2000, delta=0.002, sims=2000)
+    assert 0.93 <= r["coverage"] <= 0.97, r
+    a, b = cal.simulate(np.random.default_rng(1), sc, 1, 5, 2000, [0.1, 0.0])
+    c = st.paired_difference(a[0], b[0])
+    ref = paired_t(a.astype(np.float64) - b, 0.95)
+    assert (c.low, c.high, c.p_value) == pytest.approx((ref["low"][0], ref["high"][0], ref["p"][0]))
+
+
+@pytest.mark.slow
+def test_holm_keeps_family_wise_error_under_global_null():
+    r = cal.family_error(cal.SCENARIOS["mnist"], 5, 500, k=10, sims=2000)
+    assert r["fwer_holm"] <= 0.05, r
+    assert r["fwer_unadjusted"] > 0.15, r  # without Holm 10 tests at 5% err far more often
+
+
+def test_calibrate_needs_the_flag():
+    with pytest.raises(SystemExit):
+        cal.main([])
