@@ -6,9 +6,17 @@ r"""What a CNN sees: first-layer filters, every layer's feature maps, receptive 
         --workdir=runs/feature_maps_of_x --config.experiment.run_dir=runs/digits/<run>
 
 With experiment.run_dir set, the trained run there is loaded (`cnn_jax.runs.load_run`, any
-preset or checkpoint). Otherwise `config` (any preset) is trained through the trainer into
-<workdir>/model first (skipped when already there), or left at its random initialisation
-with experiment.train=False, to compare learned filters with random ones.
+preset or checkpoint). Otherwise `config` (any preset) is trained through
+`cnn_jax.sweep.run_sweep` into <workdir>/model/seed_<seed> (a finished run with the same
+identity is reused, a different one refused), or left at its random initialisation with
+experiment.train=False, to compare learned filters with random ones.
+
+Inputs are scaled without subtracting the mean (`cnn_jax.steps.normalize`), so the black
+background stays 0 and SAME zero padding adds no bright frame around the feature maps.
+Each top_<layer>_ch<c>.png shows the test images that drive channel c of that layer most;
+the title over each image is "<true label> | <score>", the score being the spatial maximum
+of that channel's activation map for the image (`visualize.channel_scores`), in the layer's
+own units (after the activation: ReLU outputs are >= 0).
 
 Writes to --workdir: filters.png, feature_maps_<i>.png for the chosen test images (the CNN
 Explainer view, receptive field per layer noted), top_<layer>_ch<c>.png (the test images
@@ -29,9 +37,10 @@ from cnn_jax.results import atomic_write_json, atomic_write_text, read_json
 from cnn_jax.run_setup import build
 from cnn_jax.runs import LoadedRun, load_run
 from cnn_jax.steps import normalize
-from cnn_jax.train import train_and_evaluate
-from experiments import anatomy_report as report
-from experiments import cli
+from cnn_jax.sweep import run_sweep
+
+from . import anatomy_report as report
+from . import cli
 
 
 def obtain_run(config: ml_collections.ConfigDict, workdir: Path) -> tuple[LoadedRun, str]:
@@ -45,10 +54,14 @@ def obtain_run(config: ml_collections.ConfigDict, workdir: Path) -> tuple[Loaded
         variables = {"params": state.params, "batch_stats": state.batch_stats}
         loaded = LoadedRun(config, run.spec, run.model, variables, run.dataset, 0)
         return loaded, "random initialisation (untrained)"
-    model_dir = workdir / "model"
-    if not (model_dir / "results.json").exists():
-        train_and_evaluate(config, model_dir)
-    return load_run(model_dir), f"trained into {model_dir}"
+    (row,) = run_sweep({"model": config}, workdir, [int(config.seed)], vmap_seeds=False)
+    return load_run(row["run_dir"]), f"trained into {row['run_dir']} ({row['status']})"
+
+
+TOP_TITLE = (
+    "top_<layer>_ch<c>.png: each image's title is '<true label> | <score>', the score being the "
+    "spatial maximum of channel c's activation map at <layer> for that test image"
+)
 
 
 def first_kernel(params: dict[str, Any]) -> np.ndarray:
@@ -126,12 +139,13 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         )
         best = visualize.top_activating(scores, int(exp.top_k))
         name = f"top_{layer.replace('/', '_')}_ch{int(channel)}.png"
-        titles = [f"{label_name(ds, test.labels[i])} {scores[i]:.2f}" for i in best]
+        titles = [f"{label_name(ds, test.labels[i])} | {scores[i]:.2f}" for i in best]
         visualize.plot_images(
             test.images[best],
             workdir / name,
             titles,
-            title=f"{layer} channel {channel}: top {len(best)} test images",
+            title=f"{layer} channel {channel}: top {len(best)} test images\n"
+            "each: true label | max of the channel's activation map",
         )
         files.append(name)
         top[int(channel)] = {
@@ -154,9 +168,10 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         "files": files,
         "wall_time_sec": time.time() - t0,
     }
-    model_results = workdir / "model" / "results.json"
+    model_results = workdir / "model" / f"seed_{int(config.seed)}" / "results.json"
     if not exp.run_dir and exp.train and model_results.exists():
         results["test_accuracy"] = read_json(model_results)["test_accuracy"]
+    results["top_title"] = TOP_TITLE
     atomic_write_json(workdir / "results.json", results)
     print(report.markdown_table(rf_headers, rf_rows))
     print(f"Wrote {', '.join(files)} and results.json to {workdir} ({time.time() - t0:.0f} s)")

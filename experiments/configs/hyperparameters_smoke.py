@@ -1,25 +1,23 @@
-"""Smoke run of the conv hyperparameter study: a few settings x 2 seeds, 1 epoch of digits.
+"""Smoke run of the conv hyperparameter study: kernels and border parts, 2 seeds, 1 epoch.
 
-For CI and the notebook (under 2 minutes on 2 CPU cores); a sanity check of the pipeline,
-not a measurement (see hyperparameters_full.py).
+For CI and the notebook (well under 2 minutes on 2 CPU cores); checks the pipeline, not a
+measurement (see hyperparameters_full.py). Not published (no experiment.record_as).
 """
 
-from experiments.configs import hyperparameters_full
+from . import hyperparameters_full
 
 
 def get_config():
     config = hyperparameters_full.get_config()
     config.train.num_epochs = 1
-    config.train.eval_every_epochs = 1
     config.train.log_every_steps = 5
-    config.experiment.seeds = (0, 1)
-    # One compile per variant: for 1-2 epochs compiling dominates, so vmapped seeds are
-    # cheaper here (activations smoke, cold cache: 52 s vs 78 s CPU), unlike the full runs.
-    config.experiment.vmap_seeds = True
-    config.experiment.features = 8
-    config.experiment.kernel_sizes = (3, 7)
-    config.experiment.strides = (1, 2)
-    config.experiment.paddings = ("SAME",)
-    config.experiment.depths = (2,)
-    config.experiment.depth_kernels = (3,)
+    exp = config.experiment
+    exp.record_as = ""
+    exp.parts = ("kernels", "border")  # stride and depth variants: unit tests (no training)
+    exp.seeds = (0, 1)
+    exp.budgets = {"1x": 1.0, "3x": 3.0}
+    exp.width = 4
+    exp.kernels = {"fields": (5,)}
+    exp.depth = {"depths": (1, 3), "same_only_depths": (), "large_kernel": 7, "large_depths": (1,)}
+    exp.border = {"paddings": ("SAME", "VALID"), "depth": 2}
     return config
