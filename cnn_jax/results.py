@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -21,6 +22,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
 _RESERVED = ("step", "split", "time")
 
@@ -156,12 +158,12 @@ class MetricsWriter:
     def _prepare_existing(self, resume_from_step: int | None) -> None:
         """Drops lines after the resume step, or just a torn last line when appending."""
         lines, tail = _split_lines(self.path.read_bytes())
-        if resume_from_step is not None:
+        if self._set_aside_damaged(lines) or resume_from_step is not None:
+            last = float("inf") if resume_from_step is None else resume_from_step
             keep = [
                 line
                 for line in [*lines, tail]
-                if (record := _parses(line)) is not None
-                and record.get("step", 0) <= resume_from_step
+                if (record := _parses(line)) is not None and record.get("step", 0) <= last
             ]
             text = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in keep)
             atomic_write_text(self.path, text.decode("utf-8"))
@@ -172,6 +174,22 @@ class MetricsWriter:
                     f.write(b"\n")
                 else:
                     f.truncate(sum(len(line) for line in lines))
+
+    def _set_aside_damaged(self, lines: list[bytes]) -> bool:
+        """Complete lines that are not JSON records (damage, not a torn tail) are reported
+        with file and line number and appended to metrics.jsonl.damaged rather than dropped
+        silently; True when there were any (the caller rewrites the file without them)."""
+        damaged = [(n, line) for n, line in enumerate(lines, 1) if _parses(line) is None]
+        if not damaged:
+            return False
+        aside = self.path.with_name(self.path.name + ".damaged")
+        with open(aside, "ab") as f:
+            f.write(b"".join(line for _, line in damaged))
+        for number, line in damaged:
+            log.warning(
+                "%s:%d: damaged line %r set aside in %s", self.path, number, line[:60], aside
+            )
+        return True
 
     def write(self, step: int, split: str, metrics: Mapping[str, Any]) -> None:
         """Logs scalar `metrics` of `split` at `step`: one JSON line, and `split/name` in TB."""
@@ -217,7 +235,10 @@ def read_metrics(workdir_or_path: str | os.PathLike) -> list[dict]:
     for number, line in enumerate(lines, 1):
         record = _parses(line)
         if record is None:
-            raise ValueError(f"{path}:{number}: not a JSON object: {line[:80]!r}")
+            raise ValueError(
+                f"{path}:{number}: not a JSON object: {line[:80]!r}; resume the run (the line "
+                "is set aside in metrics.jsonl.damaged) or delete the line"
+            )
         records.append(record)
     if tail and (record := _parses(tail)) is not None:
         records.append(record)

@@ -1,14 +1,19 @@
 """Flags and error handling shared by every experiment module.
 
-Bad input (a config error, a missing dataset) ends the program with one clear line on
-stderr and exit status 2, not a traceback; `--debug` shows the traceback instead.
+Bad input (a config error, a missing dataset, a read-only or full disk, a busy workdir)
+ends the program with one clear line on stderr and exit status 2, not a traceback;
+`--debug` shows the traceback instead. `--config=FILE` and `--config.<field>=<value>` are
+read by `cnn_jax.config_cli` (one-line errors, optional fields settable), `--help` lists
+the flags and the config's fields.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,14 +21,18 @@ from typing import Any
 import ml_collections
 from absl import app, flags
 from absl import logging as absl_logging
-from ml_collections import config_flags
 
-from cnn_jax import parallel, runtime
+from cnn_jax import config_cli, parallel, runtime
 from cnn_jax.preemption import NonFiniteError, Preempted
+
+from . import config_files
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
 flags.DEFINE_bool("debug", False, "Show full tracebacks for configuration errors.")
+flags.DEFINE_bool(
+    "overwrite", False, "Discard a run trained with other settings in --workdir (train.overwrite)."
+)
 flags.DEFINE_bool(
     "distributed",
     False,
@@ -34,6 +43,22 @@ flags.DEFINE_integer("num_processes", None, "Total number of processes (multi-pr
 flags.DEFINE_integer("process_id", None, "This process's index (multi-process).")
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, KeyError)
+_DISK_FIXES = {
+    errno.EACCES: "make it writable or choose another directory (--workdir, dataset.data_dir)",
+    errno.EPERM: "make it writable or choose another directory (--workdir, dataset.data_dir)",
+    errno.EROFS: "the file system is read-only: choose another directory",
+    errno.ENOSPC: "the disk is full: free space or choose another --workdir; rerun to resume",
+    errno.EDQUOT: "the disk quota is exhausted: free space; rerun to resume",
+}
+
+
+def os_error_line(e: OSError) -> str | None:
+    """One line for a permission / read-only / full-disk error, naming the file and a fix."""
+    fix = _DISK_FIXES.get(e.errno)
+    if fix is None:
+        return None
+    where = e.filename or "a file of the run"
+    return f"{where}: {e.strerror or os.strerror(e.errno)}; {fix}"
 
 
 def setup() -> None:
@@ -62,12 +87,27 @@ def run_guarded(fn: Callable[[], None]) -> None:
     except (Preempted, NonFiniteError) as e:
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except USER_ERRORS as e:
-        if FLAGS.debug or os.environ.get("CNN_JAX_DEBUG"):
+    except (*USER_ERRORS, OSError) as e:
+        if _debug():
             raise
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, OSError) and not isinstance(e, USER_ERRORS):
+            message = os_error_line(e)
+            if message is None:
+                raise
+        else:
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def _debug() -> bool:
+    parsed = FLAGS.is_parsed() and FLAGS.debug
+    return bool(parsed or os.environ.get("CNN_JAX_DEBUG"))
+
+
+def resolve_config(name: str) -> str:
+    """The config file for `--config=name`: a path, or a packaged config's name (digits)."""
+    return str(config_files.resolve(name))
 
 
 def main(
@@ -75,21 +115,78 @@ def main(
     *,
     default_config: str,
     default_workdir: str,
+    argv: Sequence[str] | None = None,
 ) -> None:
     """The whole `if __name__ == "__main__":` of an experiment module.
 
-    Defines --config (here, not at import, so notebooks and tests can import several
-    experiment modules), then runs `run(config, workdir)` with `run_guarded`'s exit codes.
+    Reads `--config=FILE` (default `default_config`) and its `--config.<field>=<value>`
+    overrides (`cnn_jax.config_cli`), then runs `run(config, workdir)` with `run_guarded`'s
+    exit codes. `--help` prints the flags and the config's fields.
     """
-    config_flag = config_flags.DEFINE_config_file(
-        "config", default_config, "Experiment config: a Python file with get_config()."
-    )
+    argv = list(sys.argv if argv is None else argv)
+    if any(a in ("-h", "--help", "-help", "--helpshort") for a in argv[1:]):
+        print(help_text(argv[0], default_config, default_workdir))
+        sys.exit(0)
+    split: list[Any] = []
+    run_guarded(lambda: split.extend(config_cli.split_argv(argv)))
+    config_arg, overrides, rest = split
 
-    def _main(argv: Sequence[str]) -> None:
-        if len(argv) > 1:
-            raise app.UsageError(f"Unexpected arguments: {list(argv[1:])}")
+    def _main(args: Sequence[str]) -> None:
+        if len(args) > 1:
+            raise app.UsageError(f"Unexpected arguments: {list(args[1:])}")
         setup()
         workdir = FLAGS.workdir or default_workdir
-        run_guarded(lambda: run(config_flag.value, workdir))
 
-    app.run(_main)
+        def go() -> None:
+            config = config_cli.load(resolve_config(config_arg or default_config), overrides)
+            if FLAGS.overwrite:
+                config.train.overwrite = True
+            run(config, workdir)
+
+        run_guarded(go)
+
+    app.run(_main, argv=rest)
+
+
+def help_text(program: str, default_config: str, default_workdir: str) -> str:
+    """Usage, the flags, and every field of the default config with its value."""
+    lines = [
+        f"usage: python -m {_module(program)} [--config=FILE] [--workdir=DIR] [--debug] "
+        "[--overwrite] [--config.<field>=<value> ...]",
+        "",
+        "flags:",
+        f"  --config=FILE   experiment config, a Python file with get_config() ({default_config})",
+        f"                  or a packaged config: {', '.join(config_files.names())}",
+        f"  --workdir=DIR   checkpoints, metrics, results; rerun to resume ({default_workdir})",
+        "  --debug         full tracebacks instead of one-line errors",
+        "  --overwrite     discard a run trained with other settings in --workdir",
+        "  --config.<field>=<value>   set any field below, e.g. --config.train.num_epochs=3",
+        "  --distributed --coordinator_address --num_processes --process_id   multi-process",
+        "",
+        f"config fields ({default_config}):",
+    ]
+    try:
+        config = config_cli.load_file(resolve_config(default_config))
+    except ValueError as e:
+        return "\n".join([*lines, f"  (cannot load: {e})"])
+    declared = config_cli.leaf_fields(config)
+    lines += [f"  {field} = {value!r}" for field, value in declared]
+    optional = config_cli.optional_fields(config)
+    names = {field for field, _ in declared}
+    extra = [
+        f"{section}.{key}" if section else key
+        for section, keys in optional.items()
+        for key in keys
+        if (f"{section}.{key}" if section else key) not in names
+        and not any(n.startswith(f"{section}.{key}.") for n in names)
+    ]
+    lines += ["", "also settable (optional, validated when set):"]
+    lines += textwrap.wrap(", ".join(extra), 96, initial_indent="  ", subsequent_indent="  ")
+    return "\n".join(lines)
+
+
+def _module(program: str) -> str:
+    path = Path(program)
+    if path.name == "__main__.py" or path.suffix != ".py":
+        return path.stem
+    return ".".join(path.with_suffix("").parts[-2:])

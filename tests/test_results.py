@@ -134,6 +134,15 @@ def test_malformed_line_in_the_middle_raises(tmp_path: Path):
         read_metrics(tmp_path)
 
 
+def test_damaged_middle_line_is_reported_and_set_aside_on_resume(tmp_path: Path, caplog):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\ngarbled\n{"step": 2}\n{"step": 3}\n')
+    with caplog.at_level("WARNING"):
+        MetricsWriter(tmp_path, tensorboard=False, resume_from_step=2).close()
+    assert "metrics.jsonl:2: damaged line b'garbled\\n' set aside" in caplog.text
+    assert (tmp_path / "metrics.jsonl.damaged").read_text() == "garbled\n"
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2]
+
+
 def test_resumed_run_logs_what_an_uninterrupted_run_logs(tmp_path: Path):
     uninterrupted, resumed = tmp_path / "a", tmp_path / "b"
     _write_steps(uninterrupted, range(1, 9))
