@@ -1,0 +1,53 @@
+"""Entry points of the installed console scripts (`[project.scripts]` in pyproject.toml).
+
+Each runs an experiment module exactly as `python -m experiments.<module>` does (its
+`if __name__ == "__main__":` block, through `runpy`), so `cnn-jax-train --config=digits`
+works from any directory once the package is installed.
+"""
+
+from __future__ import annotations
+
+import runpy
+
+COMMANDS = {
+    "cnn-jax-train": "train",
+    "cnn-jax-invariance": "translation_invariance",
+    "cnn-jax-regularization": "regularization",
+    "cnn-jax-activations": "activations",
+    "cnn-jax-hyperparameters": "hyperparameters",
+    "cnn-jax-feature-maps": "feature_maps",
+}
+
+
+def _run(module: str) -> None:
+    runpy.run_module(f"{__package__}.{module}", run_name="__main__", alter_sys=True)
+
+
+def train() -> None:
+    """cnn-jax-train: one training run (experiments/train.py)."""
+    _run("train")
+
+
+def invariance() -> None:
+    """cnn-jax-invariance: the translation-invariance study."""
+    _run("translation_invariance")
+
+
+def regularization() -> None:
+    """cnn-jax-regularization: the regularizer study."""
+    _run("regularization")
+
+
+def activations() -> None:
+    """cnn-jax-activations: the activation-function study."""
+    _run("activations")
+
+
+def hyperparameters() -> None:
+    """cnn-jax-hyperparameters: the depth/kernel hyperparameter study."""
+    _run("hyperparameters")
+
+
+def feature_maps() -> None:
+    """cnn-jax-feature-maps: feature-map figures of a trained run."""
+    _run("feature_maps")
