@@ -86,10 +86,14 @@ def choose_lr(groups: Mapping[str, Sequence], act: str, lrs: Sequence[float]) ->
         return float(np.mean([r["results"]["final"]["validation"]["accuracy"] for r in rows]))
 
     names = [variant_name(act, lr) for lr in sorted(lrs) if variant_name(act, lr) in groups]
+    if not names:
+        raise ValueError(
+            f"experiment.learning_rates: every {act} run diverged; allowed: lower rates"
+        )
     return max(names, key=val)
 
 
-def grid_table(groups_by_budget, exp) -> tuple[list[str], list[list[Any]]]:
+def grid_table(groups_by_budget, exp, root: Path) -> tuple[list[str], list[list[Any]]]:
     """Validation accuracy of every activation x learning rate (test not read here)."""
     budgets = list(groups_by_budget)
     headers = ["activation", "learning rate"] + [f"validation acc % {b}" for b in budgets]
@@ -100,7 +104,12 @@ def grid_table(groups_by_budget, exp) -> tuple[list[str], list[list[Any]]]:
             for b in budgets:
                 g = groups_by_budget[b].get(name)
                 vals = [r["results"]["final"]["validation"]["accuracy"] for r in g or []]
-                cells.append(report.seed_values_fmt([100 * v for v in vals], 1) if vals else "-")
+                if report.diverged(root, b, name):
+                    cells.append("diverged (NaN)")
+                else:
+                    cells.append(
+                        report.seed_values_fmt([100 * v for v in vals], 1) if vals else "-"
+                    )
             rows.append([act, f"{lr:g}"] + cells)
     return headers, rows
 
@@ -187,7 +196,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     t0, load_at_start = time.time(), record.load_average()
     configs = {**activation_configs(config), **collapse.collapse_configs(config)}
     rows = report.train_budgets(
-        configs, workdir / "runs", exp.seeds, dict(exp.budgets), bool(exp.vmap_seeds)
+        configs, workdir / "runs", exp.seeds, dict(exp.budgets), bool(exp.vmap_seeds), True
     )
     targets = [float(t) for t in exp.target_accuracies]
     krizhevsky = float(exp.krizhevsky_target)
@@ -212,7 +221,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     claims += report.judge(claim_specs(exp, krizhevsky), aliased, speed)
     budgets = list(exp.budgets)
     claims_md = report.claims_markdown(claims, budgets)
-    g_headers, g_rows = grid_table(groups, exp)
+    g_headers, g_rows = grid_table(groups, exp, workdir / "runs")
     s_headers, s_rows = speed_table(chosen, speed, groups, targets)
     speed_md = report.markdown_table(s_headers, s_rows)
     ds = datasets.load(data.name, data_dir=data.get("data_dir"), **dict(data.options or {}))

@@ -24,20 +24,20 @@ def _interval(groups: Mapping[str, Sequence], name: str, split: str = "test"):
     return report.accuracy_interval(report.correct_sn(groups[name], split))
 
 
-def _series(ax, xs, names_by_series: Mapping[str, Sequence[str]], groups_by_budget, split="test"):
+def _series(ax, xs, names_by_series, groups_by_budget, split="test", connect=True):
     """One errorbar series per (series, budget); x positions shared."""
-    labels = [f"{s} ({b})" for s in names_by_series for b in groups_by_budget]
+    labels = [f"{s} ({b})".strip() for s in names_by_series for b in groups_by_budget]
     colors = plots.variant_colors(labels)
     for i, (series, names) in enumerate(names_by_series.items()):
         for j, (budget, groups) in enumerate(groups_by_budget.items()):
-            label = f"{series} ({budget})"
+            label = f"{series} ({budget})".strip()
             ivs = [_interval(groups, n, split) for n in names]
             keep = [(x + 0.06 * j, iv) for x, iv in zip(xs, ivs) if iv is not None]
             if keep:
                 plots.interval_errorbar(
                     ax, [k[0] for k in keep], [k[1] for k in keep], label=label,
                     color=colors[label], bounds=plots.ACCURACY_BOUNDS, scale=100,
-                    linestyle=_STYLES[i % len(_STYLES)],
+                    linestyle=_STYLES[i % len(_STYLES)] if connect else "none",
                 )  # fmt: skip
     ax.set_ylabel("test accuracy %" if split == "test" else f"{split} accuracy %")
     ax.grid(alpha=0.3)
@@ -61,7 +61,7 @@ def hyperparameters_figure(exp, by_part, geometries, groups_by_budget, size: int
             ax.set(xlabel="stride (every layer)", xticks=strides, title="stride, per head")
         elif part == "kernels":
             names = list(by_part[part])
-            _series(ax, list(range(len(names))), {"": names}, groups_by_budget)
+            _series(ax, list(range(len(names))), {"budget": names}, groups_by_budget, connect=False)
             ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
             ax.set(title="same receptive field: 3x3 stack vs one kernel")
         elif part == "depth":
@@ -82,7 +82,7 @@ def hyperparameters_figure(exp, by_part, geometries, groups_by_budget, size: int
             splits = ("test", "test_edge", "test_center")
             named = {p: [f"border_{p.lower()}"] for p in exp.border.paddings}
             for k, split in enumerate(splits):
-                _series(ax, [k], named, groups_by_budget, split)
+                _series(ax, [k], named, groups_by_budget, split, connect=False)
             ax.set_xticks(range(len(splits)), ["random position", "touching edge", "centred"])
             ax.set(ylabel="accuracy %", title="border digits, per padding")
     plots.save(fig, path)

@@ -24,13 +24,40 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from cnn_jax import predictions, stats
+from cnn_jax.preemption import NonFiniteError
 from cnn_jax.results import read_metrics
 from cnn_jax.sweep import run_sweep
 
 ALPHA = 0.05
+DIVERGED = "DIVERGED.txt"
 
 
 # ----------------------------------------------------------------------------- training
+
+
+def _sweep_each(configs, root: Path, seeds: list[int], vmap_seeds: bool) -> list[dict]:
+    """run_sweep variant by variant; a diverged variant (NaN/Inf) is marked and left out.
+
+    For a learning-rate grid divergence is a result, not an error: the marker file
+    <root>/<variant>/DIVERGED.txt keeps the message, so a rerun does not retrain it.
+    """
+    rows = []
+    for name, config in configs.items():
+        marker = root / name / DIVERGED
+        if marker.exists():
+            continue
+        try:
+            rows += run_sweep({name: config}, root, seeds, vmap_seeds=vmap_seeds)
+        except NonFiniteError as e:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"{e}\n")
+            print(f"{name}: diverged ({e}); left out", flush=True)
+    return rows
+
+
+def diverged(root: str | Path, budget: str, name: str) -> bool:
+    """Whether `name` diverged at `budget` (see `_sweep_each`)."""
+    return (Path(root) / budget / name / DIVERGED).exists()
 
 
 def train_budgets(
@@ -39,29 +66,35 @@ def train_budgets(
     seeds: Sequence[int],
     budgets: Mapping[str, float],
     vmap_seeds: bool,
+    allow_diverged: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """{budget: rows}: every config at each budget factor (train.budget_factor), via run_sweep.
 
     Variants with identical configs (e.g. a depth-3 VALID stack that is also a kernel-study
-    stack) train once; the duplicate names get copies of the first one's rows.
+    stack) train once; the duplicate names get copies of the first one's rows. With
+    `allow_diverged`, a variant whose training diverges has no rows (see `_sweep_each`).
     """
     unique, alias = {}, {}
     for name, config in configs.items():
         key = json.dumps(config.to_dict(), sort_keys=True, default=str)
         alias[name] = unique.setdefault(key, name)
-    out = {}
+    out, seeds = {}, [int(s) for s in seeds]
     for budget, factor in budgets.items():
         scaled = {}
         for name in dict.fromkeys(alias.values()):
             scaled[name] = configs[name].copy_and_resolve_references()
             scaled[name].train.budget_factor = float(factor)
         print(f"budget {budget} (x{factor}): {len(scaled)} variants x {len(seeds)} seeds")
-        rows = run_sweep(
-            scaled, Path(root) / budget, [int(s) for s in seeds], vmap_seeds=vmap_seeds
-        )
+        where = Path(root) / budget
+        if allow_diverged:
+            rows = _sweep_each(scaled, where, seeds, vmap_seeds)
+        else:
+            rows = run_sweep(scaled, where, seeds, vmap_seeds=vmap_seeds)
         by_name = by_variant(rows)
         out[budget] = [
-            dict(row, variant=name) for name, first in alias.items() for row in by_name[first]
+            dict(row, variant=name)
+            for name, first in alias.items()
+            for row in by_name.get(first, [])
         ]
     return out
 

@@ -139,7 +139,7 @@ def kernel_variants(config, shape, classes) -> dict[str, ml_collections.ConfigDi
         def make(w, field=field):
             return with_model(config, [stem, conv(w, field, "VALID")], exp.head)
 
-        for key in ("params", "flops"):
+        for key in exp.kernels.get("match", ("params", "flops")):
             w = _match_width(make, g[key], key, shape, classes)
             out[kernel_name(field, key)] = make(w)
     return out

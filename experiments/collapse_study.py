@@ -57,7 +57,8 @@ def collapse_configs(config: ml_collections.ConfigDict) -> dict[str, ml_collecti
             cfg.model.blocks = blocks
             cfg.model.head = "flatten"
             cfg.model.head_hidden = ()
-            cfg.optim.learning_rate = float(config.experiment.collapse.learning_rate)
+            for key, value in dict(config.experiment.collapse.optim).items():
+                cfg.optim[key] = value
         out[f"collapse_{name}"] = cfg
     return out
 

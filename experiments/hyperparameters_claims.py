@@ -66,7 +66,7 @@ def claim_specs(exp, size: int) -> list[ClaimSpec]:
     if "kernels" in parts:
         text = "small kernels do better (a 3x3 stack vs one large kernel, same receptive field)"
         for field in exp.kernels.fields:
-            for key in ("params", "flops"):
+            for key in exp.kernels.get("match", ("params", "flops")):
                 specs.append(
                     ClaimSpec(
                         text, kernel_name(field, "stack"), kernel_name(field, key), +1,

@@ -17,7 +17,7 @@ def get_config():
     exp.seeds = (0, 1)
     exp.budgets = {"1x": 1.0, "3x": 3.0}
     exp.width = 4
-    exp.kernels = {"fields": (5,)}
+    exp.kernels = {"fields": (5,), "match": ("params",)}
     exp.depth = {"depths": (1, 3), "same_only_depths": (), "large_kernel": 7, "large_depths": (1,)}
     exp.border = {"paddings": ("SAME", "VALID"), "depth": 2}
     return config
