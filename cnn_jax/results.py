@@ -133,6 +133,8 @@ class MetricsWriter:
     `resume_from_step=S` (a run resumed from a checkpoint at step S) first rewrites
     metrics.jsonl atomically keeping only lines with step <= S, and hides later
     TensorBoard events, so a killed-and-resumed run logs what an uninterrupted one does.
+    TensorBoard keeps one point per tag and step (the final evaluation's validation point,
+    at the step of the last epoch's, goes to metrics.jsonl and to `write_hparams`).
     """
 
     def __init__(
@@ -149,6 +151,7 @@ class MetricsWriter:
             self._prepare_existing(resume_from_step)
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._tb = None
+        self._tb_last_step: dict[str, int] = {}
         if tensorboard:
             from tensorboardX import SummaryWriter  # Lazy: pulls in protobuf.
 
@@ -206,7 +209,32 @@ class MetricsWriter:
             written += os.write(self._fd, data[written:])
         if self._tb is not None:
             for name, value in values.items():
-                self._tb.add_scalar(f"{split}/{name}", value, int(step))
+                tag = f"{split}/{name}"
+                if self._tb_last_step.get(tag, -1) < int(step):  # one point per step
+                    self._tb.add_scalar(tag, value, int(step))
+                    self._tb_last_step[tag] = int(step)
+
+    def write_hparams(
+        self, hparams: Mapping[str, Any], final: Mapping[str, Mapping[str, Any]], step: int
+    ) -> None:
+        """TensorBoard HParams for this run (no-op without TensorBoard): the settings
+        `hparams` (see `hparams_of`) and the final metrics, logged as `final/<split>/<name>`
+        scalars at `step`, so runs compare side by side in TensorBoard's HParams view."""
+        if self._tb is None:
+            return
+        from tensorboardX.summary import hparams as hparams_summaries
+
+        metrics = {
+            f"final/{split}/{name}": _scalar(name, value)
+            for split, values in final.items()
+            for name, value in values.items()
+        }
+        settings = {k: v for k, v in hparams.items() if v is not None}
+        file_writer = self._tb._get_file_writer()
+        for summary in hparams_summaries(settings, metrics):  # experiment, session start/end
+            file_writer.add_summary(summary)
+        for tag, value in metrics.items():
+            self._tb.add_scalar(tag, value, int(step))
 
     def close(self) -> None:
         """Closes metrics.jsonl and flushes TensorBoard events; idempotent."""
@@ -222,6 +250,20 @@ class MetricsWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def hparams_of(config: Any, seed: int) -> dict[str, bool | int | float | str]:
+    """A run's settings as TensorBoard hparams: every field of its run identity
+    (`cnn_jax.identity.seed_fields`: what changes the result), lists and dicts as JSON text,
+    plus `run_identity`, the hash of the unit's config (as in config.json)."""
+    from cnn_jax import identity
+
+    out: dict[str, bool | int | float | str] = {}
+    for key, value in identity.seed_fields(config, seed).items():
+        plain = isinstance(value, bool | int | float | str)
+        out[key] = value if plain else json.dumps(value, sort_keys=True, default=str)
+    out[identity.KEY] = identity.of(config)
+    return out
 
 
 def read_metrics(workdir_or_path: str | os.PathLike) -> list[dict]:
