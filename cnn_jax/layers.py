@@ -244,6 +244,14 @@ class GlobalAvgPool(nn.Module):
         return jnp.mean(x_bhwc, axis=(1, 2))
 
 
+class GlobalMaxPool(nn.Module):
+    """Max over H and W: [B, H, W, C] -> [B, C] (the head of Kayhan & van Gemert 2020's net)."""
+
+    @nn.compact
+    def __call__(self, x_bhwc: jax.Array) -> jax.Array:
+        return jnp.max(x_bhwc, axis=(1, 2))
+
+
 class Flatten(nn.Module):
     """[B, H, W, C] -> [B, H*W*C]."""
 

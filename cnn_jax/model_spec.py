@@ -14,7 +14,7 @@ from typing import Any
 from cnn_jax.layers import ACTIVATIONS, POOLINGS, Padding, canonical_padding, check_choice
 
 BLOCK_TYPES = ("conv", "residual")
-HEAD_KINDS = ("flatten", "global_avg")
+HEAD_KINDS = ("flatten", "global_avg", "global_max")  # global_max: Kayhan & van Gemert 2020
 
 
 @dataclasses.dataclass(frozen=True)

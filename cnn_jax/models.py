@@ -18,6 +18,7 @@ from cnn_jax.layers import (
     Flatten,
     GaussianNoise,
     GlobalAvgPool,
+    GlobalMaxPool,
     Pool,
     canonical_padding,
 )
@@ -127,10 +128,9 @@ class CNN(nn.Module):
             inter.update({f"block{i}/{k}": v for k, v in block_inter.items()})
             inter[f"block{i}"] = x_bhwc
         head = spec.head
-        pool_or_flatten = (
-            GlobalAvgPool(name="gap") if head.kind == "global_avg" else Flatten(name="flatten")
-        )
-        x = inter["head/features"] = pool_or_flatten(x_bhwc)
+        heads = {"global_avg": GlobalAvgPool, "global_max": GlobalMaxPool, "flatten": Flatten}
+        names = {"global_avg": "gap", "global_max": "gmp", "flatten": "flatten"}
+        x = inter["head/features"] = heads[head.kind](name=names[head.kind])(x_bhwc)
         for j, width in enumerate(head.hidden):
             x = nn.Dense(width, dtype=dtype, name=f"dense{j}")(x)
             x = inter[f"head/dense{j}"] = Activation(head.activation, name=f"dense{j}_act")(x)

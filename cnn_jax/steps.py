@@ -65,7 +65,8 @@ def normalize(images_uint8: jax.Array, mean: Sequence[float], std: Sequence[floa
     """
     del mean  # scale-only by design (see above)
     x = images_uint8.astype(jnp.float32) / 255.0
-    return x / jnp.asarray(std, jnp.float32)
+    std = jnp.asarray(std, jnp.float32)
+    return x / jnp.where(std > 0, std, 1.0)  # a constant channel (std 0) is left unscaled
 
 
 def _sums(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> Metrics:

@@ -174,3 +174,42 @@ def plot_two_dots(
     ax.legend()
     fig.suptitle(f"Two dots {distance} pixels apart under repeated 2x2 pooling")
     return fig
+
+
+def learned_merge_table(
+    predict_fn: Any,
+    variables: Any,
+    canvas: int,
+    distances: Sequence[int],
+    layers: Sequence[str],
+    channels: int = 1,
+) -> list[dict[str, Any]]:
+    """The two-dots test through a trained network's own layers instead of raw-pixel pooling.
+
+    Two white pixels `distance` apart on the middle row of a black `canvas` image go through
+    the network (`predict_fn(variables, x_bhwc) -> (logits, intermediates)`, raw 0..255
+    input); at each of `layers` (in depth order) the response map is the channel norm of
+    f(dots) - f(blank). Rows as `merge_table`, with kind 'learned' and the level counted in
+    `layers`: the first layer at which fewer than two peaks remain, over every phase of the
+    pair relative to an 8-pixel grid (None in min/mean/max when no phase merged).
+    """
+    period, rows = 8, []
+    for d in distances:
+        cols = [canvas // 2 - d // 2 - period // 2 + p for p in range(period)]
+        x = np.stack([two_dots_map(canvas, d, c) for c in cols]) * 255.0
+        x_bhwc = np.repeat(x[..., None], channels, axis=-1).astype(np.float32)
+        blank = np.zeros_like(x_bhwc[:1])
+        _, inter = predict_fn(variables, jnp.asarray(np.concatenate([blank, x_bhwc])))
+        maps = [  # layers the net lacks (fewer pooling stages) are skipped
+            np.linalg.norm(np.asarray(inter[n][1:]) - np.asarray(inter[n][:1]), axis=-1)
+            for n in layers
+            if n in inter
+        ]
+        merged = [poolings_to_merge([m[p] for m in maps]) for p in range(period)]
+        done = [m for m in merged if m is not None]
+        stats = (min(done), float(np.mean(done)), max(done)) if done else (None,) * 3
+        rows.append(
+            {"kind": "learned", "distance": int(d), "min": stats[0], "mean": stats[1],
+             "max": stats[2], "never": len(merged) - len(done)}
+        )  # fmt: skip
+    return rows

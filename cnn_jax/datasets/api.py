@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import tensorflow_datasets as tfds
 
-from cnn_jax.datasets import builders, digits, mnist, options, shapes, storage
+from cnn_jax.datasets import builders, digits, mnist, options, redgreen, shapes, storage
 from cnn_jax.datasets.core import (
     Dataset,
     DatasetNotFoundError,
@@ -26,7 +27,7 @@ from cnn_jax.datasets.core import (
     resolve_data_dir,
 )
 
-NAMES = ("digits", "shapes", "mnist", "fashion_mnist")
+NAMES = ("digits", "shapes", "red_green", "mnist", "fashion_mnist")
 
 
 class _Generated(NamedTuple):
@@ -35,7 +36,8 @@ class _Generated(NamedTuple):
     builder: type[builders.ArrayBuilder]
     config_name: Callable[..., str]
     args: tuple[str, ...]  # the options that change the images (all in the variant's name)
-    size_arg: str  # the option giving the image side
+    size_arg: str | int  # the option giving the image side, or the fixed side
+    channels: int = 1
 
 
 _GENERATED = {
@@ -50,6 +52,13 @@ _GENERATED = {
         shapes.config_name,
         ("image_size", "seed", "num_train", "num_validation", "num_test"),
         "image_size",
+    ),
+    "red_green": _Generated(
+        builders.RedGreenBuilder,
+        redgreen.config_name,
+        ("seed", "num_train", "num_validation", "num_test", "test_set"),
+        redgreen.IMAGE_SIZE,
+        channels=3,
     ),
 }
 _IDX_BUILDERS = {"mnist": builders.MnistBuilder, "fashion_mnist": builders.FashionMnistBuilder}
@@ -79,6 +88,7 @@ def load(name: str, *, data_dir: str | os.PathLike | None = None, **opts: Any) -
         train = storage.read_own_split(builder, "train")
         splits = _hold_out(train, parsed["validation_size"], name)
         splits["test"] = storage.read_own_split(builder, "test")
+        splits = {k: _on_canvas(v, parsed["canvas_size"]) for k, v in splits.items()}
     else:
         builder = _open_tfds(name, root)
         splits = _read_generic(builder, name, parsed)
@@ -106,8 +116,9 @@ def check(name: str, *, data_dir: str | os.PathLike | None = None, **opts: Any) 
     parsed = options.parse(name, opts)
     root = resolve_data_dir(data_dir)
     if name in _GENERATED:
-        side, names = parsed[_GENERATED[name].size_arg], _GENERATED[name].builder.CLASS_NAMES
-        return DatasetSpec(name, (side, side, 1), len(names), names)
+        generated = _GENERATED[name]
+        side, names = _side(generated, parsed), generated.builder.CLASS_NAMES
+        return DatasetSpec(name, (side, side, generated.channels), len(names), names)
     if name in _IDX_BUILDERS:
         builder_cls = _IDX_BUILDERS[name]
         with storage.quiet_tfds():
@@ -115,7 +126,10 @@ def check(name: str, *, data_dir: str | os.PathLike | None = None, **opts: Any) 
         if not prepared:
             mnist.find_files(name, root, parsed["raw_dir"])
         names = mnist.SOURCES[name].class_names
-        return DatasetSpec(name, mnist.IMAGE_SHAPE, len(names), names)
+        shape = mnist.IMAGE_SHAPE
+        if parsed["canvas_size"] is not None:
+            shape = (parsed["canvas_size"], parsed["canvas_size"], shape[2])
+        return DatasetSpec(name, shape, len(names), names)
     builder = _open_tfds(name, root)
     features = builder.info.features
     shape = tuple(features[parsed["image_key"]].shape)
@@ -127,12 +141,19 @@ def check(name: str, *, data_dir: str | os.PathLike | None = None, **opts: Any) 
     return DatasetSpec(name, shape, label.num_classes, tuple(label.names))
 
 
+def _side(generated: _Generated, args: dict[str, Any]) -> int:
+    """The image side of a generated dataset: fixed, or given by one of its options."""
+    return generated.size_arg if isinstance(generated.size_arg, int) else args[generated.size_arg]
+
+
 def _prepare_generated(name: str, parsed: dict[str, Any], root: Path) -> builders.ArrayBuilder:
     generated = _GENERATED[name]
     args = {k: parsed[k] for k in generated.args}
-    side = args[generated.size_arg]
+    side = _side(generated, args)
     config = builders.ArrayConfig(
-        name=generated.config_name(**args), image_shape=(side, side, 1), options=args
+        name=generated.config_name(**args),
+        image_shape=(side, side, generated.channels),
+        options=args,
     )
     return storage.prepare(generated.builder, config, root)
 
@@ -167,6 +188,18 @@ def _subset(train: Split, n: int | None, name: str) -> Split:
             f"{len(train)} training images"
         )
     return Split(train.images[:n], train.labels[:n])
+
+
+def _on_canvas(split: Split, size: int | None) -> Split:
+    """Each image centred on a `size` x `size` black canvas (None: unchanged); a load-time
+    view, like train_subset, so no second prepared copy. Zero is the background of MNIST and
+    Fashion-MNIST, so this is the 'black canvas' embedding of Azulay & Weiss 2019."""
+    h, w = split.images.shape[1:3]
+    if size is None or size == h == w:
+        return split
+    top, left = (size - h) // 2, (size - w) // 2
+    pads = ((0, 0), (top, size - h - top), (left, size - w - left), (0, 0))
+    return Split(np.pad(split.images, pads), split.labels)
 
 
 def _open_tfds(name: str, root: Path) -> tfds.core.DatasetBuilder:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from cnn_jax.datasets import digits, mnist, shapes
+from cnn_jax.datasets import digits, mnist, redgreen, shapes
 
 Arrays = dict[str, tuple[np.ndarray, np.ndarray]]
 
@@ -85,6 +85,15 @@ class ShapesBuilder(ArrayBuilder, skip_registration=True):
 
     def _make_arrays(self, dl_manager: tfds.download.DownloadManager) -> Arrays:
         return shapes.make_splits(**self.builder_config.options)
+
+
+class RedGreenBuilder(ArrayBuilder, skip_registration=True):
+    name = "cnn_jax_red_green"
+    CLASS_NAMES = redgreen.CLASS_NAMES
+    DESCRIPTION = "Kayhan & van Gemert 2020's red-green boxes (class = which colour is left)."
+
+    def _make_arrays(self, dl_manager: tfds.download.DownloadManager) -> Arrays:
+        return redgreen.make_splits(**self.builder_config.options)
 
 
 class _IdxBuilder(ArrayBuilder, skip_registration=True):

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cnn_jax.datasets import digits
+from cnn_jax.datasets import digits, redgreen
 
 GENERIC = "<tfds>"  # key for any prepared TFDS dataset that is not one of NAMES
 
@@ -66,9 +66,19 @@ OPTIONS: dict[str, dict[str, Option]] = {
         "seed": _int_at_least(0, 0),
         "train_subset": _TRAIN_SUBSET,
     },
+    "red_green": {  # Kayhan & van Gemert 2020: 2000 train, 1000 validation, 1000 test
+        "num_train": _int_at_least(2, 2000),
+        "num_validation": _int_at_least(2, 1000),
+        "num_test": _int_at_least(2, 1000),
+        "seed": _int_at_least(0, 0),
+        "test_set": _choice("similar", redgreen.TEST_SETS),
+        "train_subset": _TRAIN_SUBSET,
+    },
     "mnist": {
         "validation_size": _int_at_least(1, 5000),
         "raw_dir": _PATH,
+        # None: 28x28 as published; n > 28: each image centred on an n x n black canvas
+        "canvas_size": _optional_int_at_least(28),
         "train_subset": _TRAIN_SUBSET,
     },
     GENERIC: {
