@@ -137,13 +137,25 @@ def interleave(
             w.close()
 
 
+def per_round(a: Result, b: Result) -> list[float]:
+    """a's rate / b's rate in each round (both measured in the same round)."""
+    return [x / y for x, y in zip(a.rates, b.rates)]
+
+
 def ratio(a: Result, b: Result) -> float:
-    """Median over rounds of a's rate / b's rate (both measured in the same round)."""
-    return statistics.median(x / y for x, y in zip(a.rates, b.rates))
+    """Median over rounds of a's rate / b's rate."""
+    return statistics.median(per_round(a, b))
+
+
+def spread(a: Result, b: Result) -> str:
+    """'median [min, max]' of the per-round ratios: how far one ratio can be trusted."""
+    r = per_round(a, b)
+    return f"{statistics.median(r):.2f} [{min(r):.2f}, {max(r):.2f}]"
 
 
 def rows(results: Sequence[Result], reference: Result, peak_gflops: float | None) -> list[dict]:
-    """Table rows: img/s (median, best), GFLOP/s, % of peak, ratio to `reference`."""
+    """Table rows: img/s (median, best), GFLOP/s, % of peak, ratio to `reference` with the
+    min-max of its per-round ratios."""
     out = []
     for r in results:
         row = {
@@ -155,8 +167,8 @@ def rows(results: Sequence[Result], reference: Result, peak_gflops: float | None
         }
         if peak_gflops:
             row["% peak"] = 100 * r.gflops / peak_gflops
-        row[f"x {reference.name}"] = ratio(r, reference)
-        row["start-up s"] = r.compile_sec
+        row[f"x {reference.name} [min, max]"] = spread(r, reference)
+        row["compile / first step s"] = r.compile_sec
         row["peak RSS MiB"] = r.rss_mib
         row["cpu/wall"] = statistics.median(r.cpu_ratio)
         row["faults/step"] = statistics.median(r.faults)

@@ -8,8 +8,9 @@
 sharded onto the device by `prefetch_to_device`) against the same number of steps on one
 device-resident batch; overhead = 1 - loader rate / resident rate. Both run the trainer's
 compiled step and accumulate metrics on device, as `cnn_jax.train` does.
-`seeds`: K seeds as one vmapped step (the trainer's `num_seeds = K`) against K sequential
-single-seed steps, each on its own device-resident batch.
+`seeds`: K seeds as the trainer runs them (`num_seeds = K`) with each `cnn_jax.seed_strategy`
+(vmap, lax.map sequential, chunked) against K sequential single-seed steps, each on its own
+device-resident batch (synthetic images, digits config: no `make data` needed).
 `pool`: 2x2 max pooling, forward + gradient, of mnist_cnn's first pooled activation
 [B, 28, 28, 32]: `layers.tile_max_pool` against `nn.max_pool` (XLA's reduce_window and
 select-and-scatter).
@@ -30,15 +31,30 @@ import jax
 from benchmarks import common
 
 
-def mnist_config(preset: str, batch: int, num_seeds: int = 1):
-    """The MNIST config with `preset`, `batch` and `num_seeds`; no files written."""
+def mnist_config(preset: str, batch: int, num_seeds: int = 1, dataset: str = "mnist"):
+    """The MNIST config with `preset`, `batch` and `num_seeds` (dataset "digits": the embedded
+    digits on a 28x28 canvas, same image shape, no `make data` needed); no files written."""
     from experiments.configs import mnist
 
     config = mnist.get_config()
     config.model.preset = preset
     config.train.batch_size = batch
     config.train.num_seeds = num_seeds
+    if dataset == "digits":
+        config.dataset.name = "digits"
+        config.dataset.options = {"canvas_size": 28}
     return config
+
+
+def mnist_prepared() -> bool:
+    """Whether MNIST is prepared (`make data`)."""
+    from cnn_jax import run_setup
+
+    try:
+        run_setup.load_dataset(mnist_config("mnist_cnn", 128))
+    except (FileNotFoundError, ValueError, RuntimeError, OSError):
+        return False
+    return True
 
 
 def timed_loop(step: Callable, state, batches: Iterator, n: int) -> tuple[float, object]:
@@ -71,7 +87,8 @@ def pipeline(preset: str, batch: int, steps: int, rounds: int) -> dict:
     """Loader (with and without prefetch) vs device-resident batch, img/s and overhead."""
     from cnn_jax import input_pipeline, run_setup
 
-    run = run_setup.build(mnist_config(preset, batch))
+    dataset = "mnist" if mnist_prepared() else "digits"
+    run = run_setup.build(mnist_config(preset, batch, dataset=dataset))
     train = run.dataset.train
     box = {"state": run.init_state(), "epoch": 0}
 
@@ -105,29 +122,39 @@ def pipeline(preset: str, batch: int, steps: int, rounds: int) -> dict:
     for k in ("loader", "loader_no_prefetch"):
         per_round = [a / b for a, b in zip(rates[k], rates["resident"])]
         out[f"{k}_overhead_pct"] = 100 * (1 - statistics.median(per_round))
-    return {"preset": preset, "batch": batch, "steps": steps, "rounds": rounds, **out}
+    info = {"preset": preset, "batch": batch, "steps": steps, "rounds": rounds}
+    return {**info, "dataset": dataset, **out}
 
 
 def seeds(preset: str, batch: int, num_seeds: int, steps: int, rounds: int) -> dict:
-    """K seeds: one vmapped step vs K sequential steps (img/s over all seeds)."""
+    """K seeds: each `seed_strategy` (vmap, lax.map sequential, chunked) as the trainer builds
+    it, against K sequential single-seed steps (img/s over all seeds, per-round ratios)."""
+    import os
+
     import numpy as np
 
-    from cnn_jax import parallel, run_setup
+    from cnn_jax import parallel, run_setup, seed_strategy
 
-    single = run_setup.build(mnist_config(preset, batch))
-    multi = run_setup.build(mnist_config(preset, batch, num_seeds), dataset=single.dataset)
-    shape = single.dataset.image_shape
-    host = common.synthetic_batch(batch, shape)
+    single = run_setup.build(mnist_config(preset, batch, dataset="digits"))
+    multi = {}
+    for name in seed_strategy.STRATEGIES:
+        os.environ[seed_strategy.ENV] = name
+        config = mnist_config(preset, batch, num_seeds, dataset="digits")
+        multi[name] = run_setup.build(config, dataset=single.dataset)
+    host = common.synthetic_batch(batch, single.dataset.image_shape)
     one = parallel.shard_batch(host, single.mesh)
     stacked = {k: np.stack([v] * num_seeds) for k, v in host.items()}
-    many = parallel.shard_batch(stacked, multi.mesh, seed_axis=True)
-    box = {"multi": multi.init_state(), "single": [single.init_state() for _ in range(num_seeds)]}
+    many = parallel.shard_batch(stacked, single.mesh, seed_axis=True)
+    box = {n: r.init_state() for n, r in multi.items()}
+    box["single"] = [single.init_state() for _ in range(num_seeds)]
 
-    def vmapped() -> float:
-        sec, box["multi"] = timed_loop(
-            multi.train_step, box["multi"], itertools.repeat(many), steps
-        )
-        return sec
+    def mapped(name: str) -> Callable[[], float]:
+        def go() -> float:
+            step = multi[name].train_step
+            sec, box[name] = timed_loop(step, box[name], itertools.repeat(many), steps)
+            return sec
+
+        return go
 
     def sequential() -> float:
         total = 0.0
@@ -138,17 +165,16 @@ def seeds(preset: str, batch: int, num_seeds: int, steps: int, rounds: int) -> d
             total += sec
         return total
 
-    secs = alternate({"vmap": vmapped, "sequential": sequential}, rounds)
+    modes = {name: mapped(name) for name in multi} | {"K runs": sequential}
+    secs = alternate(modes, rounds)
     images = steps * batch * num_seeds
-    ratio = statistics.median(s / v for v, s in zip(secs["vmap"], secs["sequential"]))
-    return {
-        "preset": preset,
-        "batch": batch,
-        "num_seeds": num_seeds,
-        "vmap": images / statistics.median(secs["vmap"]),
-        "sequential": images / statistics.median(secs["sequential"]),
-        "vmap_over_sequential": ratio,
-    }
+    out = {"preset": preset, "batch": batch, "num_seeds": num_seeds, "rounds": rounds}
+    for name, v in secs.items():
+        out[name] = images / statistics.median(v)
+        per = [s / m for m, s in zip(v, secs["K runs"])]
+        out[f"{name}_over_K_runs"] = [statistics.median(per), min(per), max(per)]
+    out["rule"] = seed_strategy.rule()
+    return out
 
 
 def pool(batch: int, steps: int, rounds: int) -> dict:

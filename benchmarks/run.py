@@ -1,7 +1,7 @@
 """Runs the benchmarks, prints each table and writes benchmarks/REPORT.md.
 
-    python -m benchmarks.run --quick          # short rounds, batch 128: checks the harness
-    python -m benchmarks.run                  # the full run (quiet machine; est. 20-30 min)
+    python -m benchmarks.run --quick          # short rounds, batch 128, no torch.compile (< 5 min)
+    python -m benchmarks.run                  # the full run (quiet machine; est. 40-60 min)
     python -m benchmarks.run --smoke --mnist  # + end-to-end wall of the experiments
 
 Figures are medians over rounds of contenders run in turns (see interleave.py); the load
@@ -24,6 +24,7 @@ from benchmarks import common, sections
 
 PRESETS = ("mnist_cnn", "lenet5", "resnet_small")
 SECTIONS = ("settings", "presets", "cache", "pooling", "pipeline", "seeds", "profile")
+QUICK_SECTIONS = ("settings", "presets", "pooling", "pipeline", "seeds")  # < 5 min
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,7 +33,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batches", default=None, help="comma list (default 32,128,512)")
     parser.add_argument("--presets", default=",".join(PRESETS), help="comma list of presets")
     parser.add_argument(
-        "--only", default=",".join(SECTIONS), help="comma list of sections, or none"
+        "--only",
+        default=None,
+        help=f"comma list of sections, or none (default: all; --quick: {','.join(QUICK_SECTIONS)})",
+    )
+    parser.add_argument(
+        "--no-torch-compile", action="store_true", help="skip the torch.compile rows"
     )
     parser.add_argument("--smoke", action="store_true", help="+ wall of every smoke config")
     parser.add_argument("--mnist", action="store_true", help="+ MNIST CNN 3 epochs end to end")
@@ -45,7 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [p for p in args.presets if p not in common.PRESET_INPUTS]
     if unknown:
         parser.error(f"--presets: unknown {unknown}; allowed: {', '.join(common.PRESET_INPUTS)}")
-    args.only = [s for s in args.only.split(",") if s and s != "none"]
+    only = args.only or ",".join(QUICK_SECTIONS if args.quick else SECTIONS)
+    args.only = [s for s in only.split(",") if s and s != "none"]
+    args.torch_compile = not (args.quick or args.no_torch_compile)
     if bad := [s for s in args.only if s not in SECTIONS]:
         parser.error(f"--only: unknown {bad}; allowed: {', '.join(SECTIONS)}")
     return args
@@ -112,7 +120,9 @@ def main(argv: list[str] | None = None) -> None:
         jobs.append(
             (
                 "Train step per preset and batch",
-                lambda: sections.presets(args.presets, args.batches, budget, peak),
+                lambda: sections.presets(
+                    args.presets, args.batches, budget, peak, args.torch_compile
+                ),
             )
         )
     if "cache" in args.only:

@@ -53,20 +53,18 @@ def build(spec: dict):
         step = common.build_jax_step(preset, batch, shape, compute_dtype=spec.get("compute_dtype"))
         return step, step.compile_sec, step.train_flops_per_example
     if spec["backend"] == "torch":
-        if preset != "mnist_cnn":
-            raise ValueError(f"preset: {preset!r} has no PyTorch twin; allowed: mnist_cnn")
         from benchmarks.torch_model import build_torch_step
+        from cnn_jax import model_spec, models, summary
 
+        model_def = model_spec.PRESETS[preset](num_classes=10)
         step = build_torch_step(
+            model_def,
             batch,
             shape,
             channels_last=bool(spec.get("channels_last", False)),
             compile=bool(spec.get("compile", False)),
         )
-        from cnn_jax import model_spec, models, summary
-
-        model = models.CNN(model_spec.mnist_cnn(10))
-        flops = 3.0 * summary.summary(model, shape).total_flops
+        flops = 3.0 * summary.summary(models.CNN(model_def), shape).total_flops
         return step, step.compile_sec, flops
     raise ValueError(f"backend: {spec['backend']!r} not allowed; allowed: jax, torch")
 

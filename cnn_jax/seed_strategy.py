@@ -1,0 +1,236 @@
+"""How to train K seeds of one config as one compiled program: the fastest way per backend/model.
+
+The stacked state ([K, ...] on every leaf) and the per-seed batches ([K, B, ...]) are the same
+for every strategy, so checkpoints, early stopping and `runs.load_run` do not care which ran:
+
+- `vmap`: `jax.vmap(train_step)`. JAX's batching rule folds the seed axis of a convolution whose
+  input and kernel both carry it into the feature-group dimension (one grouped convolution of
+  K groups) and turns dense layers into batched matmuls: one wide program. This fills an
+  accelerator, but XLA's CPU grouped convolution is slow (0.60x of K sequential steps for
+  mnist_cnn, benchmarks/REPORT.md).
+- `sequential`: `lax.map` over the seed axis: the single-seed step, compiled once, run K times
+  in one program's loop (no per-seed dispatch, no grouped convolutions).
+- `chunked`: `lax.map(..., batch_size=2)`: vmap over pairs of seeds, pairs in sequence.
+
+Which one: `CNN_JAX_SEED_STRATEGY` = `auto` (default: a measurement cached for this
+backend/model/shape/batch/K if there is one, else the rule), `measure` (time every strategy
+now for a few steps, cache the result), `rule`, or a strategy's name. The documented rule:
+`sequential` on CPU (measured here, see benchmarks/REPORT.md), `vmap` on GPU/TPU (one wide
+program keeps the device busy; not measured in this repo yet, see scripts/bench_gpu.sh).
+The choice and any measured speeds go into results.json (`seed_strategy`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+STRATEGIES = ("vmap", "sequential", "chunked")
+CHUNK = 2
+ENV = "CNN_JAX_SEED_STRATEGY"
+MODES = ("auto", "measure", "rule", *STRATEGIES)
+CACHE_ENV = "CNN_JAX_SEED_STRATEGY_CACHE"
+MEASURE_STEPS, MEASURE_ROUNDS = 2, 3
+
+StepFn = Callable[..., Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """What a K-seed run trains: enough to key the cache and to time a few steps."""
+
+    model_repr: str  # repr of the ModelSpec (architecture and compute dtype)
+    image_shape: tuple[int, ...]
+    batch_size: int
+    num_seeds: int
+    init_fn: Callable[[jax.Array], Any]  # uint32 seed -> one seed's TrainState
+    extra: str = ""  # anything else that changes the step's cost (optimizer, augmentation)
+
+    def key(self) -> str:
+        """backend/device | model hash | shape | batch | K: one cache entry."""
+        dev = jax.devices()[0]
+        model = hashlib.sha256((self.model_repr + self.extra).encode()).hexdigest()[:12]
+        shape = "x".join(map(str, self.image_shape))
+        return (
+            f"{jax.default_backend()}:{dev.device_kind}:{jax.device_count()}|{model}|{shape}"
+            f"|b{self.batch_size}|K{self.num_seeds}"
+        )
+
+
+_decisions: dict[str, dict] = {}  # key -> decision, for results.json
+
+
+def over_seeds(
+    train_step: StepFn,
+    eval_step: StepFn,
+    *,
+    config: Any,
+    model: Any,
+    tx: Any,
+    image_shape: tuple[int, ...],
+) -> tuple[StepFn, StepFn]:
+    """(train, eval) steps over a leading seed axis, by the strategy chosen for this run.
+
+    train: (state [K, ...], batch [K, B, ...]) -> (state, metrics [K]); eval: (state [K, ...],
+    one shared batch [B, ...]) -> metrics [K]. Both still to be jitted (`compile_steps`).
+    `config` is the run's ConfigDict (train.batch_size, train.num_seeds, optim, augment);
+    `model` (a `models.CNN`) and `tx` make states to time the strategies with."""
+    from cnn_jax import steps
+
+    def init_fn(seed: jax.Array) -> Any:
+        return steps.create_train_state(model, tx, jax.random.key(seed), tuple(image_shape))
+
+    problem = Problem(
+        repr(model.spec),
+        tuple(image_shape),
+        int(config.train.batch_size),
+        int(config.train.num_seeds),
+        init_fn,
+        _cost_extra(config),
+    )
+    decision = choose(train_step, problem)
+    _decisions[problem.key()] = decision
+    return apply(decision["strategy"], train_step, eval_step)
+
+
+def _cost_extra(config: Any) -> str:
+    """The config sections besides the model that change a step's cost."""
+    augment = config.get("augment", {}) or {}
+    augment = augment.to_dict() if hasattr(augment, "to_dict") else dict(augment)
+    return json.dumps([config.optim.to_dict(), augment], default=str, sort_keys=True)
+
+
+def describe(run: Any) -> dict | None:
+    """The decision recorded for a built `RunSetup` with K > 1 seeds (None for one seed), for
+    results.json: strategy, source, images/s per strategy when measured, cache key."""
+    if len(run.seeds) < 2:
+        return None
+    cfg = run.config
+    problem = Problem(
+        repr(run.model.spec),
+        tuple(run.dataset.image_shape),
+        int(cfg.train.batch_size),
+        len(run.seeds),
+        lambda s: None,
+        _cost_extra(cfg),
+    )
+    return _decisions.get(problem.key())
+
+
+def apply(strategy: str, train_step: StepFn, eval_step: StepFn) -> tuple[StepFn, StepFn]:
+    """The two steps mapped over the seed axis by `strategy` (one of STRATEGIES)."""
+    if strategy == "vmap":
+        return jax.vmap(train_step), jax.vmap(eval_step, in_axes=(0, None))
+    chunk = CHUNK if strategy == "chunked" else None
+    if strategy not in STRATEGIES:
+        raise ValueError(f"{ENV}: {strategy!r} not allowed; allowed: {', '.join(MODES)}")
+
+    def train(state, batch):
+        return jax.lax.map(lambda sb: train_step(*sb), (state, batch), batch_size=chunk)
+
+    def evaluate(state, batch):
+        return jax.lax.map(lambda s: eval_step(s, batch), state, batch_size=chunk)
+
+    return train, evaluate
+
+
+def rule(backend: str | None = None) -> str:
+    """The documented default: sequential on CPU, vmap on accelerators."""
+    return "sequential" if (backend or jax.default_backend()) == "cpu" else "vmap"
+
+
+def choose(train_step: StepFn, problem: Problem) -> dict:
+    """{'strategy', 'source': forced|cached|measured|rule, 'images_per_sec': {...} | None}."""
+    mode = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if mode not in MODES:
+        raise ValueError(f"{ENV}: {mode!r} not allowed; allowed: {', '.join(MODES)}")
+    if mode in STRATEGIES:
+        return {"strategy": mode, "source": "forced", "images_per_sec": None, "key": problem.key()}
+    cache = _load_cache()
+    if mode == "auto" and problem.key() in cache:
+        return {**cache[problem.key()], "source": "cached", "key": problem.key()}
+    if mode == "measure":
+        decision = measure(train_step, problem)
+        cache[problem.key()] = {k: v for k, v in decision.items() if k not in ("source", "key")}
+        _save_cache(cache)
+        return decision
+    return {"strategy": rule(), "source": "rule", "images_per_sec": None, "key": problem.key()}
+
+
+def measure(train_step: StepFn, problem: Problem, strategies=STRATEGIES) -> dict:
+    """Times each strategy's compiled train step on a synthetic batch (rounds in turns, median);
+    returns the decision with images/s per strategy and compile seconds."""
+    k, b = problem.num_seeds, problem.batch_size
+    seeds = jnp.arange(k, dtype=jnp.uint32)
+    init = jax.jit(jax.vmap(problem.init_fn)).lower(seeds)
+    state0 = init.compile(compiler_options={"xla_backend_optimization_level": 0})(seeds)
+    rng = np.random.default_rng(0)
+    batch = {
+        "image": jnp.asarray(rng.integers(0, 256, (k, b, *problem.image_shape), dtype=np.uint8)),
+        "label": jnp.asarray(rng.integers(0, 2, (k, b)).astype(np.int32)),
+    }
+    compiled, compile_sec = {}, {}
+    for name in strategies:
+        fn = apply(name, train_step, lambda s, x: x)[0]
+        t0 = time.perf_counter()
+        compiled[name] = jax.jit(fn).lower(state0, batch).compile()
+        compile_sec[name] = time.perf_counter() - t0
+    secs: dict[str, list[float]] = {n: [] for n in strategies}
+    for r in range(MEASURE_ROUNDS + 1):  # round 0 warms up; the order rotates
+        for i in range(len(strategies)):
+            name = strategies[(r + i) % len(strategies)]
+            state, t0 = state0, time.perf_counter()
+            for _ in range(MEASURE_STEPS):
+                state, _ = compiled[name](state, batch)
+            jax.block_until_ready(state)
+            if r:
+                secs[name].append(time.perf_counter() - t0)
+    rates = {n: MEASURE_STEPS * k * b / statistics.median(s) for n, s in secs.items()}
+    return {
+        "strategy": max(rates, key=rates.get),
+        "source": "measured",
+        "images_per_sec": {n: round(v, 1) for n, v in rates.items()},
+        "compile_sec": {n: round(v, 2) for n, v in compile_sec.items()},
+        "key": problem.key(),
+    }
+
+
+def recorded(key: str | None = None) -> dict | None:
+    """The decision made for `key` in this process (the last one when None), for results.json."""
+    if key is not None:
+        return _decisions.get(key)
+    return next(reversed(_decisions.values()), None)
+
+
+def cache_path() -> Path:
+    """$CNN_JAX_SEED_STRATEGY_CACHE, else $XDG_CACHE_HOME/cnn_jax/seed_strategy.json."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cnn_jax" / "seed_strategy.json"
+
+
+def _load_cache() -> dict:
+    try:
+        return json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_cache(cache: dict) -> None:
+    path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
+    tmp.replace(path)
