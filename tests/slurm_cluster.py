@@ -9,10 +9,12 @@ machine: ../shared/slurm-local.md (Slurm 22.05: no cgroup.conf, proctrack/linuxp
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,11 +34,17 @@ def missing_reason() -> str | None:
 
 
 def install_packages(timeout: int = 600) -> None:
-    """apt-get install slurm-wlm munge (refreshing the package lists only if needed)."""
-    if all(shutil.which(d) for d in DAEMONS):
-        return
+    """apt-get install slurm-wlm munge (refreshing the package lists only if needed); one
+    installer at a time (pytest-xdist workers may each start a cluster)."""
+    with open(Path(tempfile.gettempdir()) / "cnn_jax_slurm_install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not all(shutil.which(d) for d in DAEMONS):
+            _apt_install(timeout)
+
+
+def _apt_install(timeout: int) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]
+    cmd = ["apt-get", "install", "-y", "-qq", *PACKAGES]  # as checked in slurm-local.md
     if subprocess.run(cmd, env=env, capture_output=True, timeout=timeout).returncode:
         subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=timeout)
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
