@@ -34,7 +34,6 @@ EXCLUDED = (
     "train.quiet",
     "train.eval_batch_size",
     "train.overwrite",
-    "launcher",
 )
 # Optional fields with their defaults, so an older config.json without them compares equal.
 DEFAULTS = {
