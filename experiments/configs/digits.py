@@ -1,6 +1,6 @@
 """Default job: flax-MNIST-style CNN on the embedded 8x8 digits placed on a 16x16 canvas."""
 
-from experiments.configs import base
+from . import base
 
 
 def get_config():

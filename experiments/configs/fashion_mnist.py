@@ -1,6 +1,6 @@
 """The MNIST CNN on Fashion-MNIST (Debian's `dataset-fashion-mnist`; see `make data`)."""
 
-from experiments.configs import mnist
+from . import mnist
 
 
 def get_config():

@@ -1,6 +1,6 @@
 """The MNIST CNN on full MNIST (55k train / 5k validation / 10k test); needs `make data`."""
 
-from experiments.configs import base
+from . import base
 
 
 def get_config():
