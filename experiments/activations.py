@@ -9,8 +9,9 @@ Krizhevsky et al. 2012 (Fig. 1): a 4-layer CNN with ReLU reached 25% training er
 CIFAR-10 six times faster than with tanh, each net's learning rate chosen for speed. Here a
 4-layer CNN is trained with each activation (ReLU, tanh, sigmoid, and sigmoid with batch
 norm: Ioffe & Szegedy 2015 report sigmoid Inception stuck at chance without BN, 69.8% with)
-over a learning-rate grid; per activation the learning rate is chosen on validation
-accuracy, and only the chosen one's test predictions are read. From each seed's
+over a learning-rate grid at the tuning budget (experiment.tune_budget); per activation the
+learning rate is chosen on validation accuracy there, only the chosen one's test predictions
+are read, and only the chosen ones train at the other budgets. From each seed's
 metrics.jsonl: the first logged step whose windowed training accuracy reaches each target
 (1 - training error), and its seconds (steps x steady s/step, compile excluded). Linear
 collapse: `experiments.collapse_study`. Every claim at every budget goes through
@@ -51,13 +52,19 @@ def activation_configs(config: ml_collections.ConfigDict) -> dict[str, ml_collec
     exp, out = config.experiment, {}
     for act in exp.activations:
         name, bn = act.removesuffix("_bn"), act.endswith("_bn")
-        for lr in exp.learning_rates:
+        for lr in learning_rates(exp, act):
             cfg = config.copy_and_resolve_references()
             with cfg.unlocked():
                 cfg.model.blocks = [dict(b, activation=name, batch_norm=bn) for b in exp.blocks]
                 cfg.optim.learning_rate = float(lr)
             out[variant_name(act, lr)] = cfg
     return out
+
+
+def learning_rates(exp: ml_collections.ConfigDict, act: str) -> tuple[float, ...]:
+    """The grid of one activation: experiment.lr_grid[act] if given, else learning_rates."""
+    grid = dict(exp.get("lr_grid") or {})
+    return tuple(float(lr) for lr in grid.get(act, exp.learning_rates))
 
 
 def seed_speed(rows: Sequence[Mapping[str, Any]], targets: Sequence[float]) -> dict[str, list]:
@@ -99,13 +106,15 @@ def grid_table(groups_by_budget, exp, root: Path) -> tuple[list[str], list[list[
     headers = ["activation", "learning rate"] + [f"validation acc % {b}" for b in budgets]
     rows = []
     for act in exp.activations:
-        for lr in exp.learning_rates:
+        for lr in learning_rates(exp, act):
             name, cells = variant_name(act, lr), []
             for b in budgets:
                 g = groups_by_budget[b].get(name)
                 vals = [r["results"]["final"]["validation"]["accuracy"] for r in g or []]
                 if report.diverged(root, b, name):
                     cells.append("diverged (NaN)")
+                elif not vals and b != exp.tune_budget:
+                    cells.append(f"tuned at {exp.tune_budget}")
                 else:
                     cells.append(
                         report.seed_values_fmt([100 * v for v in vals], 1) if vals else "-"
@@ -170,7 +179,8 @@ def _readme(meta, speed_md: str, speedups: Mapping, claims_md: str) -> str:
     lines = [
         f"**Activations** on {meta['dataset']} {meta['image_shape']}: 4-layer CNN, "
         f"{len(meta['seeds'])} seeds, learning rate per activation chosen on validation from "
-        f"{meta['learning_rates']}; budgets {meta['budgets']} x {meta['epochs']} epochs; "
+        f"{meta['learning_rates']} at the {meta['tune_budget']} budget; budgets "
+        f"{meta['budgets']} x {meta['epochs']} epochs; "
         f"wall {meta['wall_time_sec'] / 60:.1f} min.",
         "",
         speed_md,
@@ -194,20 +204,32 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     workdir.mkdir(parents=True, exist_ok=True)
     exp, data = config.experiment, config.dataset
     t0, load_at_start = time.time(), record.load_average()
-    configs = {**activation_configs(config), **collapse.collapse_configs(config)}
+    grid, collapse_cfgs = activation_configs(config), collapse.collapse_configs(config)
+    budgets, tune = dict(exp.budgets), str(exp.tune_budget)
     rows = report.train_budgets(
-        configs, workdir / "runs", exp.seeds, dict(exp.budgets), bool(exp.vmap_seeds), True
-    )
+        {**grid, **collapse_cfgs}, workdir / "runs", exp.seeds, {tune: budgets[tune]},
+        bool(exp.vmap_seeds), True,
+    )  # fmt: skip
+    tuned = report.by_variant(rows[tune])
+    chosen_names = {a: choose_lr(tuned, a, learning_rates(exp, a)) for a in exp.activations}
+    rest = {b: f for b, f in budgets.items() if b != tune}
+    if rest:  # the chosen learning rates (and the collapse nets) at the other budgets
+        again = {n: grid[n] for n in chosen_names.values()} | collapse_cfgs
+        rows |= report.train_budgets(
+            again, workdir / "runs", exp.seeds, rest, bool(exp.vmap_seeds), True
+        )
+    rows = {b: rows[b] for b in budgets}
     targets = [float(t) for t in exp.target_accuracies]
     krizhevsky = float(exp.krizhevsky_target)
     groups, speed, chosen, aliased, speedups = {}, {}, {}, {}, {}
     for budget, budget_rows in rows.items():
         g = groups[budget] = report.by_variant(budget_rows)
         speed[budget] = {name: seed_speed(r, targets) for name, r in g.items()}
-        chosen[budget] = {a: choose_lr(g, a, exp.learning_rates) for a in exp.activations}
-        aliased[budget] = {**g, **{a: g[n] for a, n in chosen[budget].items()}}
+        chosen[budget] = dict(chosen_names)
+        aliased[budget] = {**g, **{a: g[n] for a, n in chosen[budget].items() if n in g}}
         for a, n in chosen[budget].items():
-            speed[budget][a] = speed[budget][n]
+            if n in speed[budget]:
+                speed[budget][a] = speed[budget][n]
         if {"relu", "tanh"} <= set(chosen[budget]):
             speedups[budget] = speedup(speed[budget]["relu"], speed[budget]["tanh"], krizhevsky)
     random_check = collapse.random_collapse_check()
@@ -228,7 +250,8 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     meta = {
         "dataset": ds.name, "image_shape": list(ds.image_shape), "seeds": list(exp.seeds),
         "budgets": dict(exp.budgets), "epochs": int(config.train.num_epochs),
-        "learning_rates": list(exp.learning_rates), "krizhevsky_error": 1 - krizhevsky,
+        "learning_rates": {a: list(learning_rates(exp, a)) for a in exp.activations},
+        "tune_budget": tune, "krizhevsky_error": 1 - krizhevsky,
         "wall_time_sec": time.time() - t0, "load_at_start": list(load_at_start), "init": INIT,
     }  # fmt: skip
     results = {

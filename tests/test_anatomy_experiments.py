@@ -151,11 +151,11 @@ def test_depth_choice_is_made_on_validation(tmp_path):
     ones = np.ones((2, 10), np.uint8)
     groups = {
         "k3_valid_d1": _rows(tmp_path, "k3_valid_d1", ones, validation=0.80),
-        "k3_valid_d5": _rows(tmp_path, "k3_valid_d5", ones, validation=0.95),
+        "k3_valid_d7": _rows(tmp_path, "k3_valid_d7", ones, validation=0.95),
         "k7_valid_d2": _rows(tmp_path, "k7_valid_d2", ones, validation=0.70),
     }
     choices = hyperparameters_claims.depth_choices(exp, groups, 16)
-    assert choices["best_k3_valid"] == "k3_valid_d5"
+    assert choices["best_k3_valid"] == "k3_valid_d7"
     assert choices["best_k7_valid"] == "k7_valid_d2"
     assert choices["best_k3_same"] is None
 
@@ -213,14 +213,17 @@ def _png_ok(path):
 def test_hyperparameters_end_to_end(tmp_path, data_dir):
     config = hyperparameters_smoke.get_config()
     config.dataset.data_dir = str(data_dir)
-    config.experiment.kernels = {"fields": (5,)}
+    config.experiment.parts = ("border",)
+    config.experiment.budgets = {"1x": 1.0, "3x": 2.0}
     results = hyperparameters.run_experiment(config, tmp_path)
     claims = {(c["claim"], c.get("what", "")): c for c in results["claims"]}
     assert any(c["result"] == "held" for c in results["claims"] if not c["budgets"])
     edge = [c for (text, _), c in claims.items() if "border" in text]
     assert edge and set(edge[0]["budgets"]) == {"1x", "3x"}
-    assert (tmp_path / "runs/1x/border_same/seed_0/predictions/test_edge.npz").exists()
-    assert "touching edge" not in (tmp_path / "readme.md").read_text() or True
+    assert edge[0]["result"] in ("held", "contradicted", "equivalent", "inconclusive",
+                                 "budget-dependent")  # fmt: skip
+    assert (tmp_path / "runs/3x/border_valid/seed_1/predictions/test_edge.npz").exists()
+    assert "test_edge acc % 3x" in (tmp_path / "table_border.md").read_text()
     _png_ok(tmp_path / "hyperparameters.png")
     json.loads((tmp_path / "results.json").read_text())
 
@@ -229,10 +232,9 @@ def test_hyperparameters_end_to_end(tmp_path, data_dir):
 def test_activations_end_to_end_collapses_trained_nets(tmp_path, data_dir):
     config = activations_smoke.get_config()
     config.dataset.data_dir = str(data_dir)
-    config.experiment.learning_rates = (0.1,)
     results = activations.run_experiment(config, tmp_path)
     assert set(results["chosen"]["1x"]) == {"relu", "tanh"}
-    assert len(results["trained_collapse_checks"]) == 4  # 2 seeds x 2 budgets
+    assert len(results["trained_collapse_checks"]) == 2  # one per seed
     exact = results["claims"][0]
     assert exact["result"] == "held", exact["evidence"]
     assert any("equivalent within" in c["claim"] for c in results["claims"])

@@ -38,6 +38,8 @@ def get_config():
     exp.budgets = {"1x": 1.0, "3x": 3.0}
     exp.activations = ("relu", "tanh", "sigmoid", "sigmoid_bn")
     exp.learning_rates = (0.01, 0.05, 0.25)  # diverged ones are marked and never chosen
+    exp.lr_grid = {"sigmoid": (0.05, 0.25), "sigmoid_bn": (0.05, 0.25)}  # per activation
+    exp.tune_budget = "1x"  # lr chosen here; only the chosen ones train at the other budgets
     exp.krizhevsky_target = 0.75  # 25% training error (Krizhevsky 2012, Fig. 1)
     exp.target_accuracies = (0.75, 0.95)
     exp.blocks = (

@@ -1,5 +1,5 @@
-"""Smoke run of the activation study: ReLU / tanh at two learning rates, the collapse
-variants, 2 seeds, 1 epoch of digits at 1x and 3x.
+"""Smoke run of the activation study: ReLU / tanh at one learning rate, the collapse
+variants, 2 seeds, 1 epoch of digits, the 1x budget only (budget verdicts: unit tests).
 
 For CI and the notebook (under 2 minutes on 2 CPU cores); checks the pipeline, not a
 measurement (see activations_full.py). Not published.
@@ -15,7 +15,8 @@ def get_config():
     exp.record_as = ""
     exp.seeds = (0, 1)
     exp.activations = ("relu", "tanh")
-    exp.learning_rates = (0.03, 0.1)
+    exp.budgets = {"1x": 1.0}
+    exp.learning_rates = (0.1,)
     exp.target_accuracies = (0.5, 0.75)
     exp.krizhevsky_target = 0.5
     return config
