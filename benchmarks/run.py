@@ -3,6 +3,7 @@
     python -m benchmarks.run --quick          # short rounds, batch 128, no torch.compile (< 5 min)
     python -m benchmarks.run                  # the full run (quiet machine; est. 40-60 min)
     python -m benchmarks.run --smoke --mnist  # + end-to-end wall of the experiments
+    python -m benchmarks.run --only none --mnist-fast   # MNIST to 99.2%, 5 seeds (~1-2 min)
 
 Figures are medians over rounds of contenders run in turns (see interleave.py); the load
 average before and after each section says how busy the machine was. PyTorch rows need the
@@ -20,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from benchmarks import common, sections
+from benchmarks import common, sections, time_to_accuracy
 
 PRESETS = ("mnist_cnn", "lenet5", "resnet_small")
 SECTIONS = ("settings", "presets", "cache", "pooling", "pipeline", "seeds", "profile")
@@ -42,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--smoke", action="store_true", help="+ wall of every smoke config")
     parser.add_argument("--mnist", action="store_true", help="+ MNIST CNN 3 epochs end to end")
+    parser.add_argument(
+        "--mnist-fast", action="store_true", help="+ mnist_fast.py time to accuracy (5 seeds)"
+    )
     parser.add_argument("--report", default=str(common.REPO / "benchmarks" / "REPORT.md"))
     args = parser.parse_args(argv)
     args.batches = [
@@ -136,9 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     if "seeds" in args.only:
         jobs.append(("K seeds: vmap vs sequential", lambda: sections.seeds(budget)))
     if "profile" in args.only:
-        jobs.append(
-            ("CPU profile (perf, mnist_cnn, batch 128)", lambda: sections.cpu_profile(budget))
-        )
+        jobs.append(("CPU profile (perf, batch 128)", lambda: sections.cpu_profile(budget)))
+    if args.mnist_fast:
+        jobs.append(("MNIST time to accuracy (mnist_fast, 5 seeds)", time_to_accuracy.run))
     if args.smoke or args.mnist:
         jobs.append(("End to end", lambda: sections.end_to_end(args.smoke, args.mnist)))
     for title, job in jobs:

@@ -307,15 +307,23 @@ def end_to_end(smoke: bool, mnist: bool) -> tuple[str, dict]:
 
 
 def cpu_profile(budget: Budget) -> tuple[str, dict]:
-    """perf samples of the mnist_cnn step at batch 128: baseline vs run path vs PyTorch."""
+    """perf samples at batch 128: mnist_cnn (baseline, run path, PyTorch eager) and
+    resnet_small (run path, PyTorch channels_last): where the time of a missed target goes."""
     from benchmarks import profile
 
     if not profile.available():
         return "`perf` not installed (Debian: linux-perf): no profile.", {}
     b = MNIST_BATCH
     contenders = [
-        Contender("jax baseline", _jax("mnist_cnn", b)),
-        Contender("jax run path", _jax("mnist_cnn", b), common.run_path_env()),
+        Contender("jax baseline, mnist_cnn", _jax("mnist_cnn", b)),
+        Contender("jax run path, mnist_cnn", _jax("mnist_cnn", b), common.run_path_env()),
     ] + torch_contenders(b)[:1]
-    results = [profile.profile(c, budget.steps(b)) for c in contenders]
+    contenders.append(
+        Contender("jax run path, resnet_small", _jax("resnet_small", b), common.run_path_env())
+    )
+    contenders += torch_contenders(b, "resnet_small", eager=False)
+    steps = {
+        c.name: budget.steps(b, 3.0 if "resnet" in c.spec["preset"] else 1.0) for c in contenders
+    }
+    results = [profile.profile(c, steps[c.name]) for c in contenders]
     return "\n\n".join(profile.markdown(r) for r in results), {"rows": results}

@@ -201,10 +201,12 @@ class TorchStep:
     run_once: Callable[[], Any]
     batch_size: int
     compile_sec: float
+    sync: Callable[[], None] = lambda: None  # waits for queued device work (CUDA)
 
     def run(self, n: int = 1) -> None:
         for _ in range(n):
             self.run_once()
+        self.sync()
 
 
 def build_torch_step(
@@ -215,11 +217,14 @@ def build_torch_step(
     channels_last: bool = False,
     compile: bool = False,
     threads: int | None = None,
+    device: str = "cpu",
+    autocast_bf16: bool = False,
 ) -> TorchStep:
     """The train step of `spec`. `compile=True`: torch.compile (inductor, needs a C++
     compiler) of the forward + loss (AOTAutograd compiles its backward) and of the optimizer
     step; `compile_sec` is the first step, compilation included (with two warm-up steps, as
-    inductor compiles the backward and the optimizer on first use)."""
+    inductor compiles the backward and the optimizer on first use). `device="cuda"` runs on
+    the GPU; `autocast_bf16` runs the forward under bfloat16 autocast (mixed precision)."""
     import torch
     import torch.nn.functional as F
 
@@ -228,17 +233,20 @@ def build_torch_step(
     torch.manual_seed(0)
     h, w, c = input_shape
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = torch_cnn(spec, input_shape).to(memory_format=memory_format)
+    model = torch_cnn(spec, input_shape).to(device=device, memory_format=memory_format)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4, foreach=True)
     gen = torch.Generator().manual_seed(0)
     images_bchw = torch.randint(0, 256, (batch_size, c, h, w), dtype=torch.uint8, generator=gen)
-    labels = torch.randint(0, spec.num_classes, (batch_size,), generator=gen)
+    labels = torch.randint(0, spec.num_classes, (batch_size,), generator=gen).to(device)
+    images_bchw = images_bchw.to(device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def forward_loss(images: torch.Tensor, labels: torch.Tensor):
         x = (images.float() / 255.0 - MEAN) / STD
         x = x.contiguous(memory_format=memory_format)
-        logits = model(x)
-        return F.cross_entropy(logits, labels), logits
+        with torch.autocast(device.split(":")[0], torch.bfloat16, enabled=autocast_bf16):
+            logits = model(x)
+        return F.cross_entropy(logits.float(), labels), logits
 
     fwd = torch.compile(forward_loss) if compile else forward_loss
     opt_step = torch.compile(opt.step) if compile else opt.step
@@ -255,7 +263,9 @@ def build_torch_step(
 
     t0 = time.perf_counter()
     step()
+    sync()
     compile_sec = time.perf_counter() - t0
     step()
     step()
-    return TorchStep(step, batch_size, compile_sec)
+    sync()
+    return TorchStep(step, batch_size, compile_sec, sync)

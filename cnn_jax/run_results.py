@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from cnn_jax import identity, predictions
+from cnn_jax import identity, predictions, seed_strategy
 from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.results import atomic_write_json, git_revision
 
@@ -52,6 +52,7 @@ def shared_fields(
         "git_revision": git_revision(),
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
+        "seed_strategy": seed_strategy.describe(run),  # K > 1: how the seeds ran (issue 15)
         identity.KEY: identity.of(run.config),
     }
 

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from cnn_jax import augment, datasets, input_pipeline, parallel, steps
+from cnn_jax import augment, datasets, input_pipeline, parallel, seed_strategy, steps
 from cnn_jax.model_spec import ModelSpec, spec_from_config
 from cnn_jax.models import CNN
 from cnn_jax.optim import make_optimizer
@@ -153,7 +153,14 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
     )
     eval_step = steps.make_eval_step(model, mean=ds.mean, std=ds.std)
     if num_seeds > 1:  # seeds share each eval batch; each seed has its own train batch
-        train_step, eval_step = jax.vmap(train_step), jax.vmap(eval_step, in_axes=(0, None))
+        train_step, eval_step = seed_strategy.over_seeds(  # vmap or lax.map: issue 15
+            train_step,
+            eval_step,
+            config=config,
+            model=model,
+            tx=tx,
+            image_shape=ds.image_shape,
+        )
     train_step, eval_step = steps.compile_steps(train_step, eval_step, mesh)
     seeds = tuple(int(config.seed) + k for k in range(num_seeds))
     return RunSetup(
