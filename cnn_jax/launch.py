@@ -93,11 +93,11 @@ class SlurmUnit:
         from cnn_jax import runtime
         from cnn_jax.preemption import Preempted
 
-        runtime.apply()  # the run path's XLA flags and compilation cache, as `cli.setup`
         self._signalled = False
         self._requeue = signal.getsignal(signal.SIGUSR2)  # submitit's checkpoint-and-requeue
         if not callable(self._requeue):  # not inside a submitit job (e.g. called directly)
             return self.fn(**kwargs)
+        runtime.apply()  # the run path's XLA flags and compilation cache, as `cli.setup`
         signal.signal(signal.SIGUSR2, self._on_signal)
         try:
             return self.fn(**kwargs)

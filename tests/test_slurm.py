@@ -8,6 +8,10 @@ test fails. Skipped, with the reason, where that cannot be done (not root, no ap
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,8 +24,11 @@ from cnn_jax.results import read_json, read_metrics
 from cnn_jax.sweep import run_sweep, train_unit
 from experiments.configs import smoke
 from tests import slurm_cluster
+from tests.conftest import REPO
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+# One worker runs the whole module under `pytest -n 2 --dist loadgroup` (.ci/run): one
+# cluster and one local reference sweep, not one per worker.
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 SEEDS = (0, 1)
 
 
@@ -30,6 +37,10 @@ def cluster(tmp_path_factory, monkeypatch_module):
     reason = slurm_cluster.missing_reason()
     if reason:
         pytest.skip(reason)
+    # No accounting (slurmdbd) here: submitit warns on every sacct poll; keep the log readable.
+    submitit_log = logging.getLogger("submitit")
+    submitit_level = submitit_log.level
+    submitit_log.setLevel(logging.ERROR)
     t0 = time.time()
     slurm_cluster.install_packages()
     print(f"\nslurm-wlm + munge ready in {time.time() - t0:.1f} s")
@@ -53,6 +64,7 @@ def cluster(tmp_path_factory, monkeypatch_module):
         yield cluster
     finally:
         cluster.stop()
+        submitit_log.setLevel(submitit_level)
         jax.config.update("jax_compilation_cache_dir", saved[0])
         jax.config.update("jax_persistent_cache_min_compile_time_secs", saved[1])
 
@@ -69,6 +81,7 @@ def _configs(launcher_name: str) -> dict:
     for activation in ("relu", "tanh"):
         config = smoke.get_config()
         config.train.num_epochs = 1
+        config.train.eval_train_at_end = False
         config.model.activation = activation
         config.launcher.name = launcher_name
         config.launcher.cpus_per_task = 1
@@ -87,10 +100,16 @@ def _predictions(run_dir: str) -> dict:
     return predictions.load(Path(run_dir) / "predictions" / "test.npz")
 
 
-def test_sweep_on_slurm_equals_the_local_sweep(cluster, tmp_path: Path):
+@pytest.fixture(scope="module")
+def local_sweep(cluster, tmp_path_factory) -> tuple[list[dict], float]:
+    """The reference: the same sweep with the local launcher (rows, seconds)."""
     t0 = time.time()
-    local = run_sweep(_configs("local"), tmp_path / "local", SEEDS, verbose=False)
-    t_local = time.time() - t0
+    rows = run_sweep(_configs("local"), tmp_path_factory.mktemp("local"), SEEDS, verbose=False)
+    return rows, time.time() - t0
+
+
+def test_sweep_on_slurm_equals_the_local_sweep(cluster, local_sweep, tmp_path: Path):
+    local, t_local = local_sweep
     t0 = time.time()
     on_slurm = run_sweep(_configs("slurm"), tmp_path / "slurm", SEEDS)
     t_slurm = time.time() - t0
@@ -147,3 +166,28 @@ def test_a_signalled_job_saves_requeues_and_resumes(cluster, tmp_path: Path):
     assert "Requeued job" in log, log[-2000:]
     steps = [r["step"] for r in read_metrics(metrics) if r["split"] == "train"]
     assert steps == sorted(set(steps)) and steps[-1] == total  # no step logged twice
+
+
+def test_srun_two_tasks_train_one_multi_process_run(cluster, local_sweep, tmp_path: Path):
+    """`srun -n 2 ... --distributed`: jax.distributed.initialize() takes the process count,
+    ranks and coordinator from SLURM's environment (docs/multihost.md); the two CPU
+    processes train one data-parallel run as one process does with the same global batch."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo")
+    env.update(XLA_FLAGS="--xla_force_host_platform_device_count=1", PYTHONPATH=str(REPO))
+    train = [sys.executable, "-m", "experiments.train", "--config=smoke", "--distributed"]
+    train += ["--config.train.num_epochs=1", "--config.train.eval_train_at_end=False"]
+    train += ["--config.model.activation=relu"]  # the local sweep's relu variant, seed 0
+    srun = ["srun", "--ntasks=2", "--cpus-per-task=1", "--time=10", "--kill-on-bad-exit=1"]
+    done = subprocess.run(
+        [*srun, *train, f"--workdir={tmp_path / 'two'}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    two = read_json(tmp_path / "two" / "results.json")
+    assert (two["processes"], two["devices"]) == (2, 2)
+    one = next(r["results"] for r in local_sweep[0] if (r["variant"], r["seed"]) == ("relu", 0))
+    assert two["steps"] == one["steps"]
+    for split in ("validation", "test"):  # as tests/test_multiprocess.py: rounding only
+        for metric in ("loss", "accuracy"):
+            a, b = two["final"][split][metric], one["final"][split][metric]
+            assert abs(a - b) <= 1e-4, (split, metric, a, b)

@@ -1,0 +1,63 @@
+"""The `launcher` config section: one-line errors, the launcher it builds, local jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cnn_jax import launch
+from cnn_jax.config_validation import validate_config
+from experiments.configs import smoke
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"name": "pbs"}, r"^launcher\.name: 'pbs' not allowed; allowed: local, slurm$"),
+        ({"nmae": "slurm"}, r"^launcher\.nmae: unknown key \['nmae'\]; allowed: name, "),
+        ({"timeout_min": 0}, r"^launcher\.timeout_min: 0 not allowed; allowed: an integer >= 1$"),
+        ({"cpus_per_task": 1.5}, r"^launcher\.cpus_per_task: 1\.5 not allowed; allowed: an int"),
+        ({"gpus_per_node": True}, r"^launcher\.gpus_per_node: True not allowed"),
+        ({"mem_gb": "lots"}, r"^launcher\.mem_gb: 'lots' not allowed; allowed: a number >= 0$"),
+        ({"partition": 3}, r"^launcher\.partition: 3 not allowed; allowed: a string$"),
+    ],
+)
+def test_bad_fields_are_one_line(section, message):
+    with pytest.raises(ValueError, match=message):
+        launch.make_launcher(section, workdir="w")
+
+
+def test_validate_config_checks_the_section_before_training():
+    config = smoke.get_config()
+    config.launcher.name = "lsf"
+    with pytest.raises(ValueError, match=r"^launcher\.name: 'lsf' not allowed"):
+        validate_config(config)
+
+
+def test_local_is_the_default_and_slurm_gets_the_resources(tmp_path: Path):
+    assert isinstance(launch.make_launcher(None), launch.LocalLauncher)
+    assert launch.configured(smoke.get_config(), tmp_path) is None  # base config: local
+    section = dict(launch.default_config().to_dict(), name="slurm", partition="gpu")
+    section.update(timeout_min=30, gpus_per_node=1, mem_gb=8, array_parallelism=4)
+    slurm = launch.make_launcher(section, workdir=tmp_path)
+    assert isinstance(slurm, launch.SlurmLauncher)
+    assert slurm.folder == tmp_path / "slurm"
+    assert slurm.parameters == {
+        "timeout_min": 30,
+        "cpus_per_task": 4,
+        "gpus_per_node": 1,
+        "slurm_array_parallelism": 4,
+        "slurm_partition": "gpu",
+        "mem_gb": 8.0,
+    }
+    with pytest.raises(ValueError, match=r"^launcher\.folder: not set"):
+        launch.make_launcher({"name": "slurm"})
+
+
+def test_local_launcher_and_unit_outside_a_job_just_call_the_function():
+    calls = []
+    jobs = [(f"u{i}", lambda **kw: calls.append(kw) or kw["i"], {"i": i}) for i in range(3)]
+    assert launch.LocalLauncher().run(jobs) == [0, 1, 2]
+    assert launch.SlurmUnit(lambda x: x + 1)(x=1) == 2  # no submitit signal handler here
+    assert [c["i"] for c in calls] == [0, 1, 2]
