@@ -11,11 +11,12 @@ warning, moved aside as `<step>.corrupt-<time>` and the previous step is used in
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import jax
 import orbax.checkpoint as ocp
@@ -30,8 +31,8 @@ class CheckpointMismatchError(ValueError):
     """The checkpoint was written for a different model or config than the restoring one."""
 
 
-class NoReadableCheckpointError(RuntimeError):
-    """Checkpoints exist but none of them could be read."""
+class NoReadableCheckpointError(ValueError):
+    """Checkpoints exist but none of them could be read (a user-fixable state: one line)."""
 
 
 class _QuietOrbax(logging.Filter):
@@ -43,7 +44,11 @@ class _QuietOrbax(logging.Filter):
         if record.name == "asyncio":
             message = record.getMessage()
             return "never retrieved" not in message or "tensorstore" not in message.lower()
-        return record.levelno >= logging.WARNING or f"{os.sep}orbax{os.sep}" not in record.pathname
+        if f"{os.sep}orbax{os.sep}" not in record.pathname:
+            return True
+        if record.exc_info and "raised an exception" in record.getMessage():
+            return False  # a save thread's traceback: the same error is raised in the caller
+        return record.levelno >= logging.WARNING
 
 
 for _name in ("absl", "asyncio"):
@@ -98,6 +103,24 @@ def _first_difference(stored: PyTree, target: PyTree) -> str | None:
     if extra:
         return f"leaf '{extra[0]}' of the checkpoint is not in the target"
     return None
+
+
+_OS_ERRORS = {  # what TensorStore's messages say -> errno
+    "No space left on device": errno.ENOSPC,
+    "Disk quota exceeded": errno.EDQUOT,
+    "Read-only file system": errno.EROFS,
+    "Permission denied": errno.EACCES,
+}
+
+
+def _reraise(error: Exception, directory: Path) -> NoReturn:
+    """Raises a save's disk-full / read-only / permission failure as an OSError naming the
+    checkpoint directory (the CLI prints one line for it); anything else unchanged."""
+    if not isinstance(error, OSError):
+        for phrase, code in _OS_ERRORS.items():
+            if phrase in str(error):
+                raise OSError(code, os.strerror(code), str(directory)) from error
+    raise error
 
 
 class Checkpointer:
@@ -165,7 +188,10 @@ class Checkpointer:
                 _META: ocp.args.JsonSave({"config_fingerprint": self.fingerprint}),
             }
         )
-        return bool(self._mngr.save(step, args=args, force=force))
+        try:
+            return bool(self._mngr.save(step, args=args, force=force))
+        except Exception as e:  # Orbax/TensorStore wrap OS errors in many types
+            _reraise(e, self.directory)
 
     def restore_latest(self, target: PyTree) -> tuple[PyTree, int] | None:
         """(state, step) of the newest readable checkpoint, or None when there is none.
@@ -175,25 +201,27 @@ class Checkpointer:
         aside; a different fingerprint or tree raises `CheckpointMismatchError`.
         """
         abstract = jax.tree.map(_abstract, target)
-        failed: list[int] = []
+        failed: dict[int, str] = {}
         for step in sorted(self._mngr.all_steps(), reverse=True):
             try:
                 state = self._restore_step(step, abstract)
             except CheckpointMismatchError:
                 raise
             except Exception as e:  # Orbax/TensorStore raise many types for damaged files.
-                reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
-            else:
-                if failed:
-                    self._move_aside(failed)
-                return state, step
-            msg = "Checkpoint step %d in %s is unreadable (%s); trying an older step."
-            log.warning(msg, step, self.directory, reason)
-            failed.append(step)
+                failed[step] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+                continue
+            msg = "Checkpoint step %d in %s is unreadable (%s); using step %d."
+            for bad, reason in failed.items():  # warned only when there is a fallback
+                log.warning(msg, bad, self.directory, reason, step)
+            if failed:
+                self._move_aside(list(failed))
+            return state, step
         if failed:
+            newest = max(failed)
             raise NoReadableCheckpointError(
-                f"no readable checkpoint in {self.directory} (steps {sorted(failed)} all "
-                "failed, see warnings); move them away to start afresh"
+                f"no readable checkpoint in {self.directory} (steps {sorted(failed)}; step "
+                f"{newest}: {failed[newest][:120]}); move that directory away to train afresh, "
+                "or use another --workdir"
             )
         return None
 
@@ -233,7 +261,10 @@ class Checkpointer:
 
     def wait(self) -> None:
         """Blocks until an asynchronous save has finished writing."""
-        self._mngr.wait_until_finished()
+        try:
+            self._mngr.wait_until_finished()
+        except Exception as e:
+            _reraise(e, self.directory)
 
     def close(self) -> None:
         """Finishes pending saves and releases Orbax's resources."""

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnn_jax import augment, datasets
+from cnn_jax import augment, datasets, launch, memory
 from cnn_jax.datasets import options as dataset_options
 from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.layers import ACTIVATIONS, PADDING_MODES, POOLINGS, check_choice
@@ -43,6 +43,7 @@ TOP_LEVEL_KEYS = (
     "early_stopping",
     "augment",
     "experiment",
+    "launcher",
 )
 REQUIRED_SECTIONS = ("dataset", "model", "optim", "train")
 DATASET_KEYS = ("name", "data_dir", "options", "image_shape")
@@ -105,11 +106,14 @@ def validate_config(config: Any, workdir: str | Path | None = None) -> None:
     _check_optim(cfg["optim"])
     _check_early_stopping(cfg.get("early_stopping"))
     _check_augment(cfg.get("augment"))
+    launch.check_section(cfg.get("launcher"))
     if workdir is not None:
         check_workdir(workdir)
     image_shape, num_classes = _check_dataset(cfg["dataset"])
     spec = _check_model(cfg["model"], num_classes)
     check_spatial_sizes(spec, image_shape)
+    subset = (cfg["dataset"].get("options") or {}).get("train_subset")
+    memory.check(spec, image_shape, cfg["train"], cfg["dataset"]["name"], subset)
 
 
 def check_keys(section: str, values: Mapping[str, Any], allowed: tuple[str, ...]) -> None:

@@ -204,9 +204,12 @@ class MetricsWriter:
         values = {name: _scalar(name, value) for name, value in metrics.items()}
         record = {"step": int(step), "split": split, **values, "time": time.time()}
         data = (json.dumps(record) + "\n").encode("utf-8")
-        written = os.write(self._fd, data)
-        while written < len(data):  # Only on a full disk or a signal: finish the line.
-            written += os.write(self._fd, data[written:])
+        try:
+            written = os.write(self._fd, data)
+            while written < len(data):  # Only on a full disk or a signal: finish the line.
+                written += os.write(self._fd, data[written:])
+        except OSError as e:  # name the file: the CLI turns this into one line
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
         if self._tb is not None:
             for name, value in values.items():
                 tag = f"{split}/{name}"

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ def setup() -> None:
     """
     runtime.preload_allocator()
     runtime.apply()
+    threading.excepthook = _quiet_disk_errors
     if not FLAGS["verbosity"].present:  # absl logs INFO by default: JAX's and TFDS's chatter
         absl_logging.set_verbosity(absl_logging.WARNING)
     logging.getLogger("cnn_jax").setLevel(logging.INFO)
@@ -77,6 +79,14 @@ def setup() -> None:
         parallel.initialize_distributed(
             FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
         )
+
+
+def _quiet_disk_errors(args: threading.ExceptHookArgs) -> None:
+    """A background thread's full-disk / read-only error is not printed: the main thread
+    meets the same error and reports it in one line (`os_error_line`)."""
+    if isinstance(args.exc_value, OSError) and args.exc_value.errno in _DISK_FIXES:
+        return
+    threading.__excepthook__(args)
 
 
 def run_guarded(fn: Callable[[], None]) -> None:
