@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from optax.projections import projection_l2_ball
 
 from cnn_jax.layers import check_choice
 
@@ -39,6 +40,7 @@ OPTIM_KEYS = (
     "l1",
     "l2",
     "allow_l2_with_weight_decay",
+    "max_norm",
 )
 
 
@@ -75,7 +77,9 @@ def validate_optim_config(cfg: Mapping[str, Any]) -> None:
     lr = cfg.get("learning_rate", 1e-3)
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"optim.learning_rate: {lr!r} not allowed; allowed: finite number > 0")
-    for key in ("weight_decay", "l1", "l2", "grad_clip_norm", "warmup_epochs", "end_lr_factor"):
+    for key in (
+        "weight_decay", "l1", "l2", "grad_clip_norm", "warmup_epochs", "end_lr_factor", "max_norm"
+    ):  # fmt: skip
         value = cfg.get(key, 0.0)
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"optim.{key}: {value!r} not allowed; allowed: finite number >= 0")
@@ -123,4 +127,27 @@ def make_optimizer(
     if cfg.get("weight_decay", 0.0) > 0:
         parts.append(optax.add_decayed_weights(float(cfg["weight_decay"]), mask=kernel_mask))
     parts.append(optax.scale_by_learning_rate(schedule))
+    if cfg.get("max_norm", 0.0) > 0:
+        parts.append(max_norm(float(cfg["max_norm"])))
     return optax.chain(*parts), schedule
+
+
+def max_norm(max_value: float) -> optax.GradientTransformation:
+    """Max-norm constraint (Srivastava et al. 2014, Sec. 5.1): after each update, every unit's
+    incoming kernel weights (all axes but the last) are projected onto the L2 ball of radius
+    `max_value` (`optax.projections.projection_l2_ball`); biases and norm parameters are free.
+    The last transform of the chain: it returns the update that lands on the projection."""
+
+    def project(w, u, is_kernel):
+        if not is_kernel:
+            return u
+        new_ku = (w + u).reshape(-1, w.shape[-1])
+        ball = jax.vmap(lambda v: projection_l2_ball(v, max_value), in_axes=1, out_axes=1)
+        return ball(new_ku).reshape(w.shape) - w
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError("optim.max_norm: the update needs the params; pass them to update")
+        return jax.tree.map(project, params, updates, kernel_mask(params)), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)

@@ -1,224 +1,225 @@
-"""Tables and plots of the regularizer study (`experiments.regularization`).
+"""Tables and figures of the regularizer study from its results dict (pure functions of it).
 
-Pure functions of the study's rows (one per variant x seed): mean, std and 95% t-interval
-per variant (`cnn_jax.stats.mean_ci`), the paired difference to the baseline (same seeds,
-so same data order), CSV and Markdown tables, and matplotlib figures.
+summary.md holds every table; readme.md (what `python -m cnn_jax.readme_results` puts into
+the README) holds the headline: the gain over the tuned baseline against training-set size,
+the budget verdicts, the controls and the literature rows. Figures: validation accuracy
+against strength per regularizer (tuning.png) and gain against size (gain_vs_size.png).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from cnn_jax import plots
+from cnn_jax.results import atomic_write_json, atomic_write_text
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from cnn_jax.results import atomic_write_json, atomic_write_text  # noqa: E402
-from cnn_jax.stats import mean_ci  # noqa: E402
-
-METRICS = (
-    "test_accuracy",
-    "gap",
-    "test_loss",
-    "train_accuracy",
-    "validation_accuracy",
-    "best_epoch",
-    "val_loss_min_epoch",
-    "epochs_trained",
-    "weights_l1",
-    "weights_l2",
-    "weights_near_zero_0.001",
-    "wall_time_sec",
-)
-STATS = ("mean", "std", "ci_low", "ci_high", "n")
+# Srivastava et al. 2014, Table 9 (MNIST, 784-1024-1024-2048-10 ReLU MLP), test error %.
+SRIVASTAVA_TABLE9 = {"l2": 1.62, "max_norm": 1.35, "dropout_l2": 1.25, "dropout_max_norm": 1.05}
 
 
-def _order(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    return list(dict.fromkeys(r["variant"] for r in rows))
+def _pct(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{100 * x:+.{digits}f}"
 
 
-def summarize(rows: Sequence[Mapping[str, Any]], baseline: str = "baseline") -> dict[str, Any]:
-    """{variant: {metric: mean_ci}} plus 'delta_test_accuracy' and 'delta_gap': the paired
-    (same seed) difference to `baseline`, when the baseline ran with those seeds."""
-    base = {r["seed"]: r for r in rows if r["variant"] == baseline}
-    summary: dict[str, Any] = {}
-    for variant in _order(rows):
-        mine = [r for r in rows if r["variant"] == variant]
-        entry = {m: mean_ci([r[m] for r in mine]) for m in METRICS if m in mine[0]}
-        paired = [r for r in mine if r["seed"] in base]
-        if paired and variant != baseline:
-            for m in ("test_accuracy", "gap"):
-                entry[f"delta_{m}"] = mean_ci([r[m] - base[r["seed"]][m] for r in paired])
-        summary[variant] = entry
-    return summary
+def _cmp_cells(r: Mapping[str, Any]) -> str:
+    c = r["comparison"]
+    return (
+        f"{100 * c['delta']:+.2f} [{100 * c['low']:+.2f}, {100 * c['high']:+.2f}] | "
+        f"{c['p_value']:.3g} | {c['p_adjusted']:.3g} | {r['verdict']}"
+    )
 
 
-def runs_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One line per run, every scalar column."""
-    columns = [k for k, v in rows[0].items() if not isinstance(v, list | dict)]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+def _variant(name: str) -> str:
+    return name.split("_lr")[0]
 
 
-def summary_csv(summary: Mapping[str, Any]) -> str:
-    """One line per variant: <metric>_<stat> for every metric and stat."""
-    metrics = list(dict.fromkeys(m for entry in summary.values() for m in entry))
-    columns = ["variant"] + [f"{m}_{s}" for m in metrics for s in STATS]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for variant, entry in summary.items():
-        cells = [variant]
-        for m in metrics:
-            cells += [entry[m][s] if m in entry else "" for s in STATS]
-        writer.writerow(cells)
-    return out.getvalue()
-
-
-def _pct(stat: Mapping[str, float]) -> str:
-    """'93.12 ± 0.40' in percent: mean ± half-width of the 95% CI."""
-    half = (stat["ci_high"] - stat["ci_low"]) / 2
-    return f"{100 * stat['mean']:.2f} ± {100 * half:.2f}"
-
-
-def markdown_table(summary: Mapping[str, Any], order: Sequence[str] | None = None) -> str:
-    """The headline table: test accuracy, paired change vs baseline, gap, epochs, weights."""
-    lines = [
-        "| variant | test acc % (95% CI) | Δ vs baseline (pts) | gap train−test (pts) "
-        "| best epoch | val-loss min epoch | L2 norm | |w|<1e-3 % | wall s/run | n |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for variant in order or list(summary):
-        e = summary[variant]
-        delta = _pct(e["delta_test_accuracy"]) if "delta_test_accuracy" in e else "—"
+def chosen_table(tuning: Mapping[str, Any]) -> str:
+    lines = ["| tuned | strength | x | lr | optimizer | validation acc. | stop epoch |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for key, ch in tuning["chosen"].items():
+        name = _setting_name(ch)
+        val = next(g for g in tuning["grids"][key] if _setting_name(g) == name)
+        s = "-" if ch["strength"] is None else f"{ch['strength']:g}"
+        x = "-" if ch.get("factor") is None else f"{ch['factor']:g}"
         lines.append(
-            f"| {variant} | {_pct(e['test_accuracy'])} | {delta} | {_pct(e['gap'])} "
-            f"| {e['best_epoch']['mean']:.1f} | {e['val_loss_min_epoch']['mean']:.1f} "
-            f"| {e['weights_l2']['mean']:.2f} | {100 * e['weights_near_zero_0.001']['mean']:.1f} "
-            f"| {e['wall_time_sec']['mean']:.1f} | {e['test_accuracy']['n']} |"
+            f"| {key} | {s} | {x} | {ch['learning_rate']:g} | {ch['optimizer']} | "
+            f"{100 * val['validation_accuracy']:.2f} | {val['best_epoch']:.0f} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
-def _bars(ax, summary: Mapping[str, Any], metric: str, title: str) -> None:
-    names = list(summary)
-    means = np.array([100 * summary[n][metric]["mean"] for n in names])
-    lows = np.array([100 * summary[n][metric]["ci_low"] for n in names])
-    highs = np.array([100 * summary[n][metric]["ci_high"] for n in names])
-    x = np.arange(len(names))
-    colors = ["0.6" if n == "baseline" else f"C{i % 10}" for i, n in enumerate(names)]
-    ax.bar(x, means, yerr=[means - lows, highs - means], capsize=3, color=colors)
-    if "baseline" in summary:
-        ax.axhline(100 * summary["baseline"][metric]["mean"], color="0.3", ls="--", lw=1)
-    ax.set_xticks(x, names, rotation=45, ha="right")
-    ax.set_title(title)
-    ax.set_ylabel("percent")
+def _setting_name(d: Mapping[str, Any]) -> str:
+    from .regularization_variants import Setting
+
+    return Setting(d["regularizer"], d["strength"], d["learning_rate"], d["optimizer"],
+                   d.get("factor")).name  # fmt: skip
 
 
-def plot_accuracy_and_gap(summary: Mapping[str, Any]):
-    """Test accuracy and generalization gap per variant: mean with 95% CI error bars."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    _bars(ax1, summary, "test_accuracy", "test accuracy (mean, 95% CI)")
-    low = min(100 * e["test_accuracy"]["ci_low"] for e in summary.values())
-    ax1.set_ylim(max(0.0, low - 3), 100)
-    _bars(ax2, summary, "gap", "generalization gap: train − test accuracy")
-    fig.tight_layout()
+def comparison_table(comparisons: Sequence[Mapping[str, Any]], kinds: Sequence[str]) -> str:
+    lines = ["| comparison | n | budget | rows | delta pts [95% CI] | p | p (Holm) | verdict |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in comparisons:
+        if r["kind"] in kinds:
+            a, b = r["a"], r["b"]
+            who = f"{_variant(a[0])} vs {_variant(b[0])}" + (f" ({b[2]})" if a[2] != b[2] else "")
+            lines.append(f"| {who} | {a[1]} | {a[2]} | {len(r['rows'])} | {_cmp_cells(r)} |")
+    return "\n".join(lines)
+
+
+def budget_markdown(budgets: Mapping[str, Mapping[str, str]]) -> str:
+    lines = ["| variant | 1x | 3x | converged (early stopping) | across budgets |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name, row in budgets.items():
+        cells = " | ".join(row.get(k, "-") for k in ("1x", "3x", "converged", "overall"))
+        lines.append(f"| {_variant(name)} | {cells} |")
+    return "\n".join(lines)
+
+
+def levels_table(levels: Sequence[Mapping[str, Any]], only: Sequence[str] | None = None) -> str:
+    head = "| setting | n | budget | rows | test acc. % [95% CI] | stop epoch | max epochs | "
+    lines = [head + "params | FLOPs/example | train s/run |", "|---" * 10 + "|"]
+    for lv in levels:
+        if only is not None and lv["setting"] not in only:
+            continue
+        acc = lv["test_accuracy"]
+        stop = "-" if lv["best_epoch_mean"] is None or lv["mode"] != "converged" else (
+            f"{lv['best_epoch_mean']:.1f}")  # fmt: skip
+        lines.append(
+            f"| {_variant(lv['setting'])} | {lv['n']} | {lv['mode']} | {lv['rows']} | "
+            f"{100 * acc['estimate']:.2f} [{100 * acc['low']:.2f}, {100 * acc['high']:.2f}] | "
+            f"{stop} | {lv['epochs_max']} | {lv['num_params']:,} | "
+            f"{lv['forward_flops_per_example']:,} | {lv['train_time_sec_mean']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def literature_table(results: Mapping[str, Any]) -> str:
+    """Our error rates beside Srivastava et al. 2014 Table 9 (only the variants they ran)."""
+    lit = results["config"]["experiment"].get("literature") or {}
+    opt = lit.get("optimizer", "adamw")
+    prefix = "" if opt == "adamw" else f"{opt}."
+    wanted = {f"{prefix}{r}_s{s:g}": r for r, s in lit.get("variants", ())}
+    size = str(lit.get("size", "all"))
+    rows = [lv for lv in results["analysis"]["levels"]
+            if lv["setting"].split("_lr")[0] in wanted and lv["n"] == size]  # fmt: skip
+    if not rows:
+        return ""
+    lines = ["| variant | our test error % [95% CI] | Srivastava 2014 Table 9 error % |",
+             "|---|---|---|"]  # fmt: skip
+    for lv in rows:
+        acc = lv["test_accuracy"]
+        paper = SRIVASTAVA_TABLE9.get(wanted[lv["setting"].split("_lr")[0]])
+        lines.append(
+            f"| {_variant(lv['setting'])} (n={lv['n']}, {lv['mode']}) | "
+            f"{100 * (1 - acc['estimate']):.2f} "
+            f"[{100 * (1 - acc['high']):.2f}, {100 * (1 - acc['low']):.2f}] | "
+            f"{'-' if paper is None else f'{paper:.2f}'} |"
+        )
+    return "\n".join(lines)
+
+
+def zhang_text(zhang: Mapping[str, Any]) -> str:
+    parts = []
+    for n, z in zhang.items():
+        held = ", ".join(_variant(h) for h in z["held"]) or "none"
+        parts.append(f"n={n}: best {_variant(z['best'])} {_pct(z['best_delta'])} pts; "
+                     f"significant gains (Holm): {held}")  # fmt: skip
+    return "; ".join(parts)
+
+
+def readme_markdown(results: Mapping[str, Any]) -> str:
+    """The README section: headline size curve, budgets, controls, literature, Zhang check."""
+    a, exp = results["analysis"], results["config"]["experiment"]
+    load = results.get("load_average_at_start")
+    out = [
+        f"Dataset {results['dataset']}; tuned on validation at n={exp['tune_size']} "
+        f"(seeds {list(exp['tune_seeds'])}); evaluated on {len(exp['draws'])} subset draws x "
+        f"{len(exp['seeds'])} seeds; paired per-image tests, Holm over all "
+        f"{len(a['comparisons'])} comparisons, equivalence margin {100 * a['margin']:g} pt. "
+        f"Wall time {results['wall_time_sec'] / 60:.1f} min (load average at start {load}).",
+        "", "![gain vs n](gain_vs_size.png)", "",
+        "**Gain over the tuned baseline, converged (early stopping):**", "",
+        comparison_table(a["comparisons"], ["size"]), "",
+        "**Budgets** (verdict on 'helps' at each budget; 'budget-dependent' when they differ):", "",
+        budget_markdown(a["budgets"]), "",
+        "**Early stopping and controls:**", "",
+        comparison_table(a["comparisons"], ["early_stopping", "control", "pair"]), "",
+    ]  # fmt: skip
+    lit = literature_table(results)
+    if lit:
+        out += ["**Srivastava et al. 2014 (MNIST) beside ours:**", "", lit, "",
+                "Protocol differences: their MLP (784-1024-1024-2048-10) trained for up to "
+                "hundreds of epochs with SGD, momentum and a decaying rate on 60k images; ours "
+                "is a small CNN, AdamW, early stopping, a few epochs, 1 seed.", ""]  # fmt: skip
+    out += [f"**Zhang et al. 2017 check:** {zhang_text(a['zhang'])}.", ""]
+    return "\n".join(out)
+
+
+def summary_markdown(results: Mapping[str, Any]) -> str:
+    a = results["analysis"]
+    return "\n".join([
+        f"# Regularizer study: {results['dataset']}", "",
+        "## Chosen on validation", "", chosen_table(results["tuning"]), "",
+        "## Every comparison", "", comparison_table(a["comparisons"],
+                                                    ["size", "budget", "early_stopping",
+                                                     "control", "pair"]), "",
+        "## Budgets", "", budget_markdown(a["budgets"]), "",
+        "## Levels (test accuracy, stopping epoch, compute)", "", levels_table(a["levels"]), "",
+    ])  # fmt: skip
+
+
+def plot_tuning(tuning: Mapping[str, Any]):
+    """Validation accuracy against strength, one panel per tuned regularizer, a line per lr."""
+    keys = [k for k, g in tuning["grids"].items() if any(x["strength"] is not None for x in g)
+            or k == "all"]  # fmt: skip
+    fig, axes = plots.figure(1, max(len(keys), 1), figsize=(3.2 * max(len(keys), 1), 3.0))
+    axes = list(getattr(axes, "flat", [axes]))
+    for ax, key in zip(axes, keys):
+        grid = tuning["grids"][key]
+        lrs = sorted({g["learning_rate"] for g in grid})
+        colors = plots.variant_colors([f"lr {lr:g}" for lr in lrs])
+        for lr in lrs:
+            pts = sorted((g["factor"] if key == "all" else g["strength"], g["validation_accuracy"])
+                         for g in grid if g["learning_rate"] == lr)  # fmt: skip
+            ax.plot(*zip(*pts), marker="o", color=colors[f"lr {lr:g}"], label=f"lr {lr:g}")
+        ax.set_xscale("log")
+        ax.set_title(key)
+        ax.set_xlabel("joint factor" if key == "all" else "strength")
+        ax.set_ylabel("validation accuracy")
+        plots.legend(ax, fontsize=7)
     return fig
 
 
-def _seed_curves(curves: Mapping[str, Any], variant: str, key: str) -> list[tuple]:
-    return [(c["epoch"], c[key]) for name, c in curves.items() if name.split("/")[0] == variant]
-
-
-def plot_learning_curves(curves: Mapping[str, Any], variants: Sequence[str]):
-    """Per variant: training (running, train mode) and validation accuracy per epoch, each seed."""
-    cols = min(4, len(variants))
-    rows = -(-len(variants) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
-    for ax, variant in zip(axes.flat, variants):
-        for key, color in (("train_accuracy", "C0"), ("val_accuracy", "C1")):
-            for i, (epochs, values) in enumerate(_seed_curves(curves, variant, key)):
-                label = key.replace("_", " ") if i == 0 else None
-                ax.plot(epochs, values, color=color, alpha=0.7, lw=1, label=label)
-        ax.set_title(variant, fontsize=9)
-        ax.set_ylim(0.5, 1.01)
-        ax.set_xlabel("epoch", fontsize=8)
-    for ax in list(axes.flat)[len(variants) :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.tight_layout()
+def plot_gain_vs_size(results: Mapping[str, Any]):
+    """The headline: paired gain over the tuned baseline against n, one colour per variant."""
+    rows = [r for r in results["analysis"]["comparisons"] if r["kind"] == "size"]
+    names = list(dict.fromkeys(_variant(r["a"][0]).split("_s")[0] for r in rows))
+    colors = plots.variant_colors(names)
+    sizes = list(dict.fromkeys(r["a"][1] for r in rows))
+    x_of = {n: results["train_size_all"] if n == "all" else int(n) for n in sizes}
+    fig, ax = plots.figure()
+    for i, name in enumerate(names):
+        mine = [r for r in rows if _variant(r["a"][0]).split("_s")[0] == name]
+        xs = [x_of[r["a"][1]] * (1 + 0.04 * (i - len(names) / 2)) for r in mine]
+        ivs = [dict(r["comparison"], estimate=r["comparison"]["delta"]) for r in mine]
+        plots.interval_errorbar(ax, xs, ivs, label=name, color=colors[name], scale=100,
+                                linestyle="-")  # fmt: skip
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images n")
+    ax.set_ylabel("test accuracy gain over tuned baseline (pts)")
+    ax.set_title(f"{results['dataset']}: paired gain, 95% CI (draws x seeds)")
+    plots.legend(ax)
     return fig
-
-
-def plot_validation_loss(curves: Mapping[str, Any], variants: Sequence[str]):
-    """Validation loss per epoch, mean over seeds: where it turns up, overfitting starts."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, variant in enumerate(variants):
-        seed_curves = _seed_curves(curves, variant, "val_loss")
-        length = min(len(e) for e, _ in seed_curves)
-        epochs = seed_curves[0][0][:length]
-        mean = np.mean([v[:length] for _, v in seed_curves], axis=0)
-        style = "--" if variant == "baseline" else "-"
-        ax.plot(epochs, mean, style, color=f"C{i % 10}", label=variant, lw=1.5)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation loss (mean over seeds)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return fig
-
-
-def plot_weight_histograms(
-    histograms: Mapping[str, Sequence[int]], edges: Sequence[float], variants: Sequence[str]
-):
-    """Kernel-value histograms (all seeds pooled) of the given variants, log counts."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    centres = (np.asarray(edges[1:]) + np.asarray(edges[:-1])) / 2
-    for i, variant in enumerate(variants):
-        counts = [np.asarray(h) for name, h in histograms.items() if name.split("/")[0] == variant]
-        if counts:
-            total = np.sum(counts, axis=0)
-            ax.step(centres, np.maximum(total, 0.5), where="mid", label=variant, color=f"C{i}")
-    ax.set_yscale("log")
-    ax.set_xlabel("kernel weight value")
-    ax.set_ylabel("count (all seeds)")
-    ax.set_title("weights: L1 vs L2 vs weight decay vs none")
-    ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-def _save(fig, path: Path) -> None:
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write_all(results: Mapping[str, Any], workdir: str | Path) -> None:
-    """results.json, runs.csv, summary.csv, summary.md and the four PNG figures."""
+    """results.json, summary.md, readme.md, tuning.png, gain_vs_size.png in `workdir`."""
     workdir = Path(workdir)
-    summary, variants = results["summary"], list(results["summary"])
     atomic_write_json(workdir / "results.json", results)
-    atomic_write_text(workdir / "runs.csv", runs_csv(results["runs"]))
-    atomic_write_text(workdir / "summary.csv", summary_csv(summary))
-    header = (
-        f"Regularizer study on {results['dataset']} ({len(results['seeds'])} seeds; "
-        "± is the half-width of the 95% t-interval; Δ is paired by seed)\n\n"
-    )
-    atomic_write_text(workdir / "summary.md", header + markdown_table(summary, variants))
-    _save(plot_accuracy_and_gap(summary), workdir / "test_accuracy.png")
-    _save(plot_learning_curves(results["curves"], variants), workdir / "learning_curves.png")
-    _save(plot_validation_loss(results["curves"], variants), workdir / "validation_loss.png")
-    hist_variants = [v for v in ("baseline", "l1", "l2", "weight_decay") if v in summary]
-    _save(
-        plot_weight_histograms(results["histograms"], results["histogram_edges"], hist_variants),
-        workdir / "weight_histograms.png",
-    )
+    atomic_write_text(workdir / "summary.md", summary_markdown(results) + "\n")
+    atomic_write_text(workdir / "readme.md", readme_markdown(results) + "\n")
+    plots.save(plot_tuning(results["tuning"]), workdir / "tuning.png")
+    plots.save(plot_gain_vs_size(results), workdir / "gain_vs_size.png")

@@ -92,7 +92,7 @@ def load(name: str, *, data_dir: str | os.PathLike | None = None, **opts: Any) -
     else:
         builder = _open_tfds(name, root)
         splits = _read_generic(builder, name, parsed)
-    train = _subset(splits["train"], parsed["train_subset"], name)
+    train = _subset(splits["train"], parsed["train_subset"], name, parsed["subset_seed"])
     mean, std = channel_stats(train.images)
     label = builder.info.features[parsed.get("label_key", "label")]
     return Dataset(
@@ -179,7 +179,8 @@ def _hold_out(train: Split, size: int, name: str) -> dict[str, Split]:
     }
 
 
-def _subset(train: Split, n: int | None, name: str) -> Split:
+def _subset(train: Split, n: int | None, name: str, seed: int | None = None) -> Split:
+    """The first n training images, or (subset_seed set) n drawn without replacement."""
     if n is None:
         return train
     if n > len(train):
@@ -187,7 +188,10 @@ def _subset(train: Split, n: int | None, name: str) -> Split:
             f"dataset option 'train_subset': {n} for {name!r}; allowed: at most the "
             f"{len(train)} training images"
         )
-    return Split(train.images[:n], train.labels[:n])
+    if seed is None:
+        return Split(train.images[:n], train.labels[:n])
+    index = np.sort(np.random.default_rng(seed).permutation(len(train))[:n])
+    return Split(train.images[index], train.labels[index])
 
 
 def _on_canvas(split: Split, size: int | None) -> Split:

@@ -50,6 +50,8 @@ _PATH = Option(
     None, "None or a directory path", lambda v: v is None or isinstance(v, str | os.PathLike)
 )
 _TRAIN_SUBSET = _optional_int_at_least(1)  # the first n training images
+# None: the first train_subset images; an integer: a random draw of them (subset draws)
+_SUBSET_SEED = Option(None, "None or integers >= 0", lambda v: v is None or _is_int(v) and v >= 0)
 
 OPTIONS: dict[str, dict[str, Option]] = {
     "digits": {
@@ -57,6 +59,7 @@ OPTIONS: dict[str, dict[str, Option]] = {
         "digit_scale": _int_at_least(1, 1),
         "position": _choice("center", digits.POSITIONS),
         "train_subset": _TRAIN_SUBSET,
+        "subset_seed": _SUBSET_SEED,
     },
     "shapes": {
         "num_train": _int_at_least(1, 2000),
@@ -65,6 +68,7 @@ OPTIONS: dict[str, dict[str, Option]] = {
         "image_size": _int_at_least(12, 32),
         "seed": _int_at_least(0, 0),
         "train_subset": _TRAIN_SUBSET,
+        "subset_seed": _SUBSET_SEED,
     },
     "red_green": {  # Kayhan & van Gemert 2020: 2000 train, 1000 validation, 1000 test
         "num_train": _int_at_least(2, 2000),
@@ -73,6 +77,7 @@ OPTIONS: dict[str, dict[str, Option]] = {
         "seed": _int_at_least(0, 0),
         "test_set": _choice("similar", redgreen.TEST_SETS),
         "train_subset": _TRAIN_SUBSET,
+        "subset_seed": _SUBSET_SEED,
     },
     "mnist": {
         "validation_size": _int_at_least(1, 5000),
@@ -80,12 +85,14 @@ OPTIONS: dict[str, dict[str, Option]] = {
         # None: 28x28 as published; n > 28: each image centred on an n x n black canvas
         "canvas_size": _optional_int_at_least(28),
         "train_subset": _TRAIN_SUBSET,
+        "subset_seed": _SUBSET_SEED,
     },
     GENERIC: {
         "validation_size": _optional_int_at_least(1),
         "image_key": _text("image"),
         "label_key": _text("label"),
         "train_subset": _TRAIN_SUBSET,
+        "subset_seed": _SUBSET_SEED,
     },
 }
 OPTIONS["fashion_mnist"] = OPTIONS["mnist"]
