@@ -118,7 +118,7 @@ def variant_config(
         config.model.blocks = _kayhan_blocks(KAYHAN_PADDING[name])
         config.model.head = "global_max"
         config.model.head_hidden = ()
-        config.train.batch_size = 200
+        config.train.batch_size = int(exp.get("kayhan_batch_size", 200))
         config.train.num_epochs = int(exp.kayhan_epochs)
         return config
     if m := _DEPTH.match(name):

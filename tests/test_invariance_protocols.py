@@ -154,9 +154,34 @@ def test_study_variants_cover_the_protocols():
     exp = invariance_smoke.get_config().experiment
     sets = study_variants(exp)
     assert sets["d0"] == ("zhang", "azulay", "distance")
-    assert sets["kv_full_zero"] == ("zhang", "azulay", "dissimilar")
+    assert sets["kv_same_zero"] == ("zhang", "azulay", "dissimilar")
     assert set(sets) == set(exp.zhang_variants + exp.azulay_variants + exp.depth_variants
                             + exp.kayhan_variants)  # fmt: skip
     bad = ml_collections.ConfigDict({"protocols": ("zang",)})
     with pytest.raises(ValueError, match="experiment.protocols: unknown value 'zang'"):
         study_variants(bad)
+
+
+def test_red_green_through_the_dataset_api(data_dir):
+    from cnn_jax import datasets
+
+    opts = {"num_train": 6, "num_validation": 2, "num_test": 4}
+    ds = datasets.load("red_green", data_dir=data_dir, **opts)
+    swapped = datasets.load("red_green", data_dir=data_dir, test_set="dissimilar", **opts)
+    assert ds.image_shape == (32, 32, 3) and ds.num_classes == 2
+    assert datasets.check("red_green").image_shape == (32, 32, 3)
+    np.testing.assert_array_equal(ds.train.images, swapped.train.images)
+    assert not np.array_equal(ds.test.images, swapped.test.images)
+    with pytest.raises(ValueError, match="test_set"):
+        datasets.load("red_green", data_dir=data_dir, test_set="mixed")
+
+
+def test_canvas_embedding_centres_on_black():
+    from cnn_jax.datasets.api import _on_canvas
+    from cnn_jax.datasets.core import Split
+
+    images = np.full((2, 28, 28, 1), 7, np.uint8)
+    out = _on_canvas(Split(images, np.array([0, 1], np.int32)), 40)
+    assert out.images.shape == (2, 40, 40, 1)
+    assert (out.images[:, 6:34, 6:34] == 7).all() and out.images.sum() == images.sum()
+    assert _on_canvas(Split(images, np.array([0, 1], np.int32)), None).images is images

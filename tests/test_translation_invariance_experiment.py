@@ -3,9 +3,11 @@ the CIFAR-10 config on a tiny fake prepared TFDS copy."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 
@@ -63,8 +65,9 @@ class FakeCifar10(tfds.image_classification.Cifar10, skip_registration=True):
     def _fake(self, n, seed):
         rng = np.random.default_rng(seed)
         for i in range(n):
-            image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-            yield i, {"id": f"{seed}_{i}", "image": image, "label": i % 10}
+            png = io.BytesIO()  # PNG bytes from PIL: TFDS's own encoder needs TensorFlow
+            PIL.Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(png, "PNG")
+            yield i, {"id": f"{seed}_{i}", "image": png.getvalue(), "label": i % 10}
 
 
 @pytest.mark.slow  # one tiny training on the fake CIFAR-10 copy
