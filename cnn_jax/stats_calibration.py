@@ -133,8 +133,10 @@ def _summary(hits, widths, **extra) -> dict:
 
 QUICK = [  # (what, scenario, S, N): the configurations tests/test_stats.py checks
     ("level", "mnist", 5, 1000),
-    ("paired", "mnist", 5, 10000),
-    ("fwer", "mnist", 5, 2000),
+    ("paired", "fashion", 5, 2000),
+    ("paired", "mnist", 5, 2000),
+    ("fwer", "mnist", 5, 500),
+    ("fwer", "fashion", 5, 500),
 ]
 
 
@@ -143,8 +145,8 @@ def _grid(quick: bool):
         return QUICK
     rows = [("level", sc, s, n) for sc in SCENARIOS for s in (1, 3, 5, 10) for n in (1000, 10000)]
     rows += [("paired", sc, s, n) for sc in SCENARIOS for s in (1, 3, 5, 10) for n in (1000, 10000)]
-    rows += [("fwer", sc, s, 2000) for sc in ("mnist", "mnist-seed-heavy") for s in (3, 5)]
-    return rows + [("tost", "mnist", s, 10000) for s in (3, 5)]
+    rows += [("fwer", sc, s, 2000) for sc in SCENARIOS for s in (3, 5, 10)]
+    return rows + [("tost", sc, s, 10000) for sc in ("mnist", "fashion") for s in (3, 5)]
 
 
 def run(quick: bool = False, sims: int = 2000, n_boot: int = 1000) -> None:

@@ -13,14 +13,21 @@ from scipy import stats as scipy_stats
 _CHUNK = 2_000_000  # bootstrap weights materialised per chunk (elements), bounds memory
 
 
+POOL_LEVEL = 0.25  # preliminary-test level for dropping the seed component (calibrated)
+
+
 def crossed_variance(y_msn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Var of the grand mean of each crossed [seeds, images] matrix, and its Satterthwaite dof.
 
     Two-way random-effects model y_si = mu + a_s + b_i + e_si: Var = s2_a/S + s2_b/N + s2_e/(SN).
     ANOVA estimates s2_a = (MS_seed - MS_err)/N, s2_b = (MS_img - MS_err)/S, s2_e = MS_err
-    (Searle, Casella & McCulloch 1992, ch. 4), a negative component truncated at 0 (ibid. 4.8);
-    dof by Satterthwaite (1946) for the resulting combination of mean squares. S = 1 gives the
-    one-sample variance var(y)/N with N - 1 dof. All-constant input: variance 0, dof inf.
+    (Searle, Casella & McCulloch 1992, ch. 4), a negative component truncated at 0, i.e.
+    Var = (max(MS_seed, MS_err) + max(MS_img, MS_err) - MS_err)/(SN). Dof: Satterthwaite (1946)
+    for that combination, the seed mean square keeping its S - 1 dof even when truncated, unless a
+    preliminary F test (Bancroft 1944) finds the seeds indistinguishable: MS_seed/MS_err below its
+    POOL_LEVEL null quantile; only then is the seed term pooled away. (Always pooling a truncated
+    seed term makes the far tail anti-conservative when seed variance dominates, which breaks
+    Holm: see `cnn_jax.stats_calibration`.) S = 1: var(y)/N with N - 1 dof. Constant input: 0, inf.
     """
     m, s, n = y_msn.shape
     g = y_msn.mean(axis=(1, 2), keepdims=True)
@@ -31,10 +38,13 @@ def crossed_variance(y_msn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return ms_col / n, np.full(m, float(n - 1))
     ss_err = np.maximum(((y_msn - g) ** 2).sum(axis=(1, 2)) - ss_row - ss_col, 0.0)
     ms_row, ms_err = ss_row / (s - 1), ss_err / ((s - 1) * (n - 1))
-    keep_row, keep_col = ms_row > ms_err, ms_col > ms_err
-    coef_err = 1.0 - keep_row - keep_col
-    terms = np.stack([keep_row * ms_row, keep_col * ms_col, coef_err * ms_err]) / (s * n)
     dofs = np.array([s - 1, n - 1, (s - 1) * (n - 1)], dtype=np.float64)[:, None]
+    pool = ms_row < scipy_stats.f.ppf(POOL_LEVEL, s - 1, dofs[2, 0]) * ms_err
+    flat = pool & (ms_col <= ms_err)  # pooled and no image excess: Var = MS_err/(SN)
+    row = np.where(pool, 0.0, np.maximum(ms_row, ms_err))
+    col = np.where(flat, 0.0, np.maximum(ms_col, ms_err))
+    err = np.where(pool, np.where(flat, ms_err, 0.0), -ms_err)
+    terms = np.stack([row, col, err]) / (s * n)
     v = terms.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         nu = v**2 / (terms**2 / dofs).sum(axis=0)

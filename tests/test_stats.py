@@ -187,9 +187,13 @@ def test_hierarchical_bootstrap_covers_the_population_accuracy():
 
 @pytest.mark.slow
 def test_paired_difference_covers_the_true_difference():
-    sc = cal.SCENARIOS["mnist"]
-    r = cal.paired_coverage(sc, 5, 2000, delta=0.002, sims=2000)
+    # Seed variance dominant (Fashion-like): calibrated. Little seed variance (MNIST-like): 5 seeds
+    # cannot rule a seed component out, so the interval is conservative (~98%), never below 93%.
+    r = cal.paired_coverage(cal.SCENARIOS["fashion"], 5, 2000, delta=0.002, sims=2000)
     assert 0.93 <= r["coverage"] <= 0.97, r
+    r = cal.paired_coverage(cal.SCENARIOS["mnist"], 5, 2000, delta=0.002, sims=2000)
+    assert 0.93 <= r["coverage"] <= 0.99, r
+    sc = cal.SCENARIOS["mnist"]
     a, b = cal.simulate(np.random.default_rng(1), sc, 1, 5, 2000, [0.1, 0.0])
     c = st.paired_difference(a[0], b[0])
     ref = paired_t(a.astype(np.float64) - b, 0.95)
@@ -197,10 +201,13 @@ def test_paired_difference_covers_the_true_difference():
 
 
 @pytest.mark.slow
-def test_holm_keeps_family_wise_error_under_global_null():
-    r = cal.family_error(cal.SCENARIOS["mnist"], 5, 500, k=10, sims=2000)
+@pytest.mark.parametrize("scenario", ["mnist", "fashion"])
+def test_holm_keeps_family_wise_error_under_global_null(scenario):
+    # 10 variants vs one shared baseline, all identical; Holm needs valid far tails (alpha / 10),
+    # which fail if a truncated seed component is pooled away (the 'fashion' case catches it).
+    r = cal.family_error(cal.SCENARIOS[scenario], 5, 500, k=10, sims=2000)
     assert r["fwer_holm"] <= 0.05, r
-    assert r["fwer_unadjusted"] > 0.15, r  # without Holm 10 tests at 5% err far more often
+    assert r["fwer_unadjusted"] > 0.1, r  # without Holm 10 tests at 5% err far more often
 
 
 def test_calibrate_needs_the_flag():
