@@ -189,9 +189,9 @@ def test_hierarchical_bootstrap_covers_the_population_accuracy():
 def test_paired_difference_covers_the_true_difference():
     # Seed variance dominant (Fashion-like): calibrated. Little seed variance (MNIST-like): 5 seeds
     # cannot rule a seed component out, so the interval is conservative (~98%), never below 93%.
-    r = cal.paired_coverage(cal.SCENARIOS["fashion"], 5, 2000, delta=0.002, sims=2000)
+    r = cal.paired_coverage(cal.SCENARIOS["fashion"], 5, 1000, delta=0.002, sims=2000)
     assert 0.93 <= r["coverage"] <= 0.97, r
-    r = cal.paired_coverage(cal.SCENARIOS["mnist"], 5, 2000, delta=0.002, sims=2000)
+    r = cal.paired_coverage(cal.SCENARIOS["mnist"], 5, 1000, delta=0.002, sims=2000)
     assert 0.93 <= r["coverage"] <= 0.99, r
     sc = cal.SCENARIOS["mnist"]
     a, b = cal.simulate(np.random.default_rng(1), sc, 1, 5, 2000, [0.1, 0.0])
@@ -201,11 +201,10 @@ def test_paired_difference_covers_the_true_difference():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["mnist", "fashion"])
-def test_holm_keeps_family_wise_error_under_global_null(scenario):
-    # 10 variants vs one shared baseline, all identical; Holm needs valid far tails (alpha / 10),
-    # which fail if a truncated seed component is pooled away (the 'fashion' case catches it).
-    r = cal.family_error(cal.SCENARIOS[scenario], 5, 500, k=10, sims=2000)
+def test_holm_keeps_family_wise_error_under_global_null():
+    # 10 variants vs one shared baseline, all identical, seed variance dominant; Holm needs valid
+    # far tails (alpha / 10): pooling every truncated seed component away gave 0.065 here.
+    r = cal.family_error(cal.SCENARIOS["fashion"], 5, 1000, k=10, sims=2000)
     assert r["fwer_holm"] <= 0.05, r
     assert r["fwer_unadjusted"] > 0.1, r  # without Holm 10 tests at 5% err far more often
 
