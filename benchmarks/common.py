@@ -183,8 +183,9 @@ def build_jax_step(
 
     shape = tuple(input_shape or PRESET_INPUTS[preset])
     spec = model_spec.PRESETS[preset](num_classes=10)
-    kwargs = {} if compute_dtype is None else {"compute_dtype": compute_dtype}
-    model = models.CNN(spec, **kwargs)
+    if compute_dtype is not None:
+        spec = dataclasses.replace(spec, compute_dtype=compute_dtype)
+    model = models.CNN(spec)
     tx, _ = optim.make_optimizer(OPTIM, 100, 1)
     state = steps.create_train_state(model, tx, jax.random.key(0), shape)
     channels = shape[-1]
