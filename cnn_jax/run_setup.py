@@ -108,7 +108,24 @@ def load_dataset(config: ml_collections.ConfigDict) -> datasets.Dataset:
     """The dataset named by `config.dataset` (name, data_dir, options)."""
     data = config.dataset
     options = dict(data.get("options", {}) or {})
-    return datasets.load(data.name, data_dir=data.get("data_dir"), **options)
+    try:
+        return datasets.load(data.name, data_dir=data.get("data_dir"), **options)
+    except (ValueError, OSError, KeyError):
+        raise  # ours name the field or file already; OSErrors carry the file
+    except Exception as e:  # TFDS / array_record / protobuf on damaged prepared files
+        raise datasets.DatasetIntegrityError(_damaged(data.name, data.get("data_dir"), e)) from e
+
+
+def _damaged(name: str, data_dir: str | None, error: Exception) -> str:
+    """One line naming the damaged prepared copy of `name` and how to rebuild it."""
+    root = datasets.resolve_data_dir(data_dir)
+    folders = sorted({p.parent for p in root.glob(f"*{name}*/**/dataset_info.json")})
+    where = ", ".join(str(f) for f in folders[:2]) or str(root)
+    reason = (str(error).splitlines() or [""])[0][:120]
+    return (
+        f"dataset.name: the prepared files of {name!r} in {where} are damaged "
+        f"({type(error).__name__}: {reason}); delete that folder and rerun to prepare it again"
+    )
 
 
 def budget_epochs(train_cfg: Any) -> int:

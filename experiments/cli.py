@@ -17,7 +17,7 @@ import textwrap
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import ml_collections
 from absl import app, flags
@@ -110,6 +110,11 @@ def run_guarded(fn: Callable[[], None]) -> None:
         sys.exit(2)
 
 
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def _debug() -> bool:
     parsed = FLAGS.is_parsed() and FLAGS.debug
     return bool(parsed or os.environ.get("CNN_JAX_DEBUG"))
@@ -140,6 +145,12 @@ def main(
     split: list[Any] = []
     run_guarded(lambda: split.extend(config_cli.split_argv(argv)))
     config_arg, overrides, rest = split
+    try:
+        extra = FLAGS(rest, known_only=False)[1:]
+    except flags.Error as e:
+        _fail(f"{str(e).splitlines()[0]}; see --help")
+    if extra:
+        _fail(f"unexpected arguments {extra}; allowed: flags only (see --help)")
 
     def _main(args: Sequence[str]) -> None:
         if len(args) > 1:
