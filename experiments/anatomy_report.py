@@ -67,12 +67,14 @@ def train_budgets(
     budgets: Mapping[str, float],
     vmap_seeds: bool,
     allow_diverged: bool = False,
+    only: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """{budget: rows}: every config at each budget factor (train.budget_factor), via run_sweep.
 
     Variants with identical configs (e.g. a depth-3 VALID stack that is also a kernel-study
     stack) train once; the duplicate names get copies of the first one's rows. With
     `allow_diverged`, a variant whose training diverges has no rows (see `_sweep_each`).
+    `only[budget]`: the variants trained at that budget (default: all).
     """
     unique, alias = {}, {}
     for name, config in configs.items():
@@ -81,7 +83,8 @@ def train_budgets(
     out, seeds = {}, [int(s) for s in seeds]
     for budget, factor in budgets.items():
         scaled = {}
-        for name in dict.fromkeys(alias.values()):
+        wanted = set((only or {}).get(budget, alias))
+        for name in dict.fromkeys(a for n, a in alias.items() if n in wanted):
             scaled[name] = configs[name].copy_and_resolve_references()
             scaled[name].train.budget_factor = float(factor)
         print(f"budget {budget} (x{factor}): {len(scaled)} variants x {len(seeds)} seeds")
@@ -94,6 +97,7 @@ def train_budgets(
         out[budget] = [
             dict(row, variant=name)
             for name, first in alias.items()
+            if name in wanted
             for row in by_name.get(first, [])
         ]
     return out
@@ -214,6 +218,8 @@ def judge(
             per_budget[budget] = {"verdict": v, **c.as_dict()}
         if per_budget:
             overall = stats.budget_verdict({b: e["verdict"] for b, e in per_budget.items()})
+            if len(per_budget) < len(groups_by_budget):
+                overall += f" ({', '.join(per_budget)} only)"
             out.append({**dataclasses.asdict(spec), "budgets": per_budget, "result": overall})
     return out
 

@@ -121,8 +121,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     configs = {n: c for part in by_part.values() for n, c in part.items()}
     geometries = {n: variants.geometry(c, shape, ds.num_classes) for n, c in configs.items()}
     print(f"{len(configs)} variants x seeds {list(exp.seeds)} x budgets {dict(exp.budgets)}")
+    only = {b: list(v) for b, v in dict(exp.get("budget_variants") or {}).items()}
     rows = report.train_budgets(
-        configs, workdir / "runs", exp.seeds, dict(exp.budgets), bool(exp.vmap_seeds)
+        configs, workdir / "runs", exp.seeds, dict(exp.budgets), bool(exp.vmap_seeds), False, only
     )
     for budget_rows in rows.values():
         score_borders(budget_rows, size)
@@ -147,6 +148,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         "budgets": dict(exp.budgets),
         "epochs": int(config.train.num_epochs),
         "vmap_seeds": bool(exp.vmap_seeds),
+        "budget_variants": only,
         "wall_time_sec": time.time() - t0,
         "load_at_start": list(load_at_start),
     }
