@@ -10,7 +10,8 @@ interaction about 3x), so:
 
 * levels (`hierarchical_bootstrap`): bootstrap replicates give the shape and keep the interval
   inside the scores' range; the percentile levels are widened (Hesterberg 2015, "expanded
-  percentile") until the width matches t_nu * sqrt(Var): calibrated with few seeds;
+  percentile") until the width matches t_nu * sqrt(Var) (plain percentiles under-cover with few
+  seeds);
 * differences (`paired_difference`): t-interval and p-value from the same variance of the
   per-(seed, image) paired differences: no bootstrap resolution floor on p; TOST for equivalence.
 
@@ -129,7 +130,10 @@ def hierarchical_bootstrap(
     crossed form (`two_level_replicates`), with expanded-percentile levels calibrated to the crossed
     variance and its Satterthwaite dof (`expanded_percentile`). Scores in [0, 1] give an interval in
     [0, 1] by construction. S = 1 reduces to an image bootstrap: it covers test-set sampling only,
-    not seed variation. With 3 seeds and seed variance dominant it under-covers: use >= 5 seeds.
+    not seed variation. Measured coverage of a 95% interval (``python -m cnn_jax.stats
+    --calibrate``): 0.94-0.97 at 5 seeds x 1,000-10,000 images; 0.93 when seed variance dominates
+    near 99% accuracy (skewed seed means: a rare bad seed); conservative (0.97-0.99) with 3 seeds
+    and little seed variance. Use >= 5 seeds; one seed ignores seed variance (0.44-0.95).
     """
     y = _as_sn("scores_sn", scores_sn)[None]
     _z(confidence)
@@ -200,6 +204,8 @@ def paired_difference(
     paired two-level bootstrap (same seed and image indices for a and b) estimates. Its variance has
     a closed form (Owen 2007), biased for few seeds; we use the unbiased crossed random-effects
     variance (`crossed_variance`) with Satterthwaite dof directly: a Welch-Satterthwaite t-test.
+    Measured: 95% coverage 0.95-0.96 when seed variance dominates, conservative (0.97-0.98) with
+    little seed variance at 5 seeds; Holm over 10 such tests keeps the family-wise error <= 0.05.
     No Monte Carlo error and no 1/(n_boot+1) floor on p; the interval is {delta0: p(delta0) >=
     alpha} (test inversion), so p < alpha exactly when 0 is outside it. ``n_boot``/``seed`` are
     accepted for API stability and unused. ``margin``: TOST p (Schuirmann 1987), |delta| < margin.

@@ -8,7 +8,7 @@ from scipy import stats as scipy_stats
 
 from cnn_jax import stats as st
 from cnn_jax import stats_calibration as cal
-from cnn_jax.stats_crossed import level_intervals, paired_t
+from cnn_jax.stats_crossed import crossed_variance, level_intervals, paired_t
 
 
 def test_wilson_hand_computed_and_textbook_values():
@@ -212,3 +212,17 @@ def test_holm_keeps_family_wise_error_under_global_null():
 def test_calibrate_needs_the_flag():
     with pytest.raises(SystemExit):
         cal.main([])
+
+
+def test_crossed_variance_matches_the_gaussian_crossed_model():
+    # y_si = a_s + b_i + e_si, all N(0, 1): Var(grand mean) = 1/S + 1/N + 1/(SN) = 0.224.
+    rng = np.random.default_rng(5)
+    m, s, n = 4000, 5, 50
+    y = rng.normal(size=(m, s, 1)) + rng.normal(size=(m, 1, n)) + rng.normal(size=(m, s, n))
+    v, nu = crossed_variance(y)
+    assert v.mean() == pytest.approx(0.224, rel=0.03)
+    assert y.mean(axis=(1, 2)).var() == pytest.approx(0.224, rel=0.06)
+    assert s - 1 <= np.median(nu) <= 2 * (s - 1) and nu.min() > 1  # seed term dominates the dof
+    v1, nu1 = crossed_variance(y[:, :1])
+    np.testing.assert_allclose(v1, y[:, 0].var(axis=1, ddof=1) / n)
+    assert np.all(nu1 == n - 1)
