@@ -123,6 +123,19 @@ def _reraise(error: Exception, directory: Path) -> NoReturn:
     raise error
 
 
+def training_carry(state: Any, window: Any, early_state: dict | None) -> dict[str, Any]:
+    """What a training checkpoint holds, so every reader restores the same tree: the train
+    state, the open logging window's metric sums (a resumed run logs the same first window),
+    and with early stopping (`early_state` = the tracker's state) the best parameters and the
+    tracker."""
+    carry: dict[str, Any] = {"state": state, "window": window, "best": {}, "early_stopping": {}}
+    if early_state is not None:
+        best = {"params": state.params, "batch_stats": state.batch_stats}
+        carry["best"] = jax.tree.map(lambda x: x.copy(), best)
+        carry["early_stopping"] = dict(early_state)
+    return carry
+
+
 class Checkpointer:
     """Saves a training state every `save_every_steps` steps and restores the newest one.
 

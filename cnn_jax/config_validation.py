@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnn_jax import augment, datasets, launch, memory
+from cnn_jax import augment, datasets, launch, memory, pool_kinds
 from cnn_jax.datasets import options as dataset_options
 from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.layers import ACTIVATIONS, PADDING_MODES, POOLINGS, check_choice
@@ -31,7 +31,7 @@ from cnn_jax.model_spec import (
     ModelSpec,
     spec_from_config,
 )
-from cnn_jax.models import ConvBlock, ResidualBlock
+from cnn_jax.models import BLOCK_PARTS, ConvBlock, ResidualBlock
 from cnn_jax.optim import OPTIM_KEYS, validate_optim_config
 
 TOP_LEVEL_KEYS = (
@@ -85,7 +85,6 @@ _MODEL_STRINGS = {
 }
 _OPTIM_STRINGS = ("name", "schedule")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)  # the step computes in float32
-_LAYER_ORDER = ("conv1", "act1", "conv", "bn", "act", "pool")  # intermediates of a block
 
 
 def validate_config(config: Any, workdir: str | Path | None = None) -> None:
@@ -140,11 +139,12 @@ def check_spatial_sizes(spec: ModelSpec, image_shape: tuple[int, int, int]) -> N
     shape = tuple(int(d) for d in image_shape)
     for i, block in enumerate(spec.blocks):
         where = f"model.blocks[{i}]"
-        if block.pool in ("blur", "max_blur") and not 1 <= block.blur_size <= 7:
+        kind = pool_kinds.get(block.pool, f"{where}.pool")
+        if kind.uses_blur and not 1 <= block.blur_size <= 7:
             raise ValueError(f"{where}.blur_size: {block.blur_size!r}; allowed: 1..7")
         shapes = _block_shapes(where, block, shape)
         for layer, layer_shape in shapes.items():
-            if layer == "pool" and block.pool not in ("none", "blur"):
+            if layer == "pool" and kind.window_must_fit:
                 h, w = shapes["act"][:2]  # the pool's input (noise keeps the shape)
                 if block.pool_window > min(h, w):
                     raise ValueError(
@@ -183,7 +183,7 @@ def _block_shapes(
             "allowed: layers that fit the feature map (smaller kernels/pools, a larger image)"
         ) from None
     # eval_shape returns dicts with sorted keys: put the layers back in forward order.
-    names = sorted(inter, key=lambda name: _LAYER_ORDER.index(name))
+    names = sorted(inter, key=BLOCK_PARTS.index)
     shapes = {name: tuple(inter[name].shape[1:]) for name in names}
     shapes["output"] = tuple(out.shape[1:])
     return shapes
@@ -315,6 +315,11 @@ def _check_dataset(cfg: Mapping[str, Any]) -> tuple[tuple[int, int, int], int]:
     return shape, int(spec.num_classes)
 
 
+class UnknownDatasetError(datasets.DatasetNotFoundError, ValueError):
+    """Neither a built-in dataset nor a TFDS dataset prepared in the data dir (a typo, or
+    data not prepared here yet): both a missing dataset and a bad config value."""
+
+
 def _dataset_spec(name: str, data_dir: str | None, given: dict[str, Any]) -> datasets.DatasetSpec:
     """`datasets.check`, with its errors as one line starting with the config field."""
     try:
@@ -322,7 +327,7 @@ def _dataset_spec(name: str, data_dir: str | None, given: dict[str, Any]) -> dat
     except datasets.DatasetNotFoundError as e:
         lines = " ".join(str(e).split())  # the CLI shows one line: keep where and how
         if name not in datasets.NAMES:
-            raise ValueError(
+            raise UnknownDatasetError(
                 f"dataset.name: unknown value {name!r} ({lines}); allowed: "
                 f"{', '.join(datasets.NAMES)}, or a TFDS dataset prepared in the data dir"
             ) from None

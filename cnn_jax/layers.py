@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnn_jax import pool_kinds
+
 Padding = str | int | Sequence[int] | Sequence[tuple[int, int]]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -29,7 +31,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "softplus": nn.softplus,
     "identity": lambda x: x,
 }
-POOLINGS = ("max", "avg", "blur", "max_blur", "none")
+POOLINGS = tuple(pool_kinds.POOL_KINDS)  # one registry entry per kind (cnn_jax.pool_kinds)
 PADDING_MODES = ("SAME", "VALID", "CIRCULAR")
 
 

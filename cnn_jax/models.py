@@ -142,7 +142,9 @@ class CNN(nn.Module):
         return logits.astype(jnp.float32), inter
 
 
-_PART_ORDER = ("conv", "conv1", "bn", "bn1", "act1", "act", "pool")
+# The one forward-order list of a block's parts (plain: conv, bn, act, pool; residual:
+# conv1, bn1, act1, ..., act, pool); config validation and summaries use it too.
+BLOCK_PARTS = ("conv1", "bn1", "act1", "conv", "bn", "act", "pool")
 
 
 def forward_order_key(name: str) -> tuple[int, int, int]:
@@ -155,7 +157,7 @@ def forward_order_key(name: str) -> tuple[int, int, int]:
         return (0, 0, 0)
     if name.startswith("block"):
         block, _, part = name.partition("/")
-        order = _PART_ORDER.index(part) if part in _PART_ORDER else len(_PART_ORDER)
+        order = BLOCK_PARTS.index(part) if part in BLOCK_PARTS else len(BLOCK_PARTS)
         return (1, int(block.removeprefix("block")), order + (0 if part else 1))
     if name.startswith("head/"):
         part = name.removeprefix("head/")

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnn_jax import pool_kinds
 from cnn_jax.layers import canonical_padding, same_padding_amounts
 from cnn_jax.model_spec import BlockSpec, ModelSpec
 
@@ -77,15 +78,10 @@ def _pads(op: _Op, size: int, axis: int) -> tuple[int, int]:
 
 
 def _pool_ops(b: BlockSpec) -> list[_Op]:
+    """The pool's sliding windows, from its registry entry (an unknown kind is an error)."""
     padding = canonical_padding(b.pool_padding)
-    if b.pool in ("max", "avg"):
-        return [_Op(b.pool_window, b.pool_stride, padding)]
-    if b.pool == "blur":
-        return [_Op(b.blur_size, b.pool_stride, padding)]
-    if b.pool == "max_blur":
-        blur_padding = "CIRCULAR" if padding == "CIRCULAR" else "SAME"
-        return [_Op(b.pool_window, 1, padding), _Op(b.blur_size, b.pool_stride, blur_padding)]
-    return []
+    windows = pool_kinds.get(b.pool).windows(b.pool_window, b.pool_stride, b.blur_size, padding)
+    return [_Op(kernel, stride, pad) for kernel, stride, pad in windows]
 
 
 def layer_ops(spec: ModelSpec) -> list[tuple[str, list[_Op]]]:

@@ -15,13 +15,12 @@ import jax
 import ml_collections
 
 from cnn_jax import datasets, identity
-from cnn_jax.checkpoint import Checkpointer
+from cnn_jax.checkpoint import Checkpointer, training_carry
 from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.model_spec import ModelSpec
 from cnn_jax.models import CNN
 from cnn_jax.results import read_json
 from cnn_jax.run_setup import build
-from cnn_jax.train import initial_carry
 
 
 @dataclasses.dataclass
@@ -50,7 +49,8 @@ def load_run(run_dir: str | Path, seed_index: int | None = None) -> LoadedRun:
     config = ml_collections.ConfigDict(identity.stored_config(run_dir))
     run = build(config)
     early = EarlyStopping.from_config(config.get("early_stopping"), run.num_seeds)
-    carry = initial_carry(run, early)
+    early_state = None if early is None else early.state
+    carry = training_carry(run.init_state(), run.empty_window(), early_state)
     ckpt = Checkpointer(run_dir / "checkpoints", save_every_steps=1, fingerprint=run.fingerprint())
     restored = ckpt.restore_latest(carry)
     ckpt.close()

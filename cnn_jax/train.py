@@ -29,12 +29,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cnn_jax import identity, input_pipeline, run_results, steps
-from cnn_jax.checkpoint import Checkpointer
+from cnn_jax.checkpoint import Checkpointer, training_carry
 from cnn_jax.config_validation import validate_config
 from cnn_jax.datasets import Split
 from cnn_jax.early_stopping import EarlyStopping, select_where
 from cnn_jax.preemption import NonFiniteError, Preempted, PreemptionGuard
-from cnn_jax.results import MetricsWriter, atomic_write_json, read_json
+from cnn_jax.results import MetricsWriter, atomic_write_json, hparams_of, read_json
 from cnn_jax.run_setup import RunSetup, build
 from cnn_jax.summary import summary
 from cnn_jax.workdir_lock import WorkdirLock
@@ -93,20 +93,9 @@ def _check_finite(window: steps.Metrics | None) -> None:
 
 
 def initial_carry(run: RunSetup, early: EarlyStopping | None) -> dict[str, Any]:
-    """What a checkpoint holds: train state, the open logging window's metric sums (so a
-    resumed run logs the same first window), and best params + tracker for early stopping."""
-    state = run.init_state()
-    carry: dict[str, Any] = {
-        "state": state,
-        "window": run.empty_window(),
-        "best": {},
-        "early_stopping": {},
-    }
-    if early is not None:
-        best = {"params": state.params, "batch_stats": state.batch_stats}
-        carry["best"] = jax.tree.map(lambda x: x.copy(), best)
-        carry["early_stopping"] = dict(early.state)
-    return carry
+    """A fresh checkpoint tree (`checkpoint.training_carry`) for `run`."""
+    early_state = None if early is None else early.state
+    return training_carry(run.init_state(), run.empty_window(), early_state)
 
 
 _OUTPUTS = ("checkpoints", "config.json", "results.json", "metrics.jsonl", "predictions")
@@ -201,6 +190,9 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
     try:
         step, train_time = _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet)
         final, per_example = _final_evaluation(run, carry, early, writers, step)
+        for k, writer in enumerate(writers):  # TensorBoard HParams: settings + final metrics
+            final_k = {split: per_seed[k] for split, per_seed in final.items()}
+            writer.write_hparams(hparams_of(run.config, run.seeds[k]), final_k, step)
     finally:
         for writer in writers:
             writer.close()
