@@ -132,6 +132,8 @@ def speed_table(chosen, speed, groups_by_budget, targets) -> tuple[list[str], li
     rows = []
     for budget, per_act in chosen.items():
         for act, name in per_act.items():
+            if name not in speed[budget]:
+                continue  # not trained at this budget (experiment.budget_variants)
             sp = speed[budget][name]
             row = [budget, act, name.split("_lr")[-1], INIT.split(",")[0]]
             for t in targets:
@@ -215,8 +217,12 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     rest = {b: f for b, f in budgets.items() if b != tune}
     if rest:  # the chosen learning rates (and the collapse nets) at the other budgets
         again = {n: grid[n] for n in chosen_names.values()} | collapse_cfgs
+        only = {  # experiment.budget_variants: a subset per budget ('relu' = its chosen lr)
+            b: [chosen_names.get(n, n) for n in names]
+            for b, names in dict(exp.get("budget_variants") or {}).items()
+        }
         rows |= report.train_budgets(
-            again, workdir / "runs", exp.seeds, rest, bool(exp.vmap_seeds), True
+            again, workdir / "runs", exp.seeds, rest, bool(exp.vmap_seeds), True, only
         )
     rows = {b: rows[b] for b in budgets}
     targets = [float(t) for t in exp.target_accuracies]
@@ -230,7 +236,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         for a, n in chosen[budget].items():
             if n in speed[budget]:
                 speed[budget][a] = speed[budget][n]
-        if {"relu", "tanh"} <= set(chosen[budget]):
+        if {"relu", "tanh"} <= set(speed[budget]):
             speedups[budget] = speedup(speed[budget]["relu"], speed[budget]["tanh"], krizhevsky)
     random_check = collapse.random_collapse_check()
     trained = [
@@ -273,7 +279,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     atomic_write_text(workdir / "claims.md", claims_md)
     atomic_write_text(workdir / "readme.md", _readme(meta, speed_md, speedups, claims_md))
     last = budgets[-1]
-    curves = {a: speed[last][a]["curve"] for a in chosen[last]}
+    curves = {a: speed[last][a]["curve"] for a in chosen[last] if a in speed[last]}
     anatomy_plots.curves_figure(curves, krizhevsky, workdir / "activation_curves.png")
     print(report.markdown_table(g_headers, g_rows), speed_md, claims_md, sep="\n")
     files = ["results.json", "grid.md", "speed.md", "claims.md", "readme.md", "*.png"]
