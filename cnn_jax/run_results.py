@@ -32,7 +32,7 @@ def shared_fields(
     run: Any, model_summary: Any, *, step: int, start_step: int, train_time: float, t_start: float
 ) -> dict[str, Any]:
     """What every seed of the run shares: budget, model size, data, machine, timing."""
-    trained = (step - start_step) * run.config.train.batch_size * run.num_seeds
+    trained = (step - start_step) * run.train.batch_size * run.num_seeds
     return {
         "steps": step,
         "epochs": run.num_epochs,

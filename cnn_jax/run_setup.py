@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from cnn_jax import augment, datasets, input_pipeline, parallel, seed_strategy, steps
+from cnn_jax import augment, config_spec, datasets, input_pipeline, parallel, seed_strategy, steps
+from cnn_jax.config_spec import TrainSpec
 from cnn_jax.model_spec import ModelSpec, spec_from_config
 from cnn_jax.models import CNN
 from cnn_jax.optim import make_optimizer
@@ -45,6 +45,7 @@ class RunSetup:
     train_step: Callable  # jitted (state, batch) -> (state, metric sums)
     eval_step: Callable  # jitted (state, batch) -> (metric sums, per-example top1/p_correct)
     num_epochs: int = 1  # train.num_epochs x train.budget_factor (`budget_epochs`)
+    train: TrainSpec | None = None  # the typed train section (`config_spec.TrainSpec`)
     _window: Any = dataclasses.field(default=None, repr=False)
 
     @property
@@ -133,16 +134,13 @@ def budget_epochs(train_cfg: Any) -> int:
 
     The budget factor (issue 10) scales a study's training budget (1x, 3x) without editing
     its configs; early-stopping patience stays counted in evaluations."""
-    factor = float(train_cfg.get("budget_factor", 1.0))
-    return max(1, math.floor(int(train_cfg.num_epochs) * factor + 0.5))
+    return config_spec.budget_epochs(train_cfg.num_epochs, train_cfg.get("budget_factor", 1.0))
 
 
 def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = None) -> RunSetup:
     """Builds a RunSetup from a config (loading the dataset unless given)."""
-    train_cfg = config.train
-    num_seeds = int(train_cfg.get("num_seeds", 1))
-    if num_seeds < 1:
-        raise ValueError(f"train.num_seeds: {num_seeds} not allowed; allowed: integers >= 1")
+    train_cfg = TrainSpec.from_config(config.train)  # typed and checked once
+    num_seeds = train_cfg.num_seeds
     mesh = parallel.make_mesh()
     parallel.check_batch_size(train_cfg.batch_size, mesh)
     ds = load_dataset(config) if dataset is None else dataset
@@ -154,7 +152,7 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
             f"train.batch_size: {train_cfg.batch_size} exceeds the {len(ds.train)} training "
             "images; allowed: at most the training set size"
         )
-    num_epochs = budget_epochs(train_cfg)
+    num_epochs = train_cfg.epochs
     tx, schedule = make_optimizer(config.optim.to_dict(), n_steps, num_epochs)
     augment_cfg: dict[str, Any] = config.get("augment", {}) or {}
     if hasattr(augment_cfg, "to_dict"):
@@ -193,4 +191,5 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
         train_step,
         eval_step,
         num_epochs=num_epochs,
+        train=train_cfg,
     )

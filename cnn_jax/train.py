@@ -52,8 +52,7 @@ def evaluate(
 ) -> tuple[list[dict], dict[str, np.ndarray] | None]:
     """Mean loss and accuracy per seed on a whole split (eval mode), and with `per_example`
     the per-image top1 / p_correct ([n] or [K, n]), fetched once at the end."""
-    batch_size = run.config.train.get("eval_batch_size", 0) or max(run.config.train.batch_size, 256)
-    batch_size -= batch_size % run.mesh.devices.size
+    batch_size = run.train.eval_batch(run.mesh.devices.size)
     total, outputs = None, []
     batches = input_pipeline.eval_batches(split.images, split.labels, batch_size)
     for batch in input_pipeline.prefetch_to_device(batches, run.mesh):
@@ -70,7 +69,7 @@ def evaluate(
 
 
 def _train_batches(run: RunSetup, epoch: int, start_batch: int):
-    train, bs = run.dataset.train, run.config.train.batch_size
+    train, bs = run.dataset.train, run.train.batch_size
     if run.vmapped:
         batches = input_pipeline.seeded_train_batches(
             train.images, train.labels, bs, seeds=run.seeds, epoch=epoch, start_batch=start_batch
@@ -155,17 +154,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
 def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
     """Resumes or starts the run, trains it, evaluates it and writes its record."""
-    t_start, cfg, main_process = time.time(), run.config.train, jax.process_index() == 0
+    t_start, cfg, main_process = time.time(), run.train, jax.process_index() == 0
     model_summary = summary(run.model, run.dataset.image_shape)
     if not quiet:
         print(model_summary)
     early = EarlyStopping.from_config(run.config.get("early_stopping"), run.num_seeds)
     carry = initial_carry(run, early)
-    every = cfg.get("checkpoint_every_steps", 0) or run.steps_per_epoch
+    every = cfg.checkpoint_every_steps or run.steps_per_epoch
     ckpt = Checkpointer(
         workdir / "checkpoints",
         save_every_steps=every,
-        max_to_keep=cfg.get("keep_checkpoints", 3),
+        max_to_keep=cfg.keep_checkpoints,
         fingerprint=run.fingerprint(),
     )
     start_step = 0
@@ -182,7 +181,7 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
     writers = [  # process 0 writes; resuming drops lines logged after the checkpoint
         MetricsWriter(
             seed_dir(workdir, run, k),
-            tensorboard=cfg.get("tensorboard", True),
+            tensorboard=cfg.tensorboard,
             resume_from_step=start_step,
         )
         for k in range(run.num_seeds if main_process else 0)
@@ -220,8 +219,8 @@ def _write(writers: list[MetricsWriter], step: int, split: str, per_seed: list[d
 
 def _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet) -> tuple[int, float]:
     """The epochs: train steps, logging windows, checkpoints, validation, early stopping."""
-    cfg = run.config.train
-    total_steps, log_every = run.steps_per_epoch * run.num_epochs, cfg.get("log_every_steps", 50)
+    cfg = run.train
+    total_steps, log_every = run.steps_per_epoch * run.num_epochs, cfg.log_every_steps
     progress = tqdm(
         total=total_steps,
         initial=start_step,
@@ -269,7 +268,7 @@ def _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet) -> tuple
                     ckpt.maybe_save(step, carry)
             jax.block_until_ready(carry["state"])
             train_time += time.time() - t_epoch
-            if (epoch + 1) % cfg.get("eval_every_epochs", 1) == 0 or step == total_steps:
+            if (epoch + 1) % cfg.eval_every_epochs == 0 or step == total_steps:
                 _validate(run, carry, early, writers, step, epoch, progress, quiet)
             ckpt.maybe_save(step, carry)
     ckpt.maybe_save(step, carry, force=True)
@@ -301,7 +300,7 @@ def _final_evaluation(run, carry, early, writers, step) -> tuple[dict, dict]:
     if early is not None:
         final_state = final_state.replace(**carry["best"])
     splits = {"validation": run.dataset.validation, "test": run.dataset.test}
-    if run.config.train.get("eval_train_at_end", True):
+    if run.train.eval_train_at_end:
         splits["train"] = run.dataset.train
     final, per_example = {}, {}
     for name, split in splits.items():
