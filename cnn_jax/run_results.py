@@ -4,21 +4,24 @@ Layout: a single-seed run writes everything into its workdir; a K-seed (vmapped)
 writes results.json with every seed's entry into its workdir and, per seed, `seed_<s>/`
 holding metrics.jsonl, results.json (with `vmapped_parent` and `seed_index`, so
 `runs.load_run(seed dir)` finds the model) and `predictions/{validation,test}.npz`.
+`previous_run` reads a workdir's record back: finished, partial, or trained otherwise.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jax
+import ml_collections
 import numpy as np
 
 from cnn_jax import identity, predictions, seed_strategy
 from cnn_jax.early_stopping import EarlyStopping
-from cnn_jax.results import atomic_write_json, git_revision
+from cnn_jax.results import atomic_write_json, git_revision, read_json
 
 PREDICTED_SPLITS = ("validation", "test")
 
@@ -114,3 +117,39 @@ def write_results(
             atomic_write_json(seed_dir(workdir, seeds, k) / "results.json", seed_results)
     atomic_write_json(workdir / "results.json", results)
     return results
+
+
+_OUTPUTS = ("checkpoints", "config.json", "results.json", "metrics.jsonl", "predictions")
+
+
+def _clear(workdir: Path, stored: dict[str, Any]) -> None:
+    """Removes what the trainer wrote for the stored run (train.overwrite)."""
+    seed, num = int(stored.get("seed", 0)), int((stored.get("train") or {}).get("num_seeds", 1))
+    names = [*_OUTPUTS, *(f"seed_{seed + k}" for k in range(num) if num > 1)]
+    for path in [workdir / n for n in names] + list(workdir.glob("events.out.tfevents.*")):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def previous_run(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any] | None:
+    """The finished results of this very run in `workdir`, or None (nothing, or a partial run
+    of the same identity to resume). Another identity raises one line naming the fields, or
+    is cleared with `train.overwrite`."""
+    stored = identity.stored_config(workdir)
+    if stored is None:
+        return None
+    diffs = identity.differences(identity.fields(stored), identity.fields(config))
+    if diffs and config.train.get("overwrite", False):
+        if jax.process_index() == 0:
+            _clear(workdir, stored)
+        return None
+    if diffs:
+        finished = (workdir / "results.json").exists()
+        fix = "a new --workdir, or --config.train.overwrite=True to discard that run"
+        kind = "finished" if finished else "partial"
+        raise ValueError(identity.mismatch_message(workdir, diffs, fix, kind))
+    if (workdir / "results.json").exists():
+        return read_json(workdir / "results.json")
+    return None

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from cnn_jax.config_validation import validate_config
 from cnn_jax.datasets import Split
 from cnn_jax.early_stopping import EarlyStopping, select_where
 from cnn_jax.preemption import NonFiniteError, Preempted, PreemptionGuard
-from cnn_jax.results import MetricsWriter, atomic_write_json, hparams_of, read_json
+from cnn_jax.results import MetricsWriter, atomic_write_json, hparams_of
 from cnn_jax.run_setup import RunSetup, build
 from cnn_jax.summary import summary
 from cnn_jax.workdir_lock import WorkdirLock
@@ -97,48 +96,12 @@ def initial_carry(run: RunSetup, early: EarlyStopping | None) -> dict[str, Any]:
     return training_carry(run.init_state(), run.empty_window(), early_state)
 
 
-_OUTPUTS = ("checkpoints", "config.json", "results.json", "metrics.jsonl", "predictions")
-
-
-def _clear(workdir: Path, stored: dict[str, Any]) -> None:
-    """Removes what the trainer wrote for the stored run (train.overwrite)."""
-    seed, num = int(stored.get("seed", 0)), int((stored.get("train") or {}).get("num_seeds", 1))
-    names = [*_OUTPUTS, *(f"seed_{seed + k}" for k in range(num) if num > 1)]
-    for path in [workdir / n for n in names] + list(workdir.glob("events.out.tfevents.*")):
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-
-
-def previous_run(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any] | None:
-    """The finished results of this very run in `workdir`, or None (nothing, or a partial run
-    of the same identity to resume). Another identity raises one line naming the fields, or
-    is cleared with `train.overwrite`."""
-    stored = identity.stored_config(workdir)
-    if stored is None:
-        return None
-    diffs = identity.differences(identity.fields(stored), identity.fields(config))
-    if diffs and config.train.get("overwrite", False):
-        if jax.process_index() == 0:
-            _clear(workdir, stored)
-        return None
-    if diffs:
-        finished = (workdir / "results.json").exists()
-        fix = "a new --workdir, or --config.train.overwrite=True to discard that run"
-        kind = "finished" if finished else "partial"
-        raise ValueError(identity.mismatch_message(workdir, diffs, fix, kind))
-    if (workdir / "results.json").exists():
-        return read_json(workdir / "results.json")
-    return None
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains `config` in `workdir` (resuming if a checkpoint exists); returns results.json."""
     validate_config(config, workdir)  # one clear line for a bad config, before any compile
     workdir = Path(workdir)
     quiet = config.train.get("quiet", False) or jax.process_index() != 0
-    finished = previous_run(config, workdir)
+    finished = run_results.previous_run(config, workdir)
     if finished is not None:
         if not quiet:
             print(f"Already finished in {workdir}: nothing to do (use a new --workdir to rerun).")
@@ -148,7 +111,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     if main_process:
         workdir.mkdir(parents=True, exist_ok=True)
     with WorkdirLock(workdir) if main_process else contextlib.nullcontext():
-        finished = previous_run(config, workdir)  # again, now that no one else can write
+        finished = run_results.previous_run(
+            config, workdir
+        )  # again, now that no one else can write
         return finished if finished is not None else _train(run, workdir, quiet)
 
 
