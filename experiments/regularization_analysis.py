@@ -39,6 +39,7 @@ def run_summary(row: Mapping[str, Any]) -> dict[str, Any]:
         "steps": res.get("steps"),
         "num_params": res.get("num_params"),
         "forward_flops_per_example": res.get("forward_flops_per_example"),
+        "num_seeds": res.get("num_seeds", 1),  # > 1: trained as one vmapped program
         "wall_time_sec": res["wall_time_sec"] / res.get("num_seeds", 1),
         "train_time_sec": res["train_time_sec"] / res.get("num_seeds", 1),
     }
@@ -190,4 +191,26 @@ def analyse(config, tuning: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
         "budgets": budget_table(results, tune_n),
         "zhang": zhang_check(results, sizes),
         "margin": margin,
+    }
+
+
+def vmap_speed(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Sequential vs vmapped seeds, measured on the study's own runs: training seconds per step
+    and seed of single-seed runs and of K-seed vmapped runs of the same (setting, n, budget)
+    (different subset draws; the machine's load varies between them: a rough figure)."""
+    solo: dict[tuple, list[float]] = {}
+    vm: dict[tuple, list[float]] = {}
+    for r in runs:
+        if r.get("steps"):
+            cell = (r["key"].split("/")[1], r["n"], r["mode"])
+            (vm if r.get("num_seeds", 1) > 1 else solo).setdefault(cell, []).append(
+                r["train_time_sec"] / r["steps"]
+            )
+    ratios = [np.mean(solo[c]) / np.mean(vm[c]) for c in solo if c in vm]
+    return {
+        "cells": len(ratios),
+        "median_speedup": float(np.median(ratios)) if ratios else None,
+        "seeds_per_vmapped_program": sorted({int(r.get("num_seeds", 1)) for r in runs}),
+        "grid_vmapping": "not done: strengths and learning rates are compile-time constants, "
+        "so every grid point compiles and trains as its own program",
     }

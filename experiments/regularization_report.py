@@ -154,6 +154,12 @@ def readme_markdown(results: Mapping[str, Any]) -> str:
                 "hundreds of epochs with SGD, momentum and a decaying rate on 60k images; ours "
                 "is a small CNN, AdamW, early stopping, a few epochs, 1 seed.", ""]  # fmt: skip
     out += [f"**Zhang et al. 2017 check:** {zhang_text(a['zhang'])}.", ""]
+    speed = results.get("vmap_speed") or {}
+    if speed.get("median_speedup"):
+        out += [f"Seeds vmapped (K = {max(speed['seeds_per_vmapped_program'])}) vs one seed per "
+                f"program: {speed['median_speedup']:.2f}x training time per seed and step "
+                f"(median over {speed['cells']} matched cells, shared machine); grid "
+                f"vmapping {speed['grid_vmapping']}.", ""]  # fmt: skip
     return "\n".join(out)
 
 

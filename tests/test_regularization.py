@@ -169,3 +169,35 @@ def test_vmapped_k_seeds_equal_k_separate_runs(tmp_path, data_dir):
     seeds_differ = read_json(tmp_path / "vmapped" / "seed_3" / "results.json")["final"]
     other = read_json(tmp_path / "vmapped" / "seed_4" / "results.json")["final"]
     assert seeds_differ["test"]["loss"] != other["test"]["loss"]
+
+
+def test_max_norm_projects_each_units_incoming_kernel_only():
+    """Srivastava 2014 max-norm: after the step every output unit's kernel norm is <= c; a unit
+    already inside the ball and the biases take the plain update."""
+    c = 1.0
+    tx, _ = make_optimizer({"name": "sgd", "learning_rate": 0.1, "max_norm": c}, 10, 1)
+    kernel = jnp.stack([jnp.full(4, 3.0), jnp.full(4, 0.1)], axis=1)  # norms 6 and 0.2
+    params = {"Dense_0": {"kernel": kernel, "bias": jnp.full(2, 5.0)}}
+    grads = jax.tree.map(jnp.ones_like, params)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    new = jax.tree.map(lambda p, u: p + u, params, updates)
+    norms = np.linalg.norm(np.asarray(new["Dense_0"]["kernel"]), axis=0)
+    np.testing.assert_allclose(norms[0], c, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(new["Dense_0"]["kernel"][:, 1]), 0.1 - 0.1, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(new["Dense_0"]["bias"]), 4.9, rtol=1e-6)
+
+
+def test_subset_seed_draws_a_different_subset_and_keeps_validation(data_dir):
+    from cnn_jax import datasets
+
+    def load(**opts):
+        return datasets.load("digits", data_dir=data_dir, canvas_size=16, **opts)
+
+    first, a, a_again, b = (load(train_subset=100), load(train_subset=100, subset_seed=1),
+                            load(train_subset=100, subset_seed=1), load(train_subset=100,
+                                                                        subset_seed=2))  # fmt: skip
+    assert len(a.train) == len(b.train) == 100
+    np.testing.assert_array_equal(a.train.images, a_again.train.images)
+    assert not np.array_equal(a.train.images, b.train.images)
+    assert not np.array_equal(a.train.images, first.train.images)
+    np.testing.assert_array_equal(a.validation.images, first.validation.images)

@@ -1,17 +1,19 @@
-r"""Regularizer study of record on MNIST (issue 13): dropout against the tuned baseline over
-training-set sizes, L2 against decoupled weight decay under SGD with momentum (where they
-coincide up to scale) and under AdamW, and Srivastava et al. 2014-style runs on all 55k images.
+r"""Regularizer study of record on MNIST (issue 13), cut to what the shared machine could
+finish: L2 against decoupled weight decay under SGD with momentum (where they coincide up to
+scale), early stopping against the same maximum without it, and Srivastava et al. 2014-style
+runs (dropout with L2 / max-norm) on all 55k training images.
 
     nohup python -m experiments.regularization \
         --config=experiments/configs/regularization_mnist.py \
         --workdir=runs/regularization_mnist > runs/regularization_mnist.log 2>&1 &
 
-Design (sized for 2 shared CPU cores): tuning at n = 1,000 on validation (seed 0, draw 0):
-baseline over 3 AdamW and 3 momentum rates, dropout over 3 strengths x 3 rates; L2 and decay
-over 3 strengths each at their optimizer's chosen rate (the momentum-decay grid is the L2 grid
-x 2 / (1 - 0.9), the scale at which the two coincide in steady state). Size curve n in {250,
-1000, 4000}, 2 draws x 2 seeds. Literature: SGD + momentum on all 55k training images, 2 epochs at
-batch 128 (fixed budget), 1 seed: L2 (5e-4), dropout 0.5 + L2, dropout 0.5 + max-norm 3.
+Design: tuning at n = 1,000 on validation (seed 0, draw 0): the AdamW and the momentum
+baselines over 3 rates each; momentum L2 and decay over 3 strengths each at the chosen momentum
+rate (the decay grid is the L2 grid x 2 / (1 - 0.9), the scale at which the two coincide in
+steady state). One draw x one seed: intervals cover test-image sampling only. No size curve and
+no dropout tuning on MNIST in this record (they did not fit; Fashion-MNIST has the size curve).
+Literature: SGD + momentum on all 55k images, 1 epoch at batch 128 (430 steps, fixed budget),
+1 seed: L2 (5e-4), dropout 0.5 + L2 5e-4, dropout 0.5 + max-norm 3.
 """
 
 import ml_collections
@@ -24,16 +26,15 @@ def get_config():
     config.dataset.name = "mnist"
     config.early_stopping.patience = 4
     exp = config.experiment
-    exp.variants = ("baseline", "dropout")
-    exp.tune = ("dropout",)
+    exp.variants = ("baseline",)
+    exp.tune = ()
     exp.grids.l2 = (1e-4, 5e-4, 2.5e-3)
     exp.grids.weight_decay = (2e-3, 1e-2, 5e-2)  # = 2 * l2 / (1 - momentum)
-    exp.controls = ("momentum.l2", "momentum.weight_decay", "adamw.l2", "adamw.weight_decay")
+    exp.controls = ("momentum.l2", "momentum.weight_decay")
     exp.controls_tune_lr = False
-    exp.control_pairs = (
-        ("momentum.l2", "momentum.weight_decay"),
-        ("adamw.weight_decay", "adamw.l2"),
-    )
+    exp.control_pairs = (("momentum.l2", "momentum.weight_decay"),)
+    exp.sizes = (1000,)
+    exp.draws, exp.budget_draws, exp.seeds = (0,), (0,), (0,)
     exp.pair_strength = ml_collections.ConfigDict({"l2": 5e-4, "max_norm": 3.0})
     exp.literature = ml_collections.ConfigDict(
         {
@@ -41,8 +42,8 @@ def get_config():
             "size": "all",
             "seeds": (0,),
             "optimizer": "momentum",
-            "mode": "1x",  # a fixed budget: 2 epochs of 55k images at batch 128
-            "epochs": 2,
+            "mode": "1x",  # a fixed budget: 1 epoch of 55k images at batch 128
+            "epochs": 1,
             "batch_size": 128,
         }
     )
