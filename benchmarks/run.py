@@ -153,9 +153,15 @@ def main(argv: list[str] | None = None) -> None:
         footer = f"(load {load0:.2f} -> {load1:.2f}; section took {time.perf_counter() - t0:.0f} s)"
         print(text + "\n\n" + footer, flush=True)
         parts += [f"## {title}", text, footer]
-    with open(args.report, "w") as f:
-        f.write("\n\n".join(parts) + "\n")
+        _write(args.report, parts, done=False)  # a stopped run keeps the finished sections
+    _write(args.report, parts, done=True)
     print(f"\nReport: {args.report}")
+
+
+def _write(path: str, parts: list[str], done: bool) -> None:
+    tail = [] if done else ["(run in progress or stopped: sections above are complete)"]
+    with open(path, "w") as f:
+        f.write("\n\n".join(parts + tail) + "\n")
 
 
 if __name__ == "__main__":
