@@ -5,7 +5,7 @@ from __future__ import annotations
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from cnn_jax import augment
+from cnn_jax import augment, launch
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -68,4 +68,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.eval_train_at_end = True
     config.train.tensorboard = True
     config.train.quiet = False
+    config.train.overwrite = False  # True: discard a run trained with other settings in --workdir
+
+    config.launcher = launch.default_config()  # where sweeps train: here, or on SLURM
     return config
