@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -150,7 +151,7 @@ def publish(
     Returns the record folder. See the module docstring for what is refused, atomicity, the
     identical-rerun no-op and how a differing older record is moved aside.
     """
-    if not study or study.startswith(".") or Path(study).name != study:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", study or ""):
         raise ValueError(f"study: {study!r}; allowed: a plain folder name like 'invariance_mnist'")
     chosen = collect(workdir, files)
     record = provenance(

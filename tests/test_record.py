@@ -244,3 +244,18 @@ def test_readme_without_markers_is_unchanged(tmp_path):
     assert _cli(readme, tmp_path / "results", "--check") == 0
     assert _cli(readme, tmp_path / "results") == 0
     assert readme.read_text() == "# P\nsyntax: `<!-- results:<study> -->`\n"
+
+
+@pytest.mark.parametrize("study", ["", "''", ".hidden", "a/b", "..", "with space"])
+def test_publish_refuses_a_study_name_that_is_not_a_plain_folder_name(workdir, tmp_path, study):
+    with pytest.raises(ValueError, match="^study: "):
+        record.publish(
+            study,
+            workdir,
+            ["*.md"],
+            config={},
+            dataset=None,
+            wall_time_sec=1.0,
+            results_root=tmp_path / "results",
+        )
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
