@@ -43,10 +43,15 @@ from .regularization_variants import Setting, apply
 RECORD_FILES = ("results.json", "summary.md", "readme.md", "*.png")
 
 
-def _train_size_all(config: ml_collections.ConfigDict) -> int:
+def _full_dataset(config: ml_collections.ConfigDict) -> datasets.Dataset:
     data = config.dataset
-    options = {k: v for k, v in dict(data.options or {}).items() if k != "train_subset"}
-    return len(datasets.load(data.name, data_dir=data.get("data_dir"), **options).train)
+    drop = ("train_subset", "subset_seed")
+    options = {k: v for k, v in dict(data.options or {}).items() if k not in drop}
+    return datasets.load(data.name, data_dir=data.get("data_dir"), **options)
+
+
+def _train_size_all(config: ml_collections.ConfigDict) -> int:
+    return len(_full_dataset(config).train)
 
 
 def _unit_walls(root: Path) -> dict[str, float]:
@@ -154,7 +159,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     regularization_report.write_all(results, workdir)
     print(regularization_report.summary_markdown(results))
     record.maybe_publish(
-        config, workdir, RECORD_FILES, dataset=config.dataset.name,
+        config, workdir, RECORD_FILES, dataset=_full_dataset(config),
         wall_time_sec=max(results["wall_time_sec"], units["wall"]), load_at_start=load_at_start,
     )  # fmt: skip
     print(f"Results, tables and plots in {workdir}/ ({results['wall_time_sec']:.1f} s)")
