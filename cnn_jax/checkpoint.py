@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -195,6 +196,7 @@ class Checkpointer:
         due = force or step % self.every == 0 or self._mngr.reached_preemption(step)
         if not due or step in self._mngr.all_steps():  # Cheap exit: called every step.
             return False
+        self._check_space(state)
         args = ocp.args.Composite(
             **{
                 _STATE: ocp.args.StandardSave(state),
@@ -205,6 +207,15 @@ class Checkpointer:
             return bool(self._mngr.save(step, args=args, force=force))
         except Exception as e:  # Orbax/TensorStore wrap OS errors in many types
             _reraise(e, self.directory)
+
+    def _check_space(self, state: PyTree) -> None:
+        """Refuses a save that cannot fit (ENOSPC naming the directory) before Orbax starts
+        its background writes: a write failing halfway prints tracebacks from TensorStore's
+        threads that no handler of ours can catch. Margin: 2x the state plus 256 KiB."""
+        need = 2 * sum(getattr(x, "nbytes", 0) for x in jax.tree.leaves(state)) + (256 << 10)
+        existing = next(p for p in (self.directory, *self.directory.parents) if p.exists())
+        if shutil.disk_usage(existing).free < need:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.directory))
 
     def restore_latest(self, target: PyTree) -> tuple[PyTree, int] | None:
         """(state, step) of the newest readable checkpoint, or None when there is none.

@@ -11,11 +11,17 @@ for every strategy, so checkpoints, early stopping and `runs.load_run` do not ca
 - `sequential`: `lax.map` over the seed axis: the single-seed step, compiled once, run K times
   in one program's loop (no per-seed dispatch, no grouped convolutions).
 - `chunked`: `lax.map(..., batch_size=2)`: vmap over pairs of seeds, pairs in sequence.
+- `unrolled`: K copies of the single-seed step side by side in one program (a trace-time loop):
+  the single-seed convolutions, no loop and no grouped convolution; compile time grows with K.
+  XLA's CPU backend runs a convolution inside a `lax.map` loop far slower than outside one:
+  `python -m benchmarks.loop seeds --seeds 4 --steps 10 --rounds 3` (mnist_cnn, batch 128,
+  2 quiet cores, load 1.0) gave unrolled 1.40x K single-seed runs, vmap 0.23x, sequential
+  0.11x, chunked 0.07x.
 
 Which one: `CNN_JAX_SEED_STRATEGY` = `auto` (default: a measurement cached for this
 backend/model/shape/batch/K if there is one, else the rule), `measure` (time every strategy
 now for a few steps, cache the result), `rule`, or a strategy's name. The documented rule:
-`sequential` on CPU (measured here, see benchmarks/REPORT.md), `vmap` on GPU/TPU (one wide
+`unrolled` on CPU (measured above), `vmap` on GPU/TPU (one wide
 program keeps the device busy; not measured in this repo yet, see scripts/bench_gpu.sh).
 The choice and any measured speeds go into results.json (`seed_strategy`).
 """
@@ -36,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-STRATEGIES = ("vmap", "sequential", "chunked")
+STRATEGIES = ("vmap", "sequential", "chunked", "unrolled")
 CHUNK = 2
 ENV = "CNN_JAX_SEED_STRATEGY"
 MODES = ("auto", "measure", "rule", *STRATEGIES)
@@ -132,6 +138,8 @@ def apply(strategy: str, train_step: StepFn, eval_step: StepFn) -> tuple[StepFn,
     """The two steps mapped over the seed axis by `strategy` (one of STRATEGIES)."""
     if strategy == "vmap":
         return jax.vmap(train_step), jax.vmap(eval_step, in_axes=(0, None))
+    if strategy == "unrolled":
+        return _unrolled(train_step), _unrolled(eval_step, shared_batch=True)
     chunk = CHUNK if strategy == "chunked" else None
     if strategy not in STRATEGIES:
         raise ValueError(f"{ENV}: {strategy!r} not allowed; allowed: {', '.join(MODES)}")
@@ -145,9 +153,22 @@ def apply(strategy: str, train_step: StepFn, eval_step: StepFn) -> tuple[StepFn,
     return train, evaluate
 
 
+def _unrolled(step: StepFn, shared_batch: bool = False) -> StepFn:
+    """K copies of the single-seed step side by side in one program (a Python loop at trace
+    time): each copy keeps the single-seed convolutions, with no loop around them."""
+
+    def mapped(state, batch):
+        k = jax.tree.leaves(state)[0].shape[0]
+        pick = lambda tree, i: jax.tree.map(lambda x: x[i], tree)
+        outs = [step(pick(state, i), batch if shared_batch else pick(batch, i)) for i in range(k)]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+
+    return mapped
+
+
 def rule(backend: str | None = None) -> str:
-    """The documented default: sequential on CPU, vmap on accelerators."""
-    return "sequential" if (backend or jax.default_backend()) == "cpu" else "vmap"
+    """The documented default: unrolled on CPU, vmap on accelerators."""
+    return "unrolled" if (backend or jax.default_backend()) == "cpu" else "vmap"
 
 
 def choose(train_step: StepFn, problem: Problem) -> dict:

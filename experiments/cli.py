@@ -58,7 +58,8 @@ def os_error_line(e: OSError) -> str | None:
     fix = _DISK_FIXES.get(e.errno)
     if fix is None:
         return None
-    where = e.filename or "a file of the run"
+    workdir = FLAGS["workdir"].value if FLAGS.is_parsed() else None
+    where = e.filename or (f"{workdir} (a file of the run)" if workdir else "a file of the run")
     return f"{where}: {e.strerror or os.strerror(e.errno)}; {fix}"
 
 
@@ -107,7 +108,18 @@ def run_guarded(fn: Callable[[], None]) -> None:
         else:
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"error: {message}", file=sys.stderr)
+        _silence_background_noise()
         sys.exit(2)
+
+
+def _silence_background_noise() -> None:
+    """After the one-line error nothing else is printed: Orbax's background writer threads and
+    asyncio tasks meet the same full disk and would log their own tracebacks at shutdown
+    ("Task exception was never retrieved", "Event loop is closed")."""
+    sys.stderr.flush()
+    logging.disable(logging.CRITICAL)
+    threading.excepthook = lambda args: None
+    sys.unraisablehook = lambda args: None
 
 
 def _fail(message: str) -> NoReturn:

@@ -400,7 +400,8 @@ def test_check_reports_shapes_without_preparing(tmp_path):
     spec = datasets.check("shapes", data_dir=tmp_path, image_size=20)
     assert spec.image_shape == (20, 20, 1) and spec.num_classes == len(shapes.CLASS_NAMES)
     assert not any(tmp_path.iterdir())
-    assert datasets.NAMES == datasets.available() == ("digits", "shapes", "red_green", "mnist", "fashion_mnist")
+    names = ("digits", "shapes", "red_green", "mnist", "fashion_mnist")
+    assert datasets.NAMES == datasets.available() == names
     assert set(options.OPTIONS) >= set(datasets.NAMES)
 
 

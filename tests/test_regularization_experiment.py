@@ -14,6 +14,9 @@ from experiments import regularization as reg
 from experiments.configs import regularization_smoke
 from experiments.regularization_tuning import chosen_settings
 
+# One worker runs the module (--dist loadgroup, .ci/run): the smoke study is computed once.
+pytestmark = pytest.mark.xdist_group("regularization_smoke")
+
 FILES = ("results.json", "summary.md", "readme.md", "tuning.png", "gain_vs_size.png")
 
 

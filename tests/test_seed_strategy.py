@@ -58,7 +58,7 @@ def test_strategies_match_vmap() -> None:
             state, metrics = t(state, batch)
         eval_batch = {k: v[0] for k, v in _batches(1)[0].items()} | {"mask": jnp.ones(B)}
         out[name] = (state.params, state.batch_stats, metrics["loss_sum"], e(state, eval_batch))
-    for strategy in ("sequential", "chunked"):
+    for strategy in ("sequential", "chunked", "unrolled"):
         jax.tree.map(
             lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
             out["vmap"],
@@ -99,7 +99,7 @@ def test_rule_forced_and_bad_value(monkeypatch, tmp_path) -> None:
     seed_strategy.over_seeds(train, evaluate, **kw)
     decision = seed_strategy.recorded()
     assert decision["source"] == "rule" and decision["strategy"] == seed_strategy.rule("cpu")
-    assert seed_strategy.rule("gpu") == "vmap" and seed_strategy.rule("cpu") == "sequential"
+    assert seed_strategy.rule("gpu") == "vmap" and seed_strategy.rule("cpu") == "unrolled"
     monkeypatch.setenv(seed_strategy.ENV, "vmap")
     seed_strategy.over_seeds(train, evaluate, **kw)
     assert seed_strategy.recorded()["source"] == "forced"

@@ -1,9 +1,9 @@
 """Smoke run of the translation-invariance study: every protocol, few variants, 2 seeds.
 
 Digits (8x8 on 16x16; the depth nets on 32x32), 2 epochs, 2 vmapped seeds, 100 test images;
-red-green with 200 training images; 6 variants (6 compiles: most of the time). Measured: 192 s
-of CPU (16 min wall at load 13 on the shared 2-core machine) with 7 variants, before
-kv_full_zero was dropped. For CI (tests/test_translation_invariance_experiment.py)
+red-green with 200 training images; 6 variants (6 compiles: most of the time). Measured: 114 s
+wall on the quiet 2-core machine (load 1) with the `unrolled` seed strategy (cnn_jax.seed_strategy;
+over 5 min with lax.map). For CI (tests/test_translation_invariance_experiment.py)
 and the notebook: the numbers are a sanity check, not a measurement (invariance_mnist.py and
 invariance_fashion_mnist.py are the studies of record).
 """
