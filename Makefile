@@ -30,7 +30,7 @@ run: $(STAMP)
 
 # The suite and every notebook (executed by nbmake), spread over 2 workers.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --durations=15 --nbmake --nbmake-timeout=900 tests notebooks $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --durations=40 --nbmake --nbmake-timeout=900 tests notebooks $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow" tests $(PYTEST_ARGS)
