@@ -196,6 +196,7 @@ def paired_difference(
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    value_range: tuple[float, float] | None = (0.0, 1.0),
 ) -> Comparison:
     """mean(a) - mean(b) on the same seeds and test images: t-interval, two-sided p, TOST.
 
@@ -211,6 +212,10 @@ def paired_difference(
     No Monte Carlo error and no 1/(n_boot+1) floor on p; the interval is {delta0: p(delta0) >=
     alpha} (test inversion), so p < alpha exactly when 0 is outside it. ``n_boot``/``seed`` are
     accepted for API stability and unused. ``margin``: TOST p (Schuirmann 1987), |delta| < margin.
+    ``value_range``: the scores' range (default [0, 1]: accuracies, agreements, probabilities);
+    the interval is intersected with the differences it allows, [lo - hi, hi - lo], so a few-seed
+    t-interval never claims more than +-100 points (the true difference is always inside, so
+    coverage and the test are unchanged). Scores outside the range raise; None: no bound.
     """
     a, b = _as_sn("a_sn", a_sn), _as_sn("b_sn", b_sn)
     if a.shape != b.shape:
@@ -218,12 +223,13 @@ def paired_difference(
     _z(confidence)
     r = {k: float(v[0]) for k, v in paired_t((a - b)[None], confidence).items()}
     delta, se, dof = r["delta"], r["se"], r["df"]
+    low, high = _within_range(r["low"], r["high"], a, b, value_range)
     p_eq = None if margin is None else float(tost_t(delta, se, dof, _check_margin(margin)))
     return Comparison(
         name=name,
         delta=delta,
-        low=r["low"],
-        high=r["high"],
+        low=low,
+        high=high,
         p_value=min(1.0, r["p"]),
         p_adjusted=None,
         n_seeds=a.shape[0],
@@ -235,6 +241,21 @@ def paired_difference(
         df=dof,
         confidence=confidence,
     )
+
+
+def _within_range(low, high, a, b, value_range) -> tuple[float, float]:
+    """[low, high] intersected with the possible differences of scores in `value_range`."""
+    if value_range is None:
+        return float(low), float(high)
+    lo, hi = map(float, value_range)
+    for name, x in (("a_sn", a), ("b_sn", b)):
+        if x.min() < lo or x.max() > hi:
+            raise ValueError(
+                f"{name}: scores in [{x.min():g}, {x.max():g}] outside value_range "
+                f"[{lo:g}, {hi:g}]; pass the metric's range (value_range=None: unbounded)"
+            )
+    span = hi - lo
+    return max(float(low), -span), min(float(high), span)
 
 
 def mcnemar_exact(a_correct_n, b_correct_n) -> float:

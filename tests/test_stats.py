@@ -123,6 +123,20 @@ def test_paired_difference_sign_pairing_and_tost():
         st.paired_difference(base, base[:3])
 
 
+def test_paired_difference_interval_stays_in_the_metric_range():
+    """Two seeds with opposite, huge seed effects: the t-interval (1 dof) would pass +-100
+    points; intersected with [-1, 1] it does not, and the point estimate and p are unchanged."""
+    a = np.array([[1] * 50, [0] * 50], np.uint8)
+    b = np.array([[0] * 50, [1] * 45 + [0] * 5], np.uint8)
+    c = st.paired_difference(a, b)
+    free = st.paired_difference(a, b, value_range=None)
+    assert free.low < -1 or free.high > 1  # the unbounded interval leaves the range
+    assert -1 <= c.low <= c.delta <= c.high <= 1 and c.p_value == free.p_value
+    assert (c.low, c.high) == (max(free.low, -1), min(free.high, 1))
+    with pytest.raises(ValueError, match="a_sn: scores in \\[0, 2\\] outside value_range"):
+        st.paired_difference(a * 2, b)
+
+
 def test_tost_from_samples():
     x = np.random.default_rng(0).normal(0.0, 0.002, size=999)
     assert st.tost_p(x, 0.01) == pytest.approx(1 / 1000)
