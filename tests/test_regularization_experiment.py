@@ -30,7 +30,15 @@ def study(tmp_path_factory, data_dir):
 
 
 @pytest.mark.slow
-def test_smoke_study_writes_every_file_and_tunes_on_validation(study):
+def test_smoke_study_end_to_end(study, capsys):
+    """One test so the smoke study is computed once per CI (xdist spread the three checks over
+    both workers and each built it: 267 s + 260 s)."""
+    _writes_every_file_and_tunes_on_validation(study)
+    _statistics_are_consistent(study)
+    _rerun_trains_nothing(study, capsys)
+
+
+def _writes_every_file_and_tunes_on_validation(study):
     workdir, config, results = study
     for name in FILES:
         assert (workdir / name).stat().st_size > 0, name
@@ -47,8 +55,7 @@ def test_smoke_study_writes_every_file_and_tunes_on_validation(study):
     assert "Gain over the tuned baseline" in readme and "Zhang" in readme
 
 
-@pytest.mark.slow
-def test_smoke_statistics_are_consistent(study):
+def _statistics_are_consistent(study):
     _, config, results = study
     comparisons = results["analysis"]["comparisons"]
     kinds = {c["kind"] for c in comparisons}
@@ -65,8 +72,7 @@ def test_smoke_statistics_are_consistent(study):
     json.dumps(results)  # plain data only
 
 
-@pytest.mark.slow
-def test_rerun_trains_nothing(study, capsys):
+def _rerun_trains_nothing(study, capsys):
     workdir, config, results = study
     again = reg.run_experiment(config, workdir)
     assert "(trained" not in capsys.readouterr().out
