@@ -9,7 +9,7 @@ sharded onto the device by `prefetch_to_device`) against the same number of step
 device-resident batch; overhead = 1 - loader rate / resident rate. Both run the trainer's
 compiled step and accumulate metrics on device, as `cnn_jax.train` does.
 `seeds`: K seeds as the trainer runs them (`num_seeds = K`) with each `cnn_jax.seed_strategy`
-(vmap, lax.map sequential, chunked) against K sequential single-seed steps, each on its own
+(vmap, lax.map, chunked, unrolled) against K single-seed steps, each on its own
 device-resident batch (synthetic images, digits config: no `make data` needed).
 `pool`: 2x2 max pooling, forward + gradient, of mnist_cnn's first pooled activation
 [B, 28, 28, 32]: `layers.tile_max_pool` against `nn.max_pool` (XLA's reduce_window and
@@ -127,7 +127,7 @@ def pipeline(preset: str, batch: int, steps: int, rounds: int) -> dict:
 
 
 def seeds(preset: str, batch: int, num_seeds: int, steps: int, rounds: int) -> dict:
-    """K seeds: each `seed_strategy` (vmap, lax.map sequential, chunked) as the trainer builds
+    """K seeds: each `seed_strategy` (vmap, lax.map, chunked, unrolled) as the trainer builds
     it, against K sequential single-seed steps (img/s over all seeds, per-round ratios)."""
     import os
 

@@ -14,14 +14,10 @@ from experiments import regularization as reg
 from experiments.configs import regularization_smoke
 from experiments.regularization_tuning import chosen_settings
 
-# One worker runs the module (--dist loadgroup, .ci/run) and the fixture is session-scoped: a
-# module-scoped one is torn down and rebuilt when xdist interleaves other modules' tests.
-pytestmark = pytest.mark.xdist_group("regularization_smoke")
-
 FILES = ("results.json", "summary.md", "readme.md", "tuning.png", "gain_vs_size.png")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def study(tmp_path_factory, data_dir):
     config = regularization_smoke.get_config()
     config.dataset.data_dir = str(data_dir)
