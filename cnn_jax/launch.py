@@ -60,6 +60,12 @@ def default_config() -> ml_collections.ConfigDict:
     )
 
 
+class UnitsFailed(RuntimeError):
+    """Some SLURM units failed; the message names them and their logs (one line, exit 1)."""
+
+    exit_code = 1
+
+
 class LocalLauncher:
     """Runs every job in this process, one after another."""
 
@@ -175,7 +181,7 @@ class SlurmLauncher:
 
     def run(self, jobs: Sequence[Job]) -> list[Any]:
         """Submits all jobs as one array, waits until every one has ended, and returns
-        their return values; raises one RuntimeError naming the failed units and logs."""
+        their return values; raises `UnitsFailed` naming the failed units and their logs."""
         if not jobs:
             return []
         executor = self.executor()
@@ -211,7 +217,7 @@ class SlurmLauncher:
                 message = (str(e).strip().splitlines() or [type(e).__name__])[-1]
                 failed.append(f"{name} (job {job.job_id}: {message}; log {job.paths.stderr})")
         if failed:
-            raise RuntimeError(
+            raise UnitsFailed(
                 f"{len(failed)} of {len(names)} SLURM jobs failed: {'; '.join(failed[:3])}; "
                 "fix the cause and run the same command again (finished units are kept)"
             )

@@ -24,6 +24,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from cnn_jax import config_cli, parallel, runtime
+from cnn_jax.launch import UnitsFailed
 from cnn_jax.preemption import NonFiniteError, Preempted
 
 from . import config_files
@@ -42,6 +43,9 @@ flags.DEFINE_bool(
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process).")
 flags.DEFINE_integer("num_processes", None, "Total number of processes (multi-process).")
 flags.DEFINE_integer("process_id", None, "This process's index (multi-process).")
+
+# The installed console script that runs this process (set by `commands`), else None.
+installed_command: str | None = None
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, KeyError)
 _DISK_FIXES = {
@@ -92,10 +96,11 @@ def _quiet_disk_errors(args: threading.ExceptHookArgs) -> None:
 
 def run_guarded(fn: Callable[[], None]) -> None:
     """Runs fn; a user error becomes one line on stderr and exit status 2, a preemption
-    (checkpoint saved) exit status 3, a diverged run (NaN/Inf) exit status 1."""
+    (checkpoint saved) exit status 3, a diverged run (NaN/Inf) or failed SLURM units exit
+    status 1."""
     try:
         fn()
-    except (Preempted, NonFiniteError) as e:
+    except (Preempted, NonFiniteError, UnitsFailed) as e:
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except (*USER_ERRORS, OSError) as e:
@@ -183,8 +188,9 @@ def main(
 
 def help_text(program: str, default_config: str, default_workdir: str) -> str:
     """Usage, the flags, and every field of the default config with its value."""
+    command = installed_command or f"python -m {_module(program)}"
     lines = [
-        f"usage: python -m {_module(program)} [--config=FILE] [--workdir=DIR] [--debug] "
+        f"usage: {command} [--config=FILE] [--workdir=DIR] [--debug] "
         "[--overwrite] [--config.<field>=<value> ...]",
         "",
         "flags:",

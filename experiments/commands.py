@@ -8,6 +8,8 @@ works from any directory once the package is installed.
 from __future__ import annotations
 
 import runpy
+import sys
+from pathlib import Path
 
 COMMANDS = {
     "cnn-jax-train": "train",
@@ -20,6 +22,9 @@ COMMANDS = {
 
 
 def _run(module: str) -> None:
+    from . import cli
+
+    cli.installed_command = Path(sys.argv[0]).name  # `--help` names this command
     runpy.run_module(f"{__package__}.{module}", run_name="__main__", alter_sys=True)
 
 

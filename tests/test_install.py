@@ -103,3 +103,5 @@ def test_installed_commands_work_from_another_directory(wheel: Path, tmp_path: P
                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2
     assert bad.stderr.strip().startswith("error: --config: 'nosuch' is neither a file nor")
+    usage = _run([str(venv / "bin" / "cnn-jax-train"), "--help"], cwd=work, env=env).stdout
+    assert usage.startswith("usage: cnn-jax-train [--config=FILE]")

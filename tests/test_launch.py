@@ -61,3 +61,46 @@ def test_local_launcher_and_unit_outside_a_job_just_call_the_function():
     assert launch.LocalLauncher().run(jobs) == [0, 1, 2]
     assert launch.SlurmUnit(lambda x: x + 1)(x=1) == 2  # no submitit signal handler here
     assert [c["i"] for c in calls] == [0, 1, 2]
+
+
+class _FakeJob:
+    """The part of a submitit job `SlurmLauncher._wait` reads."""
+
+    def __init__(self, job_id: str, error: Exception | None = None):
+        self.job_id, self._error = job_id, error
+        self.paths = type("Paths", (), {"stderr": Path(f"slurm/{job_id}_0_log.err")})()
+
+    def done(self) -> bool:
+        return True
+
+    def exception(self) -> Exception | None:
+        return self._error
+
+    def result(self) -> str:
+        if self._error is not None:
+            raise self._error
+        return f"ok {self.job_id}"
+
+
+def test_failed_units_are_one_line_and_exit_status_1(tmp_path: Path, capsys):
+    from experiments import cli
+
+    slurm = launch.make_launcher({"name": "slurm"}, workdir=tmp_path)
+    slurm.verbose = False
+    error = RuntimeError("Traceback (most recent call last):\n  ...\nValueError: boom")
+    jobs = [_FakeJob("11"), _FakeJob("12", error)]
+    with pytest.raises(launch.UnitsFailed) as raised:
+        slurm._wait(["a", "b"], jobs)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("1 of 2 SLURM jobs failed: b (job 12: ValueError: boom; log ")
+    assert slurm._wait(["a"], jobs[:1]) == ["ok 11"]
+
+    def fail() -> None:
+        raise raised.value
+
+    with pytest.raises(SystemExit) as exited:
+        cli.run_guarded(fail)
+    assert exited.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("UnitsFailed: 1 of 2 SLURM jobs failed")
