@@ -368,22 +368,6 @@ def budget_verdict(verdicts_by_budget: Mapping[str, str]) -> str:
     return next(iter(vs.values())) if len(set(vs.values())) == 1 else "budget-dependent"
 
 
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
-    """DEPRECATED (kept only for its last importers): mean, std and Student-t interval over seeds.
-
-    Ignores test-set noise and can leave [0, 1]; use `hierarchical_bootstrap`/`paired_difference`.
-    """
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
-        raise ValueError("values: empty; allowed: at least one value")
-    mean = float(x.mean())
-    if x.size == 1:
-        return {"mean": mean, "std": 0.0, "ci_low": mean, "ci_high": mean, "n": 1}
-    std = float(x.std(ddof=1))
-    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, x.size - 1)) * std / math.sqrt(x.size)
-    return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "n": x.size}
-
-
 if __name__ == "__main__":
     from cnn_jax.stats_calibration import main
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_jax import input_pipeline, parallel
-from cnn_jax.stats import mean_ci
 
 
 def _data(n=50):
@@ -55,11 +54,3 @@ def test_prefetch_delivers_sharded_batches_in_order():
     got = [np.asarray(b["label"]) for b in input_pipeline.prefetch_to_device(batches, mesh)]
     want = [b["label"] for b in input_pipeline.train_batches(images, labels, 8, seed=0, epoch=0)]
     assert all(np.array_equal(x, y) for x, y in zip(got, want)) and len(got) == 6
-
-
-def test_mean_ci_against_hand_computed_values():
-    out = mean_ci([1.0, 2.0, 3.0])
-    assert out["mean"] == 2.0 and out["std"] == 1.0 and out["n"] == 3
-    # t(0.975, 2) = 4.302653 ; half width = 4.302653 / sqrt(3)
-    assert abs(out["ci_high"] - (2.0 + 4.302653 / 3**0.5)) < 1e-5
-    assert mean_ci([0.7])["ci_low"] == 0.7
