@@ -16,21 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnn_jax import pool_kinds
+from cnn_jax import activation_kinds, pool_kinds
 
 Padding = str | int | Sequence[int] | Sequence[tuple[int, int]]
 
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "relu": nn.relu,
-    "sigmoid": nn.sigmoid,
-    "tanh": jnp.tanh,
-    "gelu": nn.gelu,
-    "silu": nn.silu,
-    "elu": nn.elu,
-    "leaky_relu": nn.leaky_relu,
-    "softplus": nn.softplus,
-    "identity": lambda x: x,
-}
+ACTIVATIONS = tuple(activation_kinds.ACTIVATION_KINDS)  # registry keys (cnn_jax.activation_kinds)
 POOLINGS = tuple(pool_kinds.POOL_KINDS)  # one registry entry per kind (cnn_jax.pool_kinds)
 PADDING_MODES = ("SAME", "VALID", "CIRCULAR")
 
@@ -43,8 +33,8 @@ def check_choice(field: str, value: str, allowed: Sequence[str]) -> str:
 
 
 def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
-    """Looks up an activation function by name (see `ACTIVATIONS`)."""
-    return ACTIVATIONS[check_choice("activation", name, tuple(ACTIVATIONS))]
+    """Looks up an activation function by name (see `cnn_jax.activation_kinds`)."""
+    return activation_kinds.get(name).apply
 
 
 def canonical_padding(padding: Padding) -> str | tuple[tuple[int, int], tuple[int, int]]:

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnn_jax import activation_kinds
 from cnn_jax.layers import check_choice
 from cnn_jax.model_spec import ModelSpec
 
@@ -136,15 +137,20 @@ def apply_stack(stack: Sequence[LinearConv], x_bhwc: jax.Array, mode: str = "VAL
 def stack_from_params(params: Mapping[str, Any], spec: ModelSpec) -> list[LinearConv]:
     """The conv layers of a trained CNN (`params['block{i}']['conv']`) as LinearConvs.
 
-    Only meaningful for a purely linear conv stack: plain conv blocks with identity
-    activation, no batch norm, no pooling, dilation 1; anything else raises ValueError.
+    Only meaningful for a purely linear conv stack: plain conv blocks with a linear
+    activation (`activation_kinds.LINEAR`: identity), no batch norm, no pooling, dilation 1;
+    anything else raises ValueError.
     """
     stack = []
     for i, block in enumerate(spec.blocks):
         where = f"model.blocks[{i}]"
+        if not activation_kinds.get(block.activation, f"{where}.activation").linear:
+            allowed = ", ".join(activation_kinds.LINEAR)
+            raise ValueError(
+                f"{where}.activation: {block.activation!r}; allowed: {allowed} (linear stack)"
+            )
         for field, value, allowed in (
             ("type", block.type, "conv"),
-            ("activation", block.activation, "identity"),
             ("pool", block.pool, "none"),
             ("batch_norm", block.batch_norm, False),
             ("dilation", block.dilation, 1),

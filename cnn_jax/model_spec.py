@@ -11,7 +11,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cnn_jax.layers import ACTIVATIONS, POOLINGS, Padding, canonical_padding, check_choice
+from cnn_jax import activation_kinds
+from cnn_jax.layers import POOLINGS, Padding, canonical_padding, check_choice
 
 BLOCK_TYPES = ("conv", "residual")
 HEAD_KINDS = ("flatten", "global_avg", "global_max")  # global_max: Kayhan & van Gemert 2020
@@ -76,7 +77,7 @@ def validate_spec(spec: ModelSpec) -> None:
     for i, b in enumerate(spec.blocks):
         where = f"model.blocks[{i}]"
         check_choice(f"{where}.type", b.type, BLOCK_TYPES)
-        check_choice(f"{where}.activation", b.activation, tuple(ACTIVATIONS))
+        activation_kinds.get(b.activation, f"{where}.activation")
         check_choice(f"{where}.pool", b.pool, POOLINGS)
         canonical_padding(b.padding)
         canonical_padding(b.pool_padding)
@@ -89,7 +90,7 @@ def validate_spec(spec: ModelSpec) -> None:
         if b.noise_std < 0:
             raise ValueError(f"{where}.noise_std: {b.noise_std} not allowed; allowed: >= 0")
     check_choice("model.head.kind", spec.head.kind, HEAD_KINDS)
-    check_choice("model.head.activation", spec.head.activation, tuple(ACTIVATIONS))
+    activation_kinds.get(spec.head.activation, "model.head.activation")
     if not 0.0 <= spec.head.dropout < 1.0:
         raise ValueError(f"model.head.dropout: {spec.head.dropout}; allowed: 0 <= rate < 1")
     if spec.num_classes < 2:

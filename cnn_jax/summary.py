@@ -6,8 +6,13 @@ variables, and FLOPs use the textbook formulas (a multiply-add counts as 2 FLOPs
 
 - conv:   2 * K_h * K_w * (C_in / groups) * C_out * H_out * W_out   (bias ignored)
 - dense:  2 * N_in * N_out
-- pool:   K_h * K_w * C * H_out * W_out  (one op per window element; blur: 2x that)
-- batch norm: 2 * H * W * C (scale and shift); activation: one op per element.
+- pool:   K_h * K_w * C * H_out * W_out  (max / avg: one op per window element)
+- blur:   2 * B * B * C * H_out * W_out  (B = blur size; a multiply-add per tap)
+- max_blur: K_h * K_w * C * H_in * W_in (the dense max) + the blur's 2 * B * B * C * H_out * W_out
+- batch norm: 2 * H * W * C (scale and shift); activation: one op per element (identity: 0).
+
+Pooling and activation FLOPs come from their registries (`PoolKind.flops`,
+`ActivationKind.flops_per_element`), so a new kind brings its own count.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnn_jax import layers
+from cnn_jax import activation_kinds, layers, pool_kinds
 
 LEAF_TYPES = (
     nn.Conv,
@@ -94,19 +99,14 @@ def layer_flops(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[i
     if isinstance(module, nn.Dense):
         return 2 * in_shape[-1] * out_shape[-1]
     if isinstance(module, layers.Pool):
-        if module.kind == "none":
-            return 0
-        window = module.blur_size if module.kind == "blur" else module.window
-        flops = window * window * out_elems
-        if module.kind == "max_blur":
-            flops = module.window**2 * math.prod(in_shape) + 2 * module.blur_size**2 * out_elems
-        return 2 * flops if module.kind == "blur" else flops
+        kind = pool_kinds.get(module.kind)
+        return kind.flops(module.window, module.blur_size, math.prod(in_shape), out_elems)
     if isinstance(module, layers.GlobalAvgPool):
         return math.prod(in_shape)
     if isinstance(module, nn.BatchNorm):
         return 2 * out_elems
     if isinstance(module, layers.Activation):
-        return 0 if module.function == "identity" else out_elems
+        return activation_kinds.get(module.function).flops_per_element * out_elems
     return 0
 
 

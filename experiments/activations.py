@@ -31,7 +31,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from cnn_jax import datasets, record, stats
+from cnn_jax import activation_kinds, datasets, record, stats
 from cnn_jax.results import atomic_write_json, atomic_write_text
 
 from . import anatomy_plots, cli
@@ -48,8 +48,13 @@ def variant_name(activation: str, lr: float) -> str:
 
 
 def activation_configs(config: ml_collections.ConfigDict) -> dict[str, ml_collections.ConfigDict]:
-    """Every activation x learning rate on the same 4-layer CNN ('sigmoid_bn': with BN)."""
+    """Every activation x learning rate on the same 4-layer CNN ('sigmoid_bn': with BN).
+
+    Each name is an `activation_kinds` name, optionally with '_bn'; any other is a ValueError.
+    """
     exp, out = config.experiment, {}
+    for act in exp.activations:
+        activation_kinds.get(act.removesuffix("_bn"), "experiment.activations")
     for act in exp.activations:
         name, bn = act.removesuffix("_bn"), act.endswith("_bn")
         for lr in learning_rates(exp, act):
