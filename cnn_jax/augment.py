@@ -19,6 +19,7 @@ mean and std; for an image with no black pixel it is its darkest value.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -27,17 +28,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-AUGMENT_KEYS = ("rotation_degrees", "scale_min", "scale_max", "flip", "crop_padding", "translate")
+from cnn_jax.config_spec import AugmentSpec
+
 AugmentFn = Callable[[jax.Array, jax.Array], jax.Array]  # (rng, x_bhwc) -> x_bhwc
 
-_DEFAULTS: dict[str, Any] = {
-    "rotation_degrees": 0.0,
-    "scale_min": 1.0,
-    "scale_max": 1.0,
-    "flip": False,  # a mirrored digit is another symbol: off unless asked for
-    "crop_padding": 0,
-    "translate": 0.0,  # float: a continuous shift in pixels (an int is accepted too)
-}
+# The fields and their defaults (every augmentation off) are `config_spec.AugmentSpec`'s.
+_DEFAULTS: dict[str, Any] = dataclasses.asdict(AugmentSpec())
+AUGMENT_KEYS = tuple(_DEFAULTS)
 
 
 def default_augment_config() -> ml_collections.ConfigDict:
@@ -77,17 +74,6 @@ def validate_augment_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _is_identity(cfg: Mapping[str, Any]) -> bool:
-    return (
-        cfg["rotation_degrees"] == 0
-        and cfg["scale_min"] == 1.0
-        and cfg["scale_max"] == 1.0
-        and not cfg["flip"]
-        and cfg["crop_padding"] == 0
-        and cfg["translate"] == 0
-    )
-
-
 def affine_warp(
     x_hwc: jax.Array,
     angle_rad: jax.Array | float,
@@ -124,35 +110,44 @@ def affine_warp(
     return warped_hwc + (1.0 - inside_hw)[..., None] * fill_c
 
 
-def _sample_one(rng: jax.Array, cfg: Mapping[str, Any]) -> tuple[jax.Array, ...]:
+def _sample_one(rng: jax.Array, spec: AugmentSpec) -> tuple[jax.Array, ...]:
     """(angle_rad, scale, flip, shift_yx) for one example."""
     k_rot, k_scale, k_flip, k_crop, k_shift = jax.random.split(rng, 5)
-    max_angle = math.radians(cfg["rotation_degrees"])
+    max_angle = math.radians(spec.rotation_degrees)
     angle = jax.random.uniform(k_rot, (), minval=-max_angle, maxval=max_angle)
-    scale = jax.random.uniform(k_scale, (), minval=cfg["scale_min"], maxval=cfg["scale_max"])
-    flip = jax.random.bernoulli(k_flip) if cfg["flip"] else jnp.asarray(False)
-    p = cfg["crop_padding"]
+    scale = jax.random.uniform(k_scale, (), minval=spec.scale_min, maxval=spec.scale_max)
+    flip = jax.random.bernoulli(k_flip) if spec.flip else jnp.asarray(False)
+    p = spec.crop_padding
     shift_yx = jax.random.randint(k_crop, (2,), -p, p + 1).astype(jnp.float32)
-    t = float(cfg["translate"])
+    t = spec.translate
     shift_yx = shift_yx + jax.random.uniform(k_shift, (2,), minval=-t, maxval=t)
     return angle, scale, flip, shift_yx
 
 
-def make_augment_fn(cfg: Mapping[str, Any]) -> AugmentFn | None:
+def augment_spec(cfg: AugmentSpec | Mapping[str, Any] | None) -> AugmentSpec:
+    """`cfg` itself when parsed already (as `run_setup.build` does); a raw section is checked
+    here (`validate_augment_config`'s messages first) and parsed (`AugmentSpec.from_config`)."""
+    if isinstance(cfg, AugmentSpec):
+        return cfg
+    values = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg or {})
+    validate_augment_config(values)
+    return AugmentSpec.from_config(values)
+
+
+def make_augment_fn(cfg: AugmentSpec | Mapping[str, Any] | None) -> AugmentFn | None:
     """(rng, x_bhwc) -> x_bhwc applying `cfg`'s augmentations per example; None when all off.
 
-    `x_bhwc` is float32 and already normalised. Labels are untouched: every transform here
-    keeps the class of a digit (flip excepted, which is why it is off by default).
+    `cfg` is an `AugmentSpec` or a raw `augment` section (see `augment_spec`). `x_bhwc` is
+    float32 and already normalised. Labels are untouched: every transform here keeps the
+    class of a digit (flip excepted, which is why it is off by default).
     """
-    if hasattr(cfg, "to_dict"):
-        cfg = cfg.to_dict()
-    cfg = validate_augment_config(cfg or {})
-    if _is_identity(cfg):
+    spec = augment_spec(cfg)
+    if spec.is_identity:
         return None
 
     def augment(rng: jax.Array, x_bhwc: jax.Array) -> jax.Array:
         keys = jax.random.split(rng, x_bhwc.shape[0])
-        angle, scale, flip, shift_yx = jax.vmap(lambda k: _sample_one(k, cfg))(keys)
+        angle, scale, flip, shift_yx = jax.vmap(lambda k: _sample_one(k, spec))(keys)
         return jax.vmap(affine_warp)(x_bhwc, angle, scale, flip, shift_yx).astype(x_bhwc.dtype)
 
     return augment

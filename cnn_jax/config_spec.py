@@ -1,11 +1,13 @@
 """Typed, frozen specs of config sections, parsed once (`from_config`), defaults in one place.
 
-Today the `train` section: the trainer used to read it with `config.train.get(key, default)`
-in a dozen places, with defaults that disagreed (log_every_steps 50 in the trainer and the
-validator, 20 in base.py only by chance of the config). `TrainSpec.from_config` validates the
-section with `config_validation`'s one-line messages and returns the typed spec that
-`run_setup.build` stores as `RunSetup.train`; the trainer reads only the spec.
-The model section already has its spec (`model_spec.ModelSpec`, `spec_from_config`).
+The consumers used to read the sections with `config.<section>.get(key, default)` in many
+places, with defaults that disagreed (log_every_steps 50 in the trainer and the validator,
+20 in base.py only by chance of the config). Each `from_config` validates its section with
+`config_validation`'s one-line messages and returns the typed spec; `run_setup.build` parses
+every section once and stores the specs on the `RunSetup` (`train`, `dataset_spec`, `optim`,
+`augment`, `early_stopping`), and the trainer, optimizer, augmentation and early stopping
+read only the specs. The model section has its own spec (`model_spec.ModelSpec`,
+`spec_from_config`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+_Spec = TypeVar("_Spec")
 
 
 def budget_epochs(num_epochs: int, budget_factor: float = 1.0) -> int:
@@ -57,8 +61,146 @@ class TrainSpec:
         """Validates the section (one ValueError line per bad field) and types it."""
         from cnn_jax.config_validation import _check_train
 
-        values = section.to_dict() if hasattr(section, "to_dict") else dict(section)
+        values = _plain(section)
         _check_train(values)
-        given = {f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values}
-        spec = cls(**given)
+        spec = _given(cls, values)
         return dataclasses.replace(spec, budget_factor=float(spec.budget_factor))
+
+
+def _plain(section: Mapping[str, Any] | Any) -> dict[str, Any]:
+    """ConfigDict (placeholders become None) or mapping -> a plain dict."""
+    return section.to_dict() if hasattr(section, "to_dict") else dict(section)
+
+
+def _given(cls: type[_Spec], values: Mapping[str, Any]) -> _Spec:
+    """The spec of the fields present in `values` (the rest keep their dataclass defaults)."""
+    return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """The `dataset` section: which dataset, where its files live, and its options.
+
+    `options` holds the given options only, as sorted (name, value) pairs (the defaults of
+    each dataset's options live with the dataset, `datasets.options.OPTIONS`)."""
+
+    name: str
+    data_dir: str | None = None  # None: $CNN_JAX_DATA_DIR or ~/tensorflow_datasets
+    options: tuple[tuple[str, Any], ...] = ()
+    image_shape: tuple[int, ...] | None = None  # None: not checked against the data
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | Any) -> DatasetSpec:
+        """Validates the fields and options (no file is looked at) and types the section."""
+        from cnn_jax.config_validation import _check_dataset_fields
+
+        values = _plain(section)
+        _check_dataset_fields(values)
+        shape = values.get("image_shape")
+        return cls(
+            name=values["name"],
+            data_dir=values.get("data_dir"),
+            options=tuple(sorted((values.get("options") or {}).items())),
+            image_shape=None if shape is None else tuple(int(d) for d in shape),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimSpec:
+    """The `optim` section (see cnn_jax/optim.py for the chain these fields build)."""
+
+    name: str = "adamw"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9  # momentum and nesterov only
+    b1: float = 0.9  # adam and adamw only
+    b2: float = 0.999
+    eps: float = 1e-8
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0  # warmup_cosine only
+    end_lr_factor: float = 0.0  # the final learning rate / learning_rate (cosine schedules)
+    grad_clip_norm: float = 0.0  # 0: no clipping
+    weight_decay: float = 0.0  # decoupled, kernels only
+    l1: float = 0.0  # in-loss penalties, kernels only
+    l2: float = 0.0
+    allow_l2_with_weight_decay: bool = False
+    max_norm: float = 0.0  # 0: no max-norm constraint
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | Any) -> OptimSpec:
+        """Validates the section (one ValueError line per bad field) and types it."""
+        from cnn_jax.config_validation import _check_optim
+
+        values = _plain(section)
+        _check_optim(values)
+        spec = _given(cls, values)
+        floats = {
+            f.name: float(getattr(spec, f.name))
+            for f in dataclasses.fields(cls)
+            if f.type == "float"
+        }
+        return dataclasses.replace(
+            spec, allow_l2_with_weight_decay=bool(spec.allow_l2_with_weight_decay), **floats
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentSpec:
+    """The `augment` section: every augmentation off by default (see cnn_jax/augment.py)."""
+
+    rotation_degrees: float = 0.0
+    scale_min: float = 1.0
+    scale_max: float = 1.0
+    flip: bool = False  # a mirrored digit is another symbol: off unless asked for
+    crop_padding: int = 0
+    translate: float = 0.0  # a continuous shift in pixels (an int is accepted too)
+
+    @property
+    def is_identity(self) -> bool:
+        """True when every augmentation is off (the train step then skips augmenting)."""
+        return self == AugmentSpec()
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | Any | None) -> AugmentSpec:
+        """Validates the section (None: every augmentation off) and types it."""
+        from cnn_jax.config_validation import _check_augment
+
+        values = None if section is None else _plain_or_self(section)
+        _check_augment(values)
+        spec = _given(cls, values or {})
+        return dataclasses.replace(
+            spec,
+            rotation_degrees=float(spec.rotation_degrees),
+            scale_min=float(spec.scale_min),
+            scale_max=float(spec.scale_max),
+            translate=float(spec.translate),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStoppingSpec:
+    """The `early_stopping` section: off by default; see cnn_jax/early_stopping.py."""
+
+    enabled: bool = False
+    metric: str = "accuracy"  # on the validation split; or "loss"
+    patience: int = 5  # evaluations in a row without improvement
+    min_delta: float = 0.0  # an improvement beats the best by more than this
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | Any | None) -> EarlyStoppingSpec:
+        """Validates the section (None: disabled) and types it."""
+        from cnn_jax.config_validation import _check_early_stopping
+
+        values = None if section is None else _plain_or_self(section)
+        _check_early_stopping(values)
+        spec = _given(cls, values or {})
+        return dataclasses.replace(
+            spec, patience=int(spec.patience), min_delta=float(spec.min_delta)
+        )
+
+
+def _plain_or_self(section: Any) -> Any:
+    """A plain dict of a section, or the value itself when it is not a mapping (the checks
+    then report it as not a config section)."""
+    if hasattr(section, "to_dict") or isinstance(section, Mapping):
+        return _plain(section)
+    return section

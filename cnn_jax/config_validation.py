@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnn_jax import augment, datasets, launch, memory, pool_kinds
+from cnn_jax.config_spec import EarlyStoppingSpec
 from cnn_jax.datasets import options as dataset_options
 from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.layers import ACTIVATIONS, PADDING_MODES, POOLINGS, check_choice
@@ -268,7 +269,13 @@ def _check_early_stopping(cfg: Mapping[str, Any] | None) -> None:
     _check_int("early_stopping.patience", cfg.get("patience", 5), minimum=1)
     if not _is_real(cfg.get("min_delta", 0.0)):
         raise ValueError(f"early_stopping.min_delta: {cfg['min_delta']!r}; allowed: >= 0")
-    EarlyStopping.from_config(dict(cfg, enabled=True), num_seeds=1)  # its own checks
+    defaults = EarlyStoppingSpec()
+    EarlyStopping(  # its own checks (metric, min_delta >= 0)
+        cfg.get("metric", defaults.metric),
+        int(cfg.get("patience", defaults.patience)),
+        float(cfg.get("min_delta", defaults.min_delta)),
+        num_seeds=1,
+    )
 
 
 def _check_augment(cfg: Mapping[str, Any] | None) -> None:
@@ -285,25 +292,8 @@ def _check_dataset(cfg: Mapping[str, Any]) -> tuple[tuple[int, int, int], int]:
 
     Cheap: `datasets.check` looks for the files or the prepared copy without reading them.
     """
-    check_keys("dataset", cfg, DATASET_KEYS)
-    name, given = cfg.get("name"), cfg.get("options") or {}
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"dataset.name: {name!r}; allowed: {', '.join(datasets.NAMES)}")
-    if not isinstance(given, Mapping):
-        raise ValueError(f"dataset.options: {given!r}; allowed: a mapping of options")
-    data_dir = cfg.get("data_dir")
-    if data_dir is not None and not isinstance(data_dir, str):
-        raise ValueError(f"dataset.data_dir: {data_dir!r}; allowed: a directory path")
-    if name not in datasets.NAMES:  # a prepared TFDS dataset: first, is it there at all?
-        _dataset_spec(name, data_dir, {})
-    allowed = dataset_options.OPTIONS.get(name, dataset_options.OPTIONS[dataset_options.GENERIC])
-    check_keys("dataset.options", given, tuple(allowed))
-    for key, value in given.items():
-        if not allowed[key].valid(value):
-            raise ValueError(
-                f"dataset.options.{key}: {value!r} not allowed for {name!r}; "
-                f"allowed: {allowed[key].allowed}"
-            )
+    _check_dataset_fields(cfg, look_up_unknown=True)
+    name, given, data_dir = cfg["name"], cfg.get("options") or {}, cfg.get("data_dir")
     spec = _dataset_spec(name, data_dir, dict(given))
     shape = tuple(int(d) for d in spec.image_shape)
     expected = cfg.get("image_shape")
@@ -313,6 +303,37 @@ def _check_dataset(cfg: Mapping[str, Any]) -> tuple[tuple[int, int, int], int]:
             f"{list(shape)}; allowed: {list(shape)} (or change dataset.name / dataset.options)"
         )
     return shape, int(spec.num_classes)
+
+
+def _check_dataset_fields(cfg: Mapping[str, Any], *, look_up_unknown: bool = False) -> None:
+    """Keys, name, data_dir, image_shape and options of the dataset section, no file read
+    (`look_up_unknown`: a name that is not built in must be a TFDS dataset prepared there)."""
+    check_keys("dataset", cfg, DATASET_KEYS)
+    name, given = cfg.get("name"), cfg.get("options") or {}
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"dataset.name: {name!r}; allowed: {', '.join(datasets.NAMES)}")
+    if not isinstance(given, Mapping):
+        raise ValueError(f"dataset.options: {given!r}; allowed: a mapping of options")
+    data_dir = cfg.get("data_dir")
+    if data_dir is not None and not isinstance(data_dir, str):
+        raise ValueError(f"dataset.data_dir: {data_dir!r}; allowed: a directory path")
+    shape = cfg.get("image_shape")
+    if shape is not None and not (
+        isinstance(shape, list | tuple) and all(_is_int(d) and d >= 1 for d in shape)
+    ):
+        raise ValueError(
+            f"dataset.image_shape: {shape!r}; allowed: None or [height, width, channels]"
+        )
+    if look_up_unknown and name not in datasets.NAMES:  # a prepared TFDS dataset: is it there?
+        _dataset_spec(name, data_dir, {})
+    allowed = dataset_options.OPTIONS.get(name, dataset_options.OPTIONS[dataset_options.GENERIC])
+    check_keys("dataset.options", given, tuple(allowed))
+    for key, value in given.items():
+        if not allowed[key].valid(value):
+            raise ValueError(
+                f"dataset.options.{key}: {value!r} not allowed for {name!r}; "
+                f"allowed: {allowed[key].allowed}"
+            )
 
 
 class UnknownDatasetError(datasets.DatasetNotFoundError, ValueError):

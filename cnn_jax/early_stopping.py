@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnn_jax.config_spec import EarlyStoppingSpec
 from cnn_jax.layers import check_choice
 
 METRICS = ("accuracy", "loss")
@@ -66,16 +67,15 @@ class EarlyStopping:
         return bool(np.all(self.stopped))
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], num_seeds: int) -> EarlyStopping | None:
-        """None when `cfg.enabled` is false."""
-        if not cfg or not cfg.get("enabled", False):
+    def from_config(
+        cls, cfg: EarlyStoppingSpec | Mapping[str, Any] | None, num_seeds: int
+    ) -> EarlyStopping | None:
+        """The tracker of a parsed `early_stopping` section (a raw section is parsed first,
+        `EarlyStoppingSpec.from_config`); None when it is not enabled."""
+        spec = cfg if isinstance(cfg, EarlyStoppingSpec) else EarlyStoppingSpec.from_config(cfg)
+        if not spec.enabled:
             return None
-        return cls(
-            cfg.get("metric", "accuracy"),
-            int(cfg.get("patience", 5)),
-            float(cfg.get("min_delta", 0.0)),
-            num_seeds,
-        )
+        return cls(spec.metric, spec.patience, spec.min_delta, num_seeds)
 
 
 @jax.jit

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 from optax.projections import projection_l2_ball
 
+from cnn_jax.config_spec import OptimSpec
 from cnn_jax.layers import check_choice
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
@@ -94,41 +95,50 @@ def validate_optim_config(cfg: Mapping[str, Any]) -> None:
         )
 
 
-def make_schedule(cfg: Mapping[str, Any], steps_per_epoch: int, num_epochs: int) -> optax.Schedule:
+def optim_spec(cfg: OptimSpec | Mapping[str, Any]) -> OptimSpec:
+    """`cfg` itself when parsed already (as `run_setup.build` does); a raw section is checked
+    here (`validate_optim_config`'s messages first) and parsed (`OptimSpec.from_config`)."""
+    if isinstance(cfg, OptimSpec):
+        return cfg
+    values = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    validate_optim_config(values)
+    return OptimSpec.from_config(values)
+
+
+def make_schedule(
+    cfg: OptimSpec | Mapping[str, Any], steps_per_epoch: int, num_epochs: int
+) -> optax.Schedule:
     """Learning rate as a function of the step: constant, cosine or linear warmup + cosine."""
-    lr = float(cfg.get("learning_rate", 1e-3))
+    spec = optim_spec(cfg)
+    lr = spec.learning_rate
     total = max(steps_per_epoch * num_epochs, 1)
-    kind = cfg.get("schedule", "constant")
-    end = lr * float(cfg.get("end_lr_factor", 0.0))
-    if kind == "constant":
+    end = lr * spec.end_lr_factor
+    if spec.schedule == "constant":
         return optax.constant_schedule(lr)
-    warmup = int(float(cfg.get("warmup_epochs", 0.0)) * steps_per_epoch) if kind != "cosine" else 0
+    warmup = int(spec.warmup_epochs * steps_per_epoch) if spec.schedule != "cosine" else 0
     warmup = min(warmup, total - 1)
     return optax.warmup_cosine_decay_schedule(0.0 if warmup else lr, lr, warmup, total, end)
 
 
 def make_optimizer(
-    cfg: Mapping[str, Any], steps_per_epoch: int, num_epochs: int
+    cfg: OptimSpec | Mapping[str, Any], steps_per_epoch: int, num_epochs: int
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """Turns `config.optim` into (optax chain, schedule). See the module docstring."""
-    validate_optim_config(cfg)
-    schedule = make_schedule(cfg, steps_per_epoch, num_epochs)
-    name = cfg.get("name", "adamw")
+    """`config.optim` (an `OptimSpec`, or a raw section: see `optim_spec`) -> (optax chain,
+    schedule). See the module docstring."""
+    spec = optim_spec(cfg)
+    schedule = make_schedule(spec, steps_per_epoch, num_epochs)
     parts = []
-    if cfg.get("grad_clip_norm", 0.0) > 0:
-        parts.append(optax.clip_by_global_norm(float(cfg["grad_clip_norm"])))
-    if name in ("momentum", "nesterov"):
-        parts.append(
-            optax.trace(decay=float(cfg.get("momentum", 0.9)), nesterov=name == "nesterov")
-        )
-    elif name in ("adam", "adamw"):
-        b1, b2 = float(cfg.get("b1", 0.9)), float(cfg.get("b2", 0.999))
-        parts.append(optax.scale_by_adam(b1=b1, b2=b2, eps=float(cfg.get("eps", 1e-8))))
-    if cfg.get("weight_decay", 0.0) > 0:
-        parts.append(optax.add_decayed_weights(float(cfg["weight_decay"]), mask=kernel_mask))
+    if spec.grad_clip_norm > 0:
+        parts.append(optax.clip_by_global_norm(spec.grad_clip_norm))
+    if spec.name in ("momentum", "nesterov"):
+        parts.append(optax.trace(decay=spec.momentum, nesterov=spec.name == "nesterov"))
+    elif spec.name in ("adam", "adamw"):
+        parts.append(optax.scale_by_adam(b1=spec.b1, b2=spec.b2, eps=spec.eps))
+    if spec.weight_decay > 0:
+        parts.append(optax.add_decayed_weights(spec.weight_decay, mask=kernel_mask))
     parts.append(optax.scale_by_learning_rate(schedule))
-    if cfg.get("max_norm", 0.0) > 0:
-        parts.append(max_norm(float(cfg["max_norm"])))
+    if spec.max_norm > 0:
+        parts.append(max_norm(spec.max_norm))
     return optax.chain(*parts), schedule
 
 

@@ -21,7 +21,7 @@ import optax
 from jax.sharding import Mesh
 
 from cnn_jax import augment, config_spec, datasets, input_pipeline, parallel, seed_strategy, steps
-from cnn_jax.config_spec import TrainSpec
+from cnn_jax.config_spec import AugmentSpec, DatasetSpec, EarlyStoppingSpec, OptimSpec, TrainSpec
 from cnn_jax.model_spec import ModelSpec, spec_from_config
 from cnn_jax.models import CNN
 from cnn_jax.optim import make_optimizer
@@ -45,7 +45,12 @@ class RunSetup:
     train_step: Callable  # jitted (state, batch) -> (state, metric sums)
     eval_step: Callable  # jitted (state, batch) -> (metric sums, per-example top1/p_correct)
     num_epochs: int = 1  # train.num_epochs x train.budget_factor (`budget_epochs`)
-    train: TrainSpec | None = None  # the typed train section (`config_spec.TrainSpec`)
+    # The typed config sections (`config_spec`), each parsed and checked once by `build`.
+    train: TrainSpec | None = None
+    dataset_spec: DatasetSpec | None = None
+    optim: OptimSpec | None = None
+    augment: AugmentSpec | None = None
+    early_stopping: EarlyStoppingSpec | None = None
     _window: Any = dataclasses.field(default=None, repr=False)
 
     @property
@@ -105,16 +110,15 @@ class RunSetup:
         return init.lower(seeds).compile(compiler_options=FAST_COMPILE)(seeds)
 
 
-def load_dataset(config: ml_collections.ConfigDict) -> datasets.Dataset:
-    """The dataset named by `config.dataset` (name, data_dir, options)."""
-    data = config.dataset
-    options = dict(data.get("options", {}) or {})
+def load_dataset(config: ml_collections.ConfigDict | DatasetSpec) -> datasets.Dataset:
+    """The dataset of a `DatasetSpec`, or of a config's raw `dataset` section (parsed here)."""
+    data = config if isinstance(config, DatasetSpec) else DatasetSpec.from_config(config.dataset)
     try:
-        return datasets.load(data.name, data_dir=data.get("data_dir"), **options)
+        return datasets.load(data.name, data_dir=data.data_dir, **dict(data.options))
     except (ValueError, OSError, KeyError):
         raise  # ours name the field or file already; OSErrors carry the file
     except Exception as e:  # TFDS / array_record / protobuf on damaged prepared files
-        raise datasets.DatasetIntegrityError(_damaged(data.name, data.get("data_dir"), e)) from e
+        raise datasets.DatasetIntegrityError(_damaged(data.name, data.data_dir, e)) from e
 
 
 def _damaged(name: str, data_dir: str | None, error: Exception) -> str:
@@ -138,12 +142,19 @@ def budget_epochs(train_cfg: Any) -> int:
 
 
 def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = None) -> RunSetup:
-    """Builds a RunSetup from a config (loading the dataset unless given)."""
-    train_cfg = TrainSpec.from_config(config.train)  # typed and checked once
+    """Builds a RunSetup from a config (loading the dataset unless given).
+
+    Each section is parsed (and checked) once into its `config_spec` spec here; everything
+    downstream reads the specs, not the ConfigDict."""
+    train_cfg = TrainSpec.from_config(config.train)
+    dataset_spec = DatasetSpec.from_config(config.dataset)
+    optim_spec = OptimSpec.from_config(config.optim)
+    augment_spec = AugmentSpec.from_config(config.get("augment"))
+    early_spec = EarlyStoppingSpec.from_config(config.get("early_stopping"))
     num_seeds = train_cfg.num_seeds
     mesh = parallel.make_mesh()
     parallel.check_batch_size(train_cfg.batch_size, mesh)
-    ds = load_dataset(config) if dataset is None else dataset
+    ds = load_dataset(dataset_spec) if dataset is None else dataset
     spec = spec_from_config(config.model.to_dict(), ds.num_classes)
     model = CNN(spec)
     n_steps = input_pipeline.steps_per_epoch(len(ds.train), train_cfg.batch_size)
@@ -153,18 +164,15 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
             "images; allowed: at most the training set size"
         )
     num_epochs = train_cfg.epochs
-    tx, schedule = make_optimizer(config.optim.to_dict(), n_steps, num_epochs)
-    augment_cfg: dict[str, Any] = config.get("augment", {}) or {}
-    if hasattr(augment_cfg, "to_dict"):
-        augment_cfg = augment_cfg.to_dict()
+    tx, schedule = make_optimizer(optim_spec, n_steps, num_epochs)
     train_step = steps.make_train_step(
         model,
         tx,
         mean=ds.mean,
         std=ds.std,
-        l1=config.optim.get("l1", 0.0),
-        l2=config.optim.get("l2", 0.0),
-        augment_fn=augment.make_augment_fn(augment_cfg),
+        l1=optim_spec.l1,
+        l2=optim_spec.l2,
+        augment_fn=augment.make_augment_fn(augment_spec),
     )
     eval_step = steps.make_eval_step(model, mean=ds.mean, std=ds.std)
     if num_seeds > 1:  # seeds share each eval batch; each seed has its own train batch
@@ -192,4 +200,8 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
         eval_step,
         num_epochs=num_epochs,
         train=train_cfg,
+        dataset_spec=dataset_spec,
+        optim=optim_spec,
+        augment=augment_spec,
+        early_stopping=early_spec,
     )

@@ -48,7 +48,7 @@ def load_run(run_dir: str | Path, seed_index: int | None = None) -> LoadedRun:
         raise FileNotFoundError(f"run_dir: no config.json in {run_dir}; is it a training workdir?")
     config = ml_collections.ConfigDict(identity.stored_config(run_dir))
     run = build(config)
-    early = EarlyStopping.from_config(config.get("early_stopping"), run.num_seeds)
+    early = EarlyStopping.from_config(run.early_stopping, run.num_seeds)
     early_state = None if early is None else early.state
     carry = training_carry(run.init_state(), run.empty_window(), early_state)
     ckpt = Checkpointer(run_dir / "checkpoints", save_every_steps=1, fingerprint=run.fingerprint())

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from cnn_jax import identity, input_pipeline, run_results, steps
 from cnn_jax.checkpoint import Checkpointer, training_carry
+from cnn_jax.config_spec import TrainSpec
 from cnn_jax.config_validation import validate_config
 from cnn_jax.datasets import Split
 from cnn_jax.early_stopping import EarlyStopping, select_where
@@ -100,7 +101,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     """Trains `config` in `workdir` (resuming if a checkpoint exists); returns results.json."""
     validate_config(config, workdir)  # one clear line for a bad config, before any compile
     workdir = Path(workdir)
-    quiet = config.train.get("quiet", False) or jax.process_index() != 0
+    quiet = TrainSpec.from_config(config.train).quiet or jax.process_index() != 0
     finished = run_results.previous_run(config, workdir)
     if finished is not None:
         if not quiet:
@@ -123,7 +124,7 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
     model_summary = summary(run.model, run.dataset.image_shape)
     if not quiet:
         print(model_summary)
-    early = EarlyStopping.from_config(run.config.get("early_stopping"), run.num_seeds)
+    early = EarlyStopping.from_config(run.early_stopping, run.num_seeds)
     carry = initial_carry(run, early)
     every = cfg.checkpoint_every_steps or run.steps_per_epoch
     ckpt = Checkpointer(
