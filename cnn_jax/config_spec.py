@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 _Spec = TypeVar("_Spec")
@@ -61,10 +61,7 @@ class TrainSpec:
         """Validates the section (one ValueError line per bad field) and types it."""
         from cnn_jax.config_validation import _check_train
 
-        values = _plain(section)
-        _check_train(values)
-        spec = _given(cls, values)
-        return dataclasses.replace(spec, budget_factor=float(spec.budget_factor))
+        return _parse(cls, _plain(section), _check_train)
 
 
 def _plain(section: Mapping[str, Any] | Any) -> dict[str, Any]:
@@ -72,9 +69,19 @@ def _plain(section: Mapping[str, Any] | Any) -> dict[str, Any]:
     return section.to_dict() if hasattr(section, "to_dict") else dict(section)
 
 
-def _given(cls: type[_Spec], values: Mapping[str, Any]) -> _Spec:
-    """The spec of the fields present in `values` (the rest keep their dataclass defaults)."""
-    return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
+_CASTS = {"float": float, "int": int, "bool": bool}
+
+
+def _parse(cls: type[_Spec], values: Any, check: Callable[[Any], None]) -> _Spec:
+    """`check(values)` (one ValueError line per bad field), then the spec of the fields given
+    (the rest keep their dataclass defaults), each float / int / bool field cast to its type
+    (an int learning rate becomes a float; None values: every field at its default)."""
+    check(values)
+    given = values or {}
+    fields = dataclasses.fields(cls)
+    spec = cls(**{f.name: given[f.name] for f in fields if f.name in given})
+    typed = {f.name: _CASTS[f.type](getattr(spec, f.name)) for f in fields if f.type in _CASTS}
+    return dataclasses.replace(spec, **typed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,17 +137,7 @@ class OptimSpec:
         """Validates the section (one ValueError line per bad field) and types it."""
         from cnn_jax.config_validation import _check_optim
 
-        values = _plain(section)
-        _check_optim(values)
-        spec = _given(cls, values)
-        floats = {
-            f.name: float(getattr(spec, f.name))
-            for f in dataclasses.fields(cls)
-            if f.type == "float"
-        }
-        return dataclasses.replace(
-            spec, allow_l2_with_weight_decay=bool(spec.allow_l2_with_weight_decay), **floats
-        )
+        return _parse(cls, _plain(section), _check_optim)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,15 +162,7 @@ class AugmentSpec:
         from cnn_jax.config_validation import _check_augment
 
         values = None if section is None else _plain_or_self(section)
-        _check_augment(values)
-        spec = _given(cls, values or {})
-        return dataclasses.replace(
-            spec,
-            rotation_degrees=float(spec.rotation_degrees),
-            scale_min=float(spec.scale_min),
-            scale_max=float(spec.scale_max),
-            translate=float(spec.translate),
-        )
+        return _parse(cls, values, _check_augment)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,11 +180,7 @@ class EarlyStoppingSpec:
         from cnn_jax.config_validation import _check_early_stopping
 
         values = None if section is None else _plain_or_self(section)
-        _check_early_stopping(values)
-        spec = _given(cls, values or {})
-        return dataclasses.replace(
-            spec, patience=int(spec.patience), min_delta=float(spec.min_delta)
-        )
+        return _parse(cls, values, _check_early_stopping)
 
 
 def _plain_or_self(section: Any) -> Any:
