@@ -207,8 +207,9 @@ def paired_difference(
     variance (`crossed_variance`) with Satterthwaite dof directly: a Welch-Satterthwaite t-test.
     Measured at 5 seeds (``python -m cnn_jax.stats --calibrate``): 95% coverage 0.95-0.97 when seed
     variance dominates, conservative (0.97-0.99) with little seed variance (5 seeds cannot rule a
-    seed component out); Holm over 10 such tests keeps the family-wise error <= 0.05 from 5
-    seeds; with 3 seeds and dominant seed variance it reached 0.066.
+    seed component out); Holm over 10 such tests keeps the family-wise error <= 0.05 from 2 to
+    10 seeds (with fewer than 5 seeds the seed component is pooled less readily, `pool_level`,
+    which makes few-seed intervals conservative: 0.96-0.99).
     No Monte Carlo error and no 1/(n_boot+1) floor on p; the interval is {delta0: p(delta0) >=
     alpha} (test inversion), so p < alpha exactly when 0 is outside it. ``n_boot``/``seed`` are
     accepted for API stability and unused. ``margin``: TOST p (Schuirmann 1987), |delta| < margin.

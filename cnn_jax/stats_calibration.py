@@ -144,7 +144,7 @@ def _grid(quick: bool):
         return QUICK
     rows = [("level", sc, s, n) for sc in SCENARIOS for s in (1, 3, 5, 10) for n in (1000, 10000)]
     rows += [("paired", sc, s, n) for sc in SCENARIOS for s in (1, 3, 5, 10) for n in (1000, 10000)]
-    rows += [("fwer", sc, s, 2000) for sc in SCENARIOS for s in (3, 5, 10)]
+    rows += [("fwer", sc, s, 2000) for sc in SCENARIOS for s in (2, 3, 4, 5, 10)]
     return rows + [("tost", sc, s, 10000) for sc in ("mnist", "fashion") for s in (3, 5)]
 
 
