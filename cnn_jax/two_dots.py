@@ -18,11 +18,20 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
+from cnn_jax import pool_kinds
 from cnn_jax.layers import Pool, check_choice
 
-POOL_KINDS = ("max", "avg", "blur", "max_blur")
-# blur pads by reflection so sizes halve exactly; max/avg use the textbook VALID 2x2 window.
-_PADDING = {"max": "VALID", "avg": "VALID", "blur": "SAME", "max_blur": "VALID"}
+# Every registered kind that pools at all (`none` applies no window, so it never merges).
+POOL_KINDS = tuple(
+    name for name, kind in pool_kinds.POOL_KINDS.items() if kind.windows(2, 2, 3, "VALID")
+)
+
+
+def _padding(name: str) -> str:
+    """Kinds with a pooling window use the textbook VALID 2x2 window; a blur-only kind pads
+    (SAME) so sizes halve exactly. Unknown kinds and `none` are a one-line ValueError."""
+    check_choice("kind", name, POOL_KINDS)
+    return "VALID" if pool_kinds.POOL_KINDS[name].window_must_fit else "SAME"
 
 
 def two_dots_map(size: int, distance: int, col: int, row: int | None = None) -> np.ndarray:
@@ -41,13 +50,12 @@ def two_dots_map(size: int, distance: int, col: int, row: int | None = None) -> 
 @functools.lru_cache(maxsize=32)
 def _jitted_pool(kind: str, blur_size: int):
     """One jitted 2x2 stride-2 pooling per kind: one compile per map shape, not one per op."""
-    pool = Pool(kind=kind, window=2, stride=2, padding=_PADDING[kind], blur_size=blur_size)
+    pool = Pool(kind=kind, window=2, stride=2, padding=_padding(kind), blur_size=blur_size)
     return jax.jit(lambda x_bhwc: pool.apply({}, x_bhwc))
 
 
 def _pool_levels(maps_bhw: np.ndarray, kind: str, levels: int, blur_size: int) -> list:
     """[maps, pooled once, ..., pooled `levels` times] for a batch of maps [B, H, W]."""
-    check_choice("kind", kind, POOL_KINDS)
     pool = _jitted_pool(kind, int(blur_size))
     x_bhwc = jnp.asarray(maps_bhw, jnp.float32)[..., None]
     out = [np.asarray(maps_bhw, np.float32)]

@@ -6,7 +6,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from cnn_jax import two_dots
+from cnn_jax import pool_kinds, two_dots
 
 matplotlib.use("Agg")
 
@@ -61,3 +61,20 @@ def test_plot_two_dots_draws_every_level():
     table = two_dots.merge_table([2, 4], kinds=("max", "blur"), levels=3)
     fig = two_dots.plot_two_dots(4, table, kinds=("max", "blur"), size=16, levels=3)
     assert len(fig.axes) == 2 * 4 + 1
+
+
+def test_kinds_and_padding_come_from_the_pool_registry():
+    registered = tuple(k for k in pool_kinds.POOL_KINDS if k != "none")
+    assert registered == two_dots.POOL_KINDS
+    paddings = {kind: two_dots._padding(kind) for kind in two_dots.POOL_KINDS}
+    assert paddings == {"max": "VALID", "avg": "VALID", "blur": "SAME", "max_blur": "VALID"}
+
+
+@pytest.mark.parametrize("kind", ["median", "none", "MAX"])
+def test_unknown_or_non_pooling_kind_is_one_line_error(kind):
+    map_hw = two_dots.two_dots_map(8, 3, col=2)
+    with pytest.raises(ValueError, match=r"^kind: unknown value .*; allowed: max, avg") as err:
+        two_dots.pool_sequence(map_hw, kind, levels=1)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="^kind: unknown value"):
+        two_dots.merge_table([2], kinds=(kind,), levels=2)
