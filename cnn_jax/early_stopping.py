@@ -14,10 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnn_jax import metrics
 from cnn_jax.config_spec import EarlyStoppingSpec
 from cnn_jax.layers import check_choice
 
-METRICS = ("accuracy", "loss")
+METRICS = metrics.EARLY_STOPPING  # the logged metrics with a direction (`metrics.LOGGED`)
 
 
 class EarlyStopping:
@@ -35,7 +36,8 @@ class EarlyStopping:
         if min_delta < 0:
             raise ValueError(f"early_stopping.min_delta: {min_delta}; allowed: >= 0")
         self.patience, self.min_delta = patience, min_delta
-        sign = 1.0 if metric == "accuracy" else -1.0
+        self._higher_is_better = metrics.LOGGED_BY_NAME[metric].better == "max"
+        sign = 1.0 if self._higher_is_better else -1.0
         self.state = {
             "best": np.full(num_seeds, -np.inf * sign, np.float64),
             "best_epoch": np.zeros(num_seeds, np.int32),
@@ -46,7 +48,7 @@ class EarlyStopping:
         """Records one evaluation per seed; returns the bool mask of seeds that improved."""
         values = np.asarray(values, np.float64)
         best = self.state["best"]
-        if self.metric == "accuracy":
+        if self._higher_is_better:
             improved = values > best + self.min_delta
         else:
             improved = values < best - self.min_delta

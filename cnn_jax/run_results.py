@@ -19,7 +19,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from cnn_jax import identity, predictions, seed_strategy
+from cnn_jax import identity, metrics, predictions, seed_strategy
 from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.results import atomic_write_json, git_revision, read_json
 
@@ -67,7 +67,8 @@ def seed_entries(
     entries = []
     for k, seed in enumerate(seeds):
         seed_final = {name: per_seed[k] for name, per_seed in final.items()}
-        entry = {"seed": seed, "final": seed_final, "test_accuracy": seed_final["test"]["accuracy"]}
+        headline = seed_final["test"][metrics.HEADLINE]
+        entry = {"seed": seed, "final": seed_final, "test_accuracy": headline}
         if early is not None:
             entry["best_epoch"] = int(early.state["best_epoch"][k])
             entry["stopped_early"] = bool(early.stopped[k])

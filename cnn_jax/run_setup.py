@@ -16,11 +16,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from jax.sharding import Mesh
 
 from cnn_jax import augment, config_spec, datasets, input_pipeline, parallel, seed_strategy, steps
+from cnn_jax import metrics as declared_metrics
 from cnn_jax.config_spec import AugmentSpec, DatasetSpec, EarlyStoppingSpec, OptimSpec, TrainSpec
 from cnn_jax.model_spec import ModelSpec, spec_from_config
 from cnn_jax.models import CNN
@@ -82,9 +82,7 @@ class RunSetup:
             }
             create, seeds = self._creator()
             _, metrics = jax.eval_shape(self.train_step, jax.eval_shape(create, seeds), batch)
-            window = {k: np.zeros(v.shape, v.dtype) for k, v in metrics.items()}
-            if "first_nonfinite_step" in window:
-                window["first_nonfinite_step"][...] = steps.NO_STEP
+            window = {k: declared_metrics.empty(k, v.shape, v.dtype) for k, v in metrics.items()}
             self._window = jax.device_put(window, parallel.replicated(self.mesh))
         return self._window
 

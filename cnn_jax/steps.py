@@ -2,8 +2,8 @@
 
 Every random number a step uses comes from `fold_in(state.rng, state.step)`, so a step's
 result depends only on (state, batch): resuming from a checkpoint replays exactly.
-Metrics are returned as sums (loss_sum, correct, count) so they accumulate on device
-without a host sync per step.
+Metrics are returned as the accumulators declared in `cnn_jax.metrics` (sums, a last value,
+a minimum) so they accumulate on device without a host sync per step.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import optax
 from flax import struct
 from jax.sharding import Mesh
 
+from cnn_jax import metrics as declared_metrics
 from cnn_jax import parallel
 from cnn_jax.models import init_variables
 from cnn_jax.optim import weight_penalty
 
 Metrics = dict[str, jax.Array]
-NO_STEP = jnp.iinfo(jnp.int32).max  # "no non-finite step seen"
+NO_STEP = declared_metrics.NO_STEP  # "no non-finite step seen"
 AugmentFn = Callable[[jax.Array, jax.Array], jax.Array]  # (rng, x_bhwc) -> x_bhwc
 
 
@@ -72,11 +73,12 @@ def normalize(images_uint8: jax.Array, mean: Sequence[float], std: Sequence[floa
 def _sums(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> Metrics:
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     mask = mask.astype(jnp.float32)
-    return {
+    sums = {
         "loss_sum": jnp.sum(losses * mask),
         "correct": jnp.sum((jnp.argmax(logits, -1) == labels) * mask),
         "count": jnp.sum(mask),
     }
+    return declared_metrics.declared(sums, declared_metrics.EVAL)
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -131,7 +133,7 @@ def make_train_step(
         metrics["objective_sum"] = loss * metrics["count"]
         metrics["grad_norm"] = grad_norm
         metrics["first_nonfinite_step"] = jnp.where(finite, NO_STEP, state.step + 1)
-        return new_state, metrics
+        return new_state, declared_metrics.declared(metrics, declared_metrics.TRAIN)
 
     return train_step
 
@@ -170,36 +172,19 @@ def compile_steps(
 
 @jax.jit
 def accumulate(total: Metrics | None, metrics: Metrics) -> Metrics:
-    """Adds metric sums on device (one fused op); grad_norm keeps the last value and
-    first_nonfinite_step the minimum."""
+    """Reduces one more step's metrics into `total` on device (one fused op), each by its
+    declared reduction (`cnn_jax.metrics`: sums add, grad_norm keeps the last value,
+    first_nonfinite_step the minimum)."""
     if total is None:
         return dict(metrics)
-    out = {k: total[k] + metrics[k] for k in metrics}
-    if "grad_norm" in metrics:
-        out["grad_norm"] = metrics["grad_norm"]
-    if "first_nonfinite_step" in metrics:
-        out["first_nonfinite_step"] = jnp.minimum(
-            total["first_nonfinite_step"], metrics["first_nonfinite_step"]
-        )
-    return out
+    return declared_metrics.reduce(total, metrics)
 
 
 def summarize(sums: Metrics) -> list[dict[str, float]]:
-    """Metric sums -> means per seed (one host transfer): loss, accuracy, [objective, grad_norm].
-
-    Returns one dict per seed: a single-seed run gives a list of one.
+    """Metric sums -> the logged values per seed (one host transfer, `metrics.report`):
+    loss, accuracy, [objective, grad_norm]. One dict per seed: a single seed gives a list of one.
     """
-    host = jax.device_get(sums)
-    count = np.atleast_1d(np.maximum(host["count"], 1.0))
-    out = {
-        "loss": np.atleast_1d(host["loss_sum"]) / count,
-        "accuracy": np.atleast_1d(host["correct"]) / count,
-    }
-    if "objective_sum" in host:
-        out["objective"] = np.atleast_1d(host["objective_sum"]) / count
-    if "grad_norm" in host:
-        out["grad_norm"] = np.atleast_1d(host["grad_norm"])
-    return [{k: float(v[i]) for k, v in out.items()} for i in range(len(count))]
+    return declared_metrics.report(jax.device_get(sums))
 
 
 def first_nonfinite_step(sums: Metrics | None) -> int | None:
