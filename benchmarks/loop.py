@@ -2,6 +2,7 @@
 
     python -m benchmarks.loop pipeline --steps 50 --rounds 5
     python -m benchmarks.loop seeds --seeds 8 --steps 10 --rounds 5
+    python -m benchmarks.loop seeds --seeds 8 --strategies unrolled,vmap   # skip the slow lax.maps
     python -m benchmarks.loop pool --batch 128 --steps 10 --rounds 5
 
 `pipeline`: the project's real input path (shuffled uint8 rows of MNIST, gathered on the host,
@@ -126,9 +127,12 @@ def pipeline(preset: str, batch: int, steps: int, rounds: int) -> dict:
     return {**info, "dataset": dataset, **out}
 
 
-def seeds(preset: str, batch: int, num_seeds: int, steps: int, rounds: int) -> dict:
-    """K seeds: each `seed_strategy` (vmap, lax.map, chunked, unrolled) as the trainer builds
-    it, against K sequential single-seed steps (img/s over all seeds, per-round ratios)."""
+def seeds(
+    preset: str, batch: int, num_seeds: int, steps: int, rounds: int, strategies=None
+) -> dict:
+    """K seeds: each `seed_strategy` (vmap, lax.map, chunked, unrolled; or `strategies`) as the
+    trainer builds it, against K sequential single-seed steps (img/s over all seeds, per-round
+    ratios, and each strategy's first-step seconds: compile included)."""
     import os
 
     import numpy as np
@@ -136,8 +140,8 @@ def seeds(preset: str, batch: int, num_seeds: int, steps: int, rounds: int) -> d
     from cnn_jax import parallel, run_setup, seed_strategy
 
     single = run_setup.build(mnist_config(preset, batch, dataset="digits"))
-    multi = {}
-    for name in seed_strategy.STRATEGIES:
+    multi, first_step_sec = {}, {}
+    for name in strategies or seed_strategy.STRATEGIES:
         os.environ[seed_strategy.ENV] = name
         config = mnist_config(preset, batch, num_seeds, dataset="digits")
         multi[name] = run_setup.build(config, dataset=single.dataset)
@@ -147,6 +151,10 @@ def seeds(preset: str, batch: int, num_seeds: int, steps: int, rounds: int) -> d
     many = parallel.shard_batch(stacked, single.mesh, seed_axis=True)
     box = {n: r.init_state() for n, r in multi.items()}
     box["single"] = [single.init_state() for _ in range(num_seeds)]
+    for name, run in multi.items():  # compile here, so that round 0 only warms caches
+        t0 = time.perf_counter()
+        box[name] = jax.block_until_ready(run.train_step(box[name], many)[0])
+        first_step_sec[name] = round(time.perf_counter() - t0, 1)
 
     def mapped(name: str) -> Callable[[], float]:
         def go() -> float:
@@ -174,7 +182,7 @@ def seeds(preset: str, batch: int, num_seeds: int, steps: int, rounds: int) -> d
         per = [s / m for m, s in zip(v, secs["K runs"])]
         out[f"{name}_over_K_runs"] = [statistics.median(per), min(per), max(per)]
     out["rule"] = seed_strategy.rule()
-    return out
+    return out | {"first_step_sec": first_step_sec}
 
 
 def pool(batch: int, steps: int, rounds: int) -> dict:
@@ -218,13 +226,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--strategies", help="seeds: comma-separated subset of the strategies")
     args = parser.parse_args()
     if args.what == "pipeline":
         out = pipeline(args.preset, args.batch, args.steps, args.rounds)
     elif args.what == "pool":
         out = pool(args.batch, args.steps, args.rounds)
     else:
-        out = seeds(args.preset, args.batch, args.seeds, args.steps, args.rounds)
+        from cnn_jax.seed_strategy import STRATEGIES
+
+        names = args.strategies.split(",") if args.strategies else None
+        bad = set(names or ()) - set(STRATEGIES)
+        if bad:
+            parser.error(f"--strategies: {', '.join(sorted(bad))} unknown")
+        out = seeds(args.preset, args.batch, args.seeds, args.steps, args.rounds, names)
     print(json.dumps(out))
 
 

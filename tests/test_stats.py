@@ -254,3 +254,20 @@ def test_crossed_variance_matches_the_gaussian_crossed_model():
     v1, nu1 = crossed_variance(y[:, :1])
     np.testing.assert_allclose(v1, y[:, 0].var(axis=1, ddof=1) / n)
     assert np.all(nu1 == n - 1)
+
+
+def test_calibration_record_needs_the_full_table():
+    with pytest.raises(SystemExit):
+        cal.main(["--calibrate", "--quick", "--record"])
+
+
+def test_calibration_readme_tables_one_row_per_scenario():
+    rows = [
+        {"what": "fwer", "scenario": "mnist", "seeds": 3, "images": 2000, "fwer_holm": 0.029},
+        {"what": "fwer", "scenario": "mnist", "seeds": 5, "images": 2000, "fwer_holm": 0.035},
+        {"what": "fwer", "scenario": "fashion", "seeds": 5, "images": 2000, "fwer_holm": 0.041},
+    ]
+    text = cal.readme(rows, 2000)
+    assert "| scenario | S=3, N=2000 | S=5, N=2000 |" in text
+    assert "| mnist | 0.029 | 0.035 |" in text and "| fashion | - | 0.041 |" in text
+    assert "coverage" not in text.split("**")[1]  # only the tables that have rows
