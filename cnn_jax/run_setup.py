@@ -51,6 +51,7 @@ class RunSetup:
     optim: OptimSpec | None = None
     augment: AugmentSpec | None = None
     early_stopping: EarlyStoppingSpec | None = None
+    cost_extra: str = ""  # `seed_strategy.cost_extra` of the config (keys the seed strategy)
     _window: Any = dataclasses.field(default=None, repr=False)
 
     @property
@@ -74,7 +75,7 @@ class RunSetup:
         """Zero metric sums shaped as the train step's, replicated: a logging window's start
         (checkpointed, so a resumed run's first window sums the same steps). Cached."""
         if self._window is None:
-            bs, shape = self.config.train.batch_size, self.dataset.image_shape
+            bs, shape = self.train.batch_size, self.dataset.image_shape
             lead = (self.num_seeds,) if self.vmapped else ()
             batch = {
                 "image": jax.ShapeDtypeStruct((*lead, bs, *shape), jnp.uint8),
@@ -162,6 +163,7 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
             "images; allowed: at most the training set size"
         )
     num_epochs = train_cfg.epochs
+    cost = seed_strategy.cost_extra(config.optim, config.get("augment"))
     tx, schedule = make_optimizer(optim_spec, n_steps, num_epochs)
     train_step = steps.make_train_step(
         model,
@@ -177,7 +179,8 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
         train_step, eval_step = seed_strategy.over_seeds(  # vmap or lax.map: issue 15
             train_step,
             eval_step,
-            config=config,
+            train=train_cfg,
+            cost=cost,
             model=model,
             tx=tx,
             image_shape=ds.image_shape,
@@ -202,4 +205,5 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
         optim=optim_spec,
         augment=augment_spec,
         early_stopping=early_spec,
+        cost_extra=cost,
     )

@@ -36,7 +36,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +48,9 @@ ENV = "CNN_JAX_SEED_STRATEGY"
 MODES = ("auto", "measure", "rule", *STRATEGIES)
 CACHE_ENV = "CNN_JAX_SEED_STRATEGY_CACHE"
 MEASURE_STEPS, MEASURE_ROUNDS = 2, 3
+
+if TYPE_CHECKING:
+    from cnn_jax.config_spec import TrainSpec
 
 StepFn = Callable[..., Any]
 
@@ -81,7 +84,8 @@ def over_seeds(
     train_step: StepFn,
     eval_step: StepFn,
     *,
-    config: Any,
+    train: TrainSpec,
+    cost: str,
     model: Any,
     tx: Any,
     image_shape: tuple[int, ...],
@@ -90,7 +94,7 @@ def over_seeds(
 
     train: (state [K, ...], batch [K, B, ...]) -> (state, metrics [K]); eval: (state [K, ...],
     one shared batch [B, ...]) -> metrics [K]. Both still to be jitted (`compile_steps`).
-    `config` is the run's ConfigDict (train.batch_size, train.num_seeds, optim, augment);
+    `train` is the run's train spec (batch_size, num_seeds), `cost` its `cost_extra`;
     `model` (a `models.CNN`) and `tx` make states to time the strategies with."""
     from cnn_jax import steps
 
@@ -98,23 +102,21 @@ def over_seeds(
         return steps.create_train_state(model, tx, jax.random.key(seed), tuple(image_shape))
 
     problem = Problem(
-        repr(model.spec),
-        tuple(image_shape),
-        int(config.train.batch_size),
-        int(config.train.num_seeds),
-        init_fn,
-        _cost_extra(config),
+        repr(model.spec), tuple(image_shape), train.batch_size, train.num_seeds, init_fn, cost
     )
     decision = choose(train_step, problem)
     _decisions[problem.key()] = decision
     return apply(decision["strategy"], train_step, eval_step)
 
 
-def _cost_extra(config: Any) -> str:
-    """The config sections besides the model that change a step's cost."""
-    augment = config.get("augment", {}) or {}
+def cost_extra(optim: Any, augment: Any | None) -> str:
+    """The config sections besides the model that change a step's cost, as written (the
+    given fields only, not the typed specs' defaults: the text keys the measurement cache
+    and results.json's `seed_strategy.key`, so it must not change)."""
+    augment = augment or {}
     augment = augment.to_dict() if hasattr(augment, "to_dict") else dict(augment)
-    return json.dumps([config.optim.to_dict(), augment], default=str, sort_keys=True)
+    optim = optim.to_dict() if hasattr(optim, "to_dict") else dict(optim)
+    return json.dumps([optim, augment], default=str, sort_keys=True)
 
 
 def describe(run: Any) -> dict | None:
@@ -122,14 +124,13 @@ def describe(run: Any) -> dict | None:
     results.json: strategy, source, images/s per strategy when measured, cache key."""
     if len(run.seeds) < 2:
         return None
-    cfg = run.config
     problem = Problem(
         repr(run.model.spec),
         tuple(run.dataset.image_shape),
-        int(cfg.train.batch_size),
+        run.train.batch_size,
         len(run.seeds),
         lambda s: None,
-        _cost_extra(cfg),
+        run.cost_extra,
     )
     return _decisions.get(problem.key())
 

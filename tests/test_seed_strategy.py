@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from cnn_jax import seed_strategy, steps
+from cnn_jax.config_spec import TrainSpec
 from cnn_jax.model_spec import BlockSpec, HeadSpec, ModelSpec
 from cnn_jax.models import CNN
 
@@ -84,17 +85,25 @@ def test_seeds_differ_and_match_single_seed_runs() -> None:
     assert not np.allclose(state.params["logits"]["bias"][0], state.params["logits"]["bias"][1])
 
 
-def _config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    config.train = {"batch_size": B, "num_seeds": K}
-    config.optim = {"name": "adam", "learning_rate": 1e-2}
-    return config
+def _kw(model, tx) -> dict:
+    train = TrainSpec(batch_size=B, num_epochs=1, num_seeds=K)
+    cost = seed_strategy.cost_extra({"name": "adam", "learning_rate": 1e-2}, None)
+    return {"train": train, "cost": cost, "model": model, "tx": tx, "image_shape": SHAPE}
+
+
+def test_cost_extra_is_the_sections_as_written() -> None:
+    """The text keys the measurement cache: the given fields only, in sorted JSON."""
+    optim = ml_collections.ConfigDict({"name": "adam", "learning_rate": 1e-2, "l2": 0})
+    augment = ml_collections.ConfigDict({"flip": True})
+    text = '[{"l2": 0, "learning_rate": 0.01, "name": "adam"}, {"flip": true}]'
+    assert seed_strategy.cost_extra(optim, augment) == text
+    assert seed_strategy.cost_extra(optim.to_dict(), None).endswith(", {}]")
 
 
 def test_rule_forced_and_bad_value(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv(seed_strategy.CACHE_ENV, str(tmp_path / "cache.json"))
     model, tx, train, evaluate, _ = _tiny()
-    kw = {"config": _config(), "model": model, "tx": tx, "image_shape": SHAPE}
+    kw = _kw(model, tx)
     monkeypatch.delenv(seed_strategy.ENV, raising=False)
     seed_strategy.over_seeds(train, evaluate, **kw)
     decision = seed_strategy.recorded()
@@ -113,7 +122,7 @@ def test_measure_caches_the_fastest(monkeypatch, tmp_path) -> None:
     """`measure` times every strategy, picks the fastest and caches it; `auto` reuses it."""
     monkeypatch.setenv(seed_strategy.CACHE_ENV, str(tmp_path / "cache.json"))
     model, tx, train, evaluate, _ = _tiny()
-    kw = {"config": _config(), "model": model, "tx": tx, "image_shape": SHAPE}
+    kw = _kw(model, tx)
     monkeypatch.setenv(seed_strategy.ENV, "measure")
     seed_strategy.over_seeds(train, evaluate, **kw)
     measured = seed_strategy.recorded()
