@@ -31,8 +31,9 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from cnn_jax import activation_kinds, datasets, record, stats
+from cnn_jax import activation_kinds, record, stats
 from cnn_jax.results import atomic_write_json, atomic_write_text
+from cnn_jax.run_setup import load_dataset
 
 from . import anatomy_plots, cli
 from . import anatomy_report as report
@@ -209,7 +210,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     """Trains all variants x seeds x budgets, chooses lrs on validation, judges the claims."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    exp, data = config.experiment, config.dataset
+    exp = config.experiment
     t0, load_at_start = time.time(), record.load_average()
     grid, collapse_cfgs = activation_configs(config), collapse.collapse_configs(config)
     budgets, tune = dict(exp.budgets), str(exp.tune_budget)
@@ -257,7 +258,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     g_headers, g_rows = grid_table(groups, exp, workdir / "runs")
     s_headers, s_rows = speed_table(chosen, speed, groups, targets)
     speed_md = report.markdown_table(s_headers, s_rows)
-    ds = datasets.load(data.name, data_dir=data.get("data_dir"), **dict(data.options or {}))
+    ds = load_dataset(config)  # the validated dataset section (`DatasetSpec`)
     meta = {
         "dataset": ds.name, "image_shape": list(ds.image_shape), "seeds": list(exp.seeds),
         "budgets": dict(exp.budgets), "epochs": int(config.train.num_epochs),

@@ -29,8 +29,10 @@ import ml_collections
 import numpy as np
 
 from cnn_jax import datasets, record
+from cnn_jax.config_spec import DatasetSpec
 from cnn_jax.predictions import path_of
 from cnn_jax.results import atomic_write_json, atomic_write_text
+from cnn_jax.run_setup import load_dataset
 
 from . import anatomy_plots, border, cli
 from . import anatomy_report as report
@@ -53,13 +55,14 @@ def score_borders(rows: Sequence[Mapping[str, Any]], canvas: int) -> None:
 
 
 def loaded_datasets(configs: Mapping[str, ml_collections.ConfigDict]) -> list[datasets.Dataset]:
-    """Each distinct dataset the variants train on (the border part: randomly placed digits)."""
+    """Each distinct dataset the variants train on (the border part: randomly placed digits),
+    from each config's validated dataset section (`DatasetSpec`)."""
     seen = {}
     for c in configs.values():
-        options = dict(c.dataset.options or {})
-        key = (c.dataset.name, tuple(sorted(options.items())))
+        spec = DatasetSpec.from_config(c.dataset)
+        key = (spec.name, spec.options)
         if key not in seen:
-            seen[key] = datasets.load(c.dataset.name, data_dir=c.dataset.get("data_dir"), **options)
+            seen[key] = load_dataset(spec)
     return list(seen.values())
 
 
@@ -110,12 +113,12 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     """Trains every variant x seed x budget (resuming), then tables, claims, plot, record."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    exp, data = config.experiment, config.dataset
+    exp, data = config.experiment, DatasetSpec.from_config(config.dataset)
     for part in exp.parts:
         if part not in PARTS:
             raise ValueError(f"experiment.parts: unknown {part!r}; allowed: {', '.join(PARTS)}")
     t0, load_at_start = time.time(), record.load_average()
-    ds = datasets.check(data.name, data_dir=data.get("data_dir"), **dict(data.options or {}))
+    ds = datasets.check(data.name, data_dir=data.data_dir, **dict(data.options))
     shape, size = tuple(ds.image_shape), int(ds.image_shape[0])
     by_part = variants.all_variants(config, shape, ds.num_classes)
     configs = {n: c for part in by_part.values() for n, c in part.items()}

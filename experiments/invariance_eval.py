@@ -27,6 +27,7 @@ import jax
 import numpy as np
 
 from cnn_jax import datasets, invariance, predictions
+from cnn_jax.config_spec import DatasetSpec
 from cnn_jax.runs import load_run
 
 SETS = ("zhang", "azulay", "distance")
@@ -120,10 +121,9 @@ def evaluate_run(run_dir: str | Path, exp: Mapping[str, Any], sets: tuple[str, .
 
 def _evaluate_dissimilar(run, predict, folder: Path, batch: int) -> None:
     """Kayhan & van Gemert's dissimilar test set (heights swapped) of the red-green data."""
-    opts = dict(run.config.dataset.get("options") or {})
-    opts["test_set"] = "dissimilar"
-    data_dir = run.config.dataset.get("data_dir")
-    test = datasets.load("red_green", data_dir=data_dir, **opts).test
+    data = DatasetSpec.from_config(run.config.dataset)
+    opts = dict(data.options, test_set="dissimilar")
+    test = datasets.load("red_green", data_dir=data.data_dir, **opts).test
     images = test.images.astype(np.float32)
     zero = np.zeros((1, len(images), 2), np.int32)
     probs = _probs(predict, run.variables, images, zero, batch)

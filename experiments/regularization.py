@@ -25,6 +25,7 @@ config (experiment.record_as) publishes them with `cnn_jax.record`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,7 +34,9 @@ from typing import Any
 import ml_collections
 
 from cnn_jax import datasets, record
+from cnn_jax.config_spec import DatasetSpec
 from cnn_jax.results import read_json
+from cnn_jax.run_setup import load_dataset
 
 from . import cli, regularization_analysis, regularization_report
 from .regularization_runs import parse_size, train_cells
@@ -44,10 +47,10 @@ RECORD_FILES = ("results.json", "summary.md", "readme.md", "*.png")
 
 
 def _full_dataset(config: ml_collections.ConfigDict) -> datasets.Dataset:
-    data = config.dataset
+    data = DatasetSpec.from_config(config.dataset)
     drop = ("train_subset", "subset_seed")
-    options = {k: v for k, v in dict(data.options or {}).items() if k not in drop}
-    return datasets.load(data.name, data_dir=data.get("data_dir"), **options)
+    options = tuple((k, v) for k, v in data.options if k not in drop)
+    return load_dataset(dataclasses.replace(data, options=options))
 
 
 def _train_size_all(config: ml_collections.ConfigDict) -> int:

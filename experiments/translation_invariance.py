@@ -32,8 +32,10 @@ from typing import Any
 import ml_collections
 
 from cnn_jax import datasets, record
+from cnn_jax.config_spec import DatasetSpec
 from cnn_jax.layers import check_choice
 from cnn_jax.results import atomic_write_json, atomic_write_text
+from cnn_jax.run_setup import load_dataset
 from cnn_jax.sweep import run_sweep
 
 from . import cli, invariance_eval, invariance_report
@@ -62,10 +64,8 @@ def study_variants(exp: ml_collections.ConfigDict) -> dict[str, tuple[str, ...]]
 
 
 def _num_classes(config: ml_collections.ConfigDict) -> int:
-    ds = config.dataset
-    return datasets.check(
-        ds.name, data_dir=ds.get("data_dir"), **(ds.get("options") or {})
-    ).num_classes
+    ds = DatasetSpec.from_config(config.dataset)
+    return datasets.check(ds.name, data_dir=ds.data_dir, **dict(ds.options)).num_classes
 
 
 def train_and_evaluate_all(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, list]:
@@ -108,8 +108,7 @@ def _publish(config, workdir: Path, results: Mapping, load_at_start) -> None:
     study = config.experiment.get("record_as")
     if not study:
         return
-    ds = config.dataset
-    dataset = datasets.load(ds.name, data_dir=ds.get("data_dir"), **(ds.get("options") or {}))
+    dataset = load_dataset(config)  # the validated dataset section (`DatasetSpec`)
     record.publish(
         study, workdir, PUBLISHED, config=config, dataset=dataset, load_at_start=load_at_start,
         wall_time_sec=float(results["wall_time_sec"]),
