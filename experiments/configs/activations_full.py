@@ -1,4 +1,4 @@
-"""Activation study of record on the embedded digits (16x16 canvas), 3 seeds, 1x and 3x budgets.
+"""Activation study of record on the embedded digits (16x16 canvas), 5 seeds, 1x and 3x budgets.
 
 A 4-layer CNN (Krizhevsky 2012, Fig. 1 used a 4-layer CNN): conv8-conv8-avgpool-conv16-
 conv16-avgpool, flatten, dense(10); SGD with momentum 0.9 at a constant learning rate and no
@@ -33,7 +33,7 @@ def get_config():
 
     exp = config.experiment = ml_collections.ConfigDict()
     exp.record_as = "anatomy_activations_digits"
-    exp.seeds = (0, 1, 2)
+    exp.seeds = (0, 1, 2, 3, 4)  # 5: the calibrated regime of cnn_jax.stats
     exp.vmap_seeds = True
     exp.budgets = {"1x": 1.0, "3x": 3.0}
     exp.activations = ("relu", "tanh", "sigmoid", "sigmoid_bn")

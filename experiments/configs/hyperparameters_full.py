@@ -1,7 +1,7 @@
 """Conv hyperparameter study of record on the embedded digits (16x16 canvas).
 
 Plain ReLU nets of 8-filter convs with batch norm (no pooling), AdamW lr 3e-2, 1x = 4
-epochs and 3x = 12 epochs (train.budget_factor), 3 seeds vmapped. Parts
+epochs and 3x = 12 epochs (train.budget_factor), 5 seeds vmapped. Parts
 (`experiments.anatomy_variants`): stride with three heads, 3x3 stacks vs one 5x5 / 7x7 at
 matched params / FLOPs, depth x padding, and border digits. Published to
 results/anatomy_hyperparameters_digits.
@@ -29,7 +29,7 @@ def get_config():
     exp = config.experiment = ml_collections.ConfigDict()
     exp.record_as = "anatomy_hyperparameters_digits"
     exp.parts = ("stride", "kernels", "depth", "border")
-    exp.seeds = (0, 1, 2)
+    exp.seeds = (0, 1, 2, 3, 4)  # 5: the calibrated regime of cnn_jax.stats
     exp.vmap_seeds = True
     exp.budgets = {"1x": 1.0, "3x": 3.0}
     exp.budget_variants = {}  # every variant at both budgets (1x and 3x)
