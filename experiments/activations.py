@@ -200,8 +200,10 @@ def _readme(meta, speed_md: str, speedups: Mapping, claims_md: str) -> str:
         lines.append(
             f"- ReLU vs tanh speed-up to {meta['krizhevsky_error']:.0%} training error, {budget}: "
             f"{text}{bound}; Krizhevsky 2012: about 6x on CIFAR-10 (32x32x3, 50k images, larger "
-            "nets, his own lr choice for speed); ours: digits 16x16x1, 1,257 images, 8-filter "
-            "convs, lr chosen on validation."
+            f"nets, his own lr choice for speed); ours: {meta['dataset']} "
+            f"{'x'.join(map(str, meta['image_shape']))}, {meta['train_images']:,} training "
+            f"images, convs of {'/'.join(map(str, meta['filters']))} filters, lr chosen on "
+            "validation."
         )
     return "\n".join(lines + ["", claims_md])
 
@@ -261,6 +263,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     ds = load_dataset(config)  # the validated dataset section (`DatasetSpec`)
     meta = {
         "dataset": ds.name, "image_shape": list(ds.image_shape), "seeds": list(exp.seeds),
+        "train_images": len(ds.train.labels), "filters": [b["features"] for b in exp.blocks],
         "budgets": dict(exp.budgets), "epochs": int(config.train.num_epochs),
         "learning_rates": {a: list(learning_rates(exp, a)) for a in exp.activations},
         "tune_budget": tune, "krizhevsky_error": 1 - krizhevsky,
