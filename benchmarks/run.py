@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     if "pipeline" in args.only:
         jobs.append(("Input pipeline overhead", lambda: sections.pipeline(budget)))
     if "seeds" in args.only:
-        jobs.append(("K seeds: vmap vs sequential", lambda: sections.seeds(budget)))
+        jobs.append(("K seeds: strategies vs K runs", lambda: sections.seeds(budget)))
     if "profile" in args.only:
         jobs.append(("CPU profile (perf, batch 128)", lambda: sections.cpu_profile(budget)))
     if args.mnist_fast:

@@ -6,8 +6,8 @@ for every strategy, so checkpoints, early stopping and `runs.load_run` do not ca
 - `vmap`: `jax.vmap(train_step)`. JAX's batching rule folds the seed axis of a convolution whose
   input and kernel both carry it into the feature-group dimension (one grouped convolution of
   K groups) and turns dense layers into batched matmuls: one wide program. This fills an
-  accelerator, but XLA's CPU grouped convolution is slow (0.60x of K sequential steps for
-  mnist_cnn, benchmarks/REPORT.md).
+  accelerator, but XLA's CPU grouped convolution is slow (0.46x of K sequential steps for
+  mnist_cnn at K = 8, benchmarks/REPORT_seeds.md).
 - `sequential`: `lax.map` over the seed axis: the single-seed step, compiled once, run K times
   in one program's loop (no per-seed dispatch, no grouped convolutions).
 - `chunked`: `lax.map(..., batch_size=2)`: vmap over pairs of seeds, pairs in sequence.
@@ -16,7 +16,11 @@ for every strategy, so checkpoints, early stopping and `runs.load_run` do not ca
   XLA's CPU backend runs a convolution inside a `lax.map` loop far slower than outside one:
   `python -m benchmarks.loop seeds --seeds 4 --steps 10 --rounds 3` (mnist_cnn, batch 128,
   2 quiet cores, load 1.0) gave unrolled 1.40x K single-seed runs, vmap 0.23x, sequential
-  0.11x, chunked 0.07x.
+  0.11x, chunked 0.07x. At K = 8 (`python -m benchmarks.run --only seeds`, run-path settings:
+  tcmalloc and the XLA convolution flag, 2 quiet cores, 2026-12-02, benchmarks/REPORT_seeds.md)
+  unrolled ran at 0.86x [0.71, 0.93] of K single-seed runs, vmap 0.46x; without the run-path
+  settings (`python -m benchmarks.loop seeds --seeds 8 --strategies unrolled,vmap`) unrolled
+  was 1.27x and vmap 0.26x: the flag speeds single-seed steps up more than the unrolled copies.
 
 Which one: `CNN_JAX_SEED_STRATEGY` = `auto` (default: a measurement cached for this
 backend/model/shape/batch/K if there is one, else the rule), `measure` (time every strategy
