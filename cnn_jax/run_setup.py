@@ -109,9 +109,19 @@ class RunSetup:
         return init.lower(seeds).compile(compiler_options=FAST_COMPILE)(seeds)
 
 
+def _dataset_spec(config: ml_collections.ConfigDict | DatasetSpec) -> DatasetSpec:
+    return config if isinstance(config, DatasetSpec) else DatasetSpec.from_config(config.dataset)
+
+
+def check_dataset(config: ml_collections.ConfigDict | DatasetSpec) -> Any:
+    """`datasets.check` (shape, classes, sizes; nothing loaded) of a spec or a config."""
+    data = _dataset_spec(config)
+    return datasets.check(data.name, data_dir=data.data_dir, **dict(data.options))
+
+
 def load_dataset(config: ml_collections.ConfigDict | DatasetSpec) -> datasets.Dataset:
     """The dataset of a `DatasetSpec`, or of a config's raw `dataset` section (parsed here)."""
-    data = config if isinstance(config, DatasetSpec) else DatasetSpec.from_config(config.dataset)
+    data = _dataset_spec(config)
     try:
         return datasets.load(data.name, data_dir=data.data_dir, **dict(data.options))
     except (ValueError, OSError, KeyError):

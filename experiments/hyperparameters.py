@@ -32,7 +32,7 @@ from cnn_jax import datasets, record
 from cnn_jax.config_spec import DatasetSpec
 from cnn_jax.predictions import path_of
 from cnn_jax.results import atomic_write_json, atomic_write_text
-from cnn_jax.run_setup import load_dataset
+from cnn_jax.run_setup import check_dataset, load_dataset
 
 from . import anatomy_plots, border, cli
 from . import anatomy_report as report
@@ -113,12 +113,12 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     """Trains every variant x seed x budget (resuming), then tables, claims, plot, record."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    exp, data = config.experiment, DatasetSpec.from_config(config.dataset)
+    exp = config.experiment
     for part in exp.parts:
         if part not in PARTS:
             raise ValueError(f"experiment.parts: unknown {part!r}; allowed: {', '.join(PARTS)}")
     t0, load_at_start = time.time(), record.load_average()
-    ds = datasets.check(data.name, data_dir=data.data_dir, **dict(data.options))
+    ds = check_dataset(config)  # the validated dataset section (`DatasetSpec`)
     shape, size = tuple(ds.image_shape), int(ds.image_shape[0])
     by_part = variants.all_variants(config, shape, ds.num_classes)
     configs = {n: c for part in by_part.values() for n, c in part.items()}

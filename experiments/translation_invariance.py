@@ -31,11 +31,10 @@ from typing import Any
 
 import ml_collections
 
-from cnn_jax import datasets, record
-from cnn_jax.config_spec import DatasetSpec
+from cnn_jax import record
 from cnn_jax.layers import check_choice
 from cnn_jax.results import atomic_write_json, atomic_write_text
-from cnn_jax.run_setup import load_dataset
+from cnn_jax.run_setup import check_dataset, load_dataset
 from cnn_jax.sweep import run_sweep
 
 from . import cli, invariance_eval, invariance_report
@@ -64,8 +63,7 @@ def study_variants(exp: ml_collections.ConfigDict) -> dict[str, tuple[str, ...]]
 
 
 def _num_classes(config: ml_collections.ConfigDict) -> int:
-    ds = DatasetSpec.from_config(config.dataset)
-    return datasets.check(ds.name, data_dir=ds.data_dir, **dict(ds.options)).num_classes
+    return check_dataset(config).num_classes
 
 
 def train_and_evaluate_all(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, list]:
