@@ -42,15 +42,13 @@ def _claims(exp: ml_collections.ConfigDict, present: set[str]) -> list[tuple]:
     """((variant, metric), (variant, metric), claimed sign) for every protocol of the study."""
     pairs = []
     has = lambda *vs: all(v in present for v in vs)
-    if "zhang" in exp.protocols or "budget" in exp.protocols:
-        for v in exp.zhang_variants if "zhang" in exp.protocols else ():
+    if "zhang" in exp.protocols:
+        suffixes = ("", "_3x") if "budget" in exp.protocols else ("",)
+        for v in exp.zhang_variants:
             base = "strided" if v == "strided_blur3" else "max"
-            if v not in ("max", "strided") and has(v, base):
-                pairs += [((v, m), (base, m), 1) for m in ("consistency", "accuracy_shifted")]
-        if "budget" in exp.protocols and has("blur3_3x", "max_3x"):
-            pairs += [
-                (("blur3_3x", m), ("max_3x", m), 1) for m in ("consistency", "accuracy_shifted")
-            ]
+            for a, b in ((v + s, base + s) for s in suffixes if v not in ("max", "strided")):
+                if has(a, b):  # every Zhang claim, at 1x and (if trained) at 3x budget
+                    pairs += [((a, m), (b, m), 1) for m in ("consistency", "accuracy_shifted")]
     if "azulay" in exp.protocols:
         for a, b in (("max", "max_noaug"), ("blur3_noaug", "max_noaug")):
             if has(a, b):

@@ -151,7 +151,7 @@ def markdown(results: Mapping[str, Any]) -> str:
 _TITLES = {
     "zhang": "Zhang 2019 protocol (shift-augmented training, two random shifts per image)",
     "azulay": "Azulay & Weiss 2019 protocol (1-pixel diagonal shifts on the black canvas)",
-    "budget": "Headline comparison at 3x training budget",
+    "budget": "Zhang comparisons at 3x training budget",
     "depth": "Seed's claim: invariance against shift distance and downsampling depth",
     "kayhan": "Kayhan & van Gemert 2020 red-green absolute-position test",
 }

@@ -8,7 +8,8 @@ Protocols (`config.experiment.protocols`; variants in `invariance_variants`):
   max vs MaxBlurPool (Rect-2, Tri-3, Bin-5) vs GAP head vs strided vs strided + BlurPool.
 - 'azulay': Azulay & Weiss 2019 (JMLR): black canvas, P(top-1 change) and MAC for 1-pixel
   diagonal shifts, with and without shift augmentation.
-- 'budget': the headline Zhang comparison again at 3x training budget (train.budget_factor).
+- 'budget': the Zhang comparisons again at 3x training budget (train.budget_factor), for the
+  variants named in experiment.budget_variants.
 - 'depth': the seed's claim, accuracy and consistency against shift distance for 0..3
   downsampling stages (max, strided, blurred; with and without augmentation), the distance
   at which above-chance accuracy halves, and the two-dots test through trained layers.
