@@ -20,10 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnn_jax import augment, datasets, launch, memory, pool_kinds
+from cnn_jax import augment, datasets, grid, launch, memory, pool_kinds
 from cnn_jax.config_spec import EarlyStoppingSpec
 from cnn_jax.datasets import options as dataset_options
 from cnn_jax.early_stopping import EarlyStopping
+from cnn_jax.grid import GridSpec
 from cnn_jax.layers import ACTIVATIONS, PADDING_MODES, POOLINGS, check_choice
 from cnn_jax.model_spec import (
     COMPUTE_DTYPES,
@@ -45,6 +46,7 @@ TOP_LEVEL_KEYS = (
     "augment",
     "experiment",
     "launcher",
+    "grid",
 )
 REQUIRED_SECTIONS = ("dataset", "model", "optim", "train")
 DATASET_KEYS = ("name", "data_dir", "options", "image_shape")
@@ -104,6 +106,7 @@ def validate_config(config: Any, workdir: str | Path | None = None) -> None:
     _check_int("seed", cfg.get("seed", 0), minimum=0)
     _check_train(cfg["train"])
     _check_optim(cfg["optim"])
+    members = _check_grid(cfg)
     _check_early_stopping(cfg.get("early_stopping"))
     _check_augment(cfg.get("augment"))
     launch.check_section(cfg.get("launcher"))
@@ -113,7 +116,22 @@ def validate_config(config: Any, workdir: str | Path | None = None) -> None:
     spec = _check_model(cfg["model"], num_classes)
     check_spatial_sizes(spec, image_shape)
     subset = (cfg["dataset"].get("options") or {}).get("train_subset")
-    memory.check(spec, image_shape, cfg["train"], cfg["dataset"]["name"], subset)
+    train = dict(cfg["train"], num_seeds=members)  # a grid's members are seeds too
+    memory.check(spec, image_shape, train, cfg["dataset"]["name"], subset)
+
+
+def _check_grid(cfg: Mapping[str, Any]) -> int:
+    """The `grid` section (`cnn_jax.grid`) and every grid point's optimizer settings; returns
+    how many members the run trains."""
+    spec = GridSpec.from_config(cfg.get("grid"))
+    num_seeds = int(cfg["train"].get("num_seeds", 1) or 1)
+    for point in range(spec.size if spec is not None else 0):
+        values = {f.split(".", 1)[1]: v for f, v in spec.overrides(point).items()}
+        try:
+            validate_optim_config(dict(cfg["optim"], **values))
+        except ValueError as e:
+            raise ValueError(f"grid.values (row {point}): {e}") from None
+    return grid.num_members(spec, num_seeds)
 
 
 def check_keys(section: str, values: Mapping[str, Any], allowed: tuple[str, ...]) -> None:

@@ -80,6 +80,15 @@ def seed_fields(config: Any, seed: int) -> dict[str, Any]:
     return out
 
 
+def member_fields(config: Any, index: int) -> dict[str, Any]:
+    """The identity fields of member `index` of a run of `config`: seed `seed + index` of
+    K vmapped seeds, or a grid member (`cnn_jax.grid.member_config`: its seed and values)."""
+    from cnn_jax import grid
+
+    member = grid.member_config(_plain(config), index)
+    return seed_fields(member, member["seed"])
+
+
 def _canonical(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return [_canonical(v) for v in value] if isinstance(value, list) else value

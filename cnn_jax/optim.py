@@ -12,6 +12,7 @@ their gradients are l1 * sign(w) and 2 * l2 * w.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -55,15 +56,22 @@ def kernel_mask(params: Any) -> Any:
     return jax.tree_util.tree_map_with_path(is_kernel, params)
 
 
-def weight_penalty(params: Any, l1: float = 0.0, l2: float = 0.0) -> jax.Array:
+def _active(strength: float | jax.Array) -> bool:
+    """A traced strength (a grid member's) is always applied; a number only when nonzero."""
+    return isinstance(strength, jax.Array) or bool(strength)
+
+
+def weight_penalty(
+    params: Any, l1: float | jax.Array = 0.0, l2: float | jax.Array = 0.0
+) -> jax.Array:
     """l1 * sum|w| + l2 * sum w^2 over kernels only."""
     kernels = [
         p for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(kernel_mask(params))) if m
     ]
     total = jnp.zeros((), jnp.float32)
-    if l1:
+    if _active(l1):
         total += l1 * sum(jnp.sum(jnp.abs(k)) for k in kernels)
-    if l2:
+    if _active(l2):
         total += l2 * sum(jnp.sum(jnp.square(k)) for k in kernels)
     return total
 
@@ -121,12 +129,26 @@ def make_schedule(
 
 
 def make_optimizer(
-    cfg: OptimSpec | Mapping[str, Any], steps_per_epoch: int, num_epochs: int
+    cfg: OptimSpec | Mapping[str, Any],
+    steps_per_epoch: int,
+    num_epochs: int,
+    member: Mapping[str, Any] | None = None,
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """`config.optim` (an `OptimSpec`, or a raw section: see `optim_spec`) -> (optax chain,
-    schedule). See the module docstring."""
+    schedule). See the module docstring.
+
+    `member`: a grid member's values (`cnn_jax.grid`; numbers or traced scalars), keyed
+    `lr_scale` (a factor on the schedule: every schedule is linear in its peak rate) and
+    `weight_decay`. A member's weight decay is always in the chain, so every member's
+    optimizer state has the same structure."""
     spec = optim_spec(cfg)
     schedule = make_schedule(spec, steps_per_epoch, num_epochs)
+    member = dict(member or {})
+    if "lr_scale" in member:
+        base, scale = schedule, member["lr_scale"]
+        schedule = lambda count: scale * base(count)  # noqa: E731
+    if "weight_decay" in member:
+        spec = dataclasses.replace(spec, weight_decay=member["weight_decay"])
     parts = []
     if spec.grad_clip_norm > 0:
         parts.append(optax.clip_by_global_norm(spec.grad_clip_norm))
@@ -134,7 +156,7 @@ def make_optimizer(
         parts.append(optax.trace(decay=spec.momentum, nesterov=spec.name == "nesterov"))
     elif spec.name in ("adam", "adamw"):
         parts.append(optax.scale_by_adam(b1=spec.b1, b2=spec.b2, eps=spec.eps))
-    if spec.weight_decay > 0:
+    if "weight_decay" in member or spec.weight_decay > 0:
         parts.append(optax.add_decayed_weights(spec.weight_decay, mask=kernel_mask))
     parts.append(optax.scale_by_learning_rate(schedule))
     if spec.max_norm > 0:

@@ -9,9 +9,10 @@ holding metrics.jsonl, results.json (with `vmapped_parent` and `seed_index`, so
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from cnn_jax import identity, metrics, predictions, seed_strategy
+from cnn_jax import grid, identity, metrics, predictions, seed_strategy
 from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.results import atomic_write_json, git_revision, read_json
 
 PREDICTED_SPLITS = ("validation", "test")
-
-
-def seed_dir(workdir: Path, seeds: tuple[int, ...], k: int) -> Path:
-    """Where seed k's metrics, results and predictions go: the workdir itself for one seed."""
-    return workdir / f"seed_{seeds[k]}" if len(seeds) > 1 else workdir
 
 
 def shared_fields(
@@ -77,19 +73,17 @@ def seed_entries(
 
 
 def write_predictions(
-    workdir: Path,
-    seeds: tuple[int, ...],
-    split_labels: Mapping[str, Any],
-    per_example: Mapping[str, dict],
+    dirs: Sequence[Path], split_labels: Mapping[str, Any], per_example: Mapping[str, dict]
 ) -> None:
-    """`<seed dir>/predictions/<split>.npz` for every seed and predicted split."""
+    """`<member dir>/predictions/<split>.npz` for every member (`RunSetup.member_dirs`) and
+    predicted split."""
     for name, outputs in per_example.items():
         top1, p_correct = outputs["top1"], outputs["p_correct"]
-        if len(seeds) == 1:
+        if len(dirs) == 1:
             top1, p_correct = top1[None], p_correct[None]
-        for k in range(len(seeds)):
+        for k, member_dir in enumerate(dirs):
             predictions.save(
-                predictions.path_of(seed_dir(workdir, seeds, k), name),
+                predictions.path_of(member_dir, name),
                 labels_n=split_labels[name],
                 top1_n=top1[k],
                 p_correct_n=p_correct[k],
@@ -108,14 +102,20 @@ def assemble(
 
 
 def write_results(
-    workdir: Path, seeds: tuple[int, ...], shared: dict[str, Any], entries: list[dict[str, Any]]
+    workdir: Path,
+    dirs: Sequence[Path],
+    seeds: tuple[int, ...],
+    shared: dict[str, Any],
+    entries: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """Writes results.json (and each seed's for a vmapped run); returns the run's results."""
+    """Writes results.json (and each member's in its dir for K > 1 members, with the path
+    back to this run and its index); returns the run's results."""
     results = assemble(seeds, shared, entries)
     if len(seeds) > 1:
-        for k, entry in enumerate(entries):
-            seed_results = dict(shared, **entry, vmapped_parent="..", seed_index=k)
-            atomic_write_json(seed_dir(workdir, seeds, k) / "results.json", seed_results)
+        for k, (entry, member_dir) in enumerate(zip(entries, dirs)):
+            parent = os.path.relpath(workdir, member_dir)
+            seed_results = dict(shared, **entry, vmapped_parent=parent, seed_index=k)
+            atomic_write_json(member_dir / "results.json", seed_results)
     atomic_write_json(workdir / "results.json", results)
     return results
 
@@ -126,8 +126,11 @@ _OUTPUTS = ("checkpoints", "config.json", "results.json", "metrics.jsonl", "pred
 def _clear(workdir: Path, stored: dict[str, Any]) -> None:
     """Removes what the trainer wrote for the stored run (train.overwrite)."""
     seed, num = int(stored.get("seed", 0)), int((stored.get("train") or {}).get("num_seeds", 1))
-    names = [*_OUTPUTS, *(f"seed_{seed + k}" for k in range(num) if num > 1)]
-    for path in [workdir / n for n in names] + list(workdir.glob("events.out.tfevents.*")):
+    spec = grid.GridSpec.from_config(stored.get("grid"))
+    seeds = grid.member_seeds(spec, seed, num)
+    members = grid.member_dirs(workdir, spec, seeds) if len(seeds) > 1 else []
+    paths = [workdir / n for n in _OUTPUTS] + members
+    for path in paths + list(workdir.glob("events.out.tfevents.*")):
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():

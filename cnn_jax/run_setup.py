@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -20,8 +21,10 @@ import optax
 from jax.sharding import Mesh
 
 from cnn_jax import augment, config_spec, datasets, input_pipeline, parallel, seed_strategy, steps
+from cnn_jax import grid as grid_members
 from cnn_jax import metrics as declared_metrics
 from cnn_jax.config_spec import AugmentSpec, DatasetSpec, EarlyStoppingSpec, OptimSpec, TrainSpec
+from cnn_jax.grid import GridSpec
 from cnn_jax.model_spec import ModelSpec, spec_from_config
 from cnn_jax.models import CNN
 from cnn_jax.optim import make_optimizer
@@ -52,7 +55,30 @@ class RunSetup:
     augment: AugmentSpec | None = None
     early_stopping: EarlyStoppingSpec | None = None
     cost_extra: str = ""  # `seed_strategy.cost_extra` of the config (keys the seed strategy)
+    grid: GridSpec | None = None  # hyperparameter grid points as members (`cnn_jax.grid`)
+    lr_scale: tuple[float, ...] = ()  # per member: its rate / the configured rate (grid)
     _window: Any = dataclasses.field(default=None, repr=False)
+
+    def member_dirs(self, workdir: Path) -> list[Path]:
+        """Where each member's metrics, results and predictions go (`grid.member_dirs`)."""
+        return grid_members.member_dirs(Path(workdir), self.grid, self.seeds)
+
+    def member_config(self, member: int) -> ml_collections.ConfigDict:
+        """The config member `member` trained with (the run's own without a grid)."""
+        if self.grid is None:
+            return self.config
+        return ml_collections.ConfigDict(grid_members.member_config(self.config, member))
+
+    def member_point(self, member: int) -> dict[str, Any]:
+        """{'grid_point': {field: value}} of a grid member, for its results; else {}."""
+        if self.grid is None:
+            return {}
+        return {"grid_point": self.grid.overrides(member // self.train.num_seeds)}
+
+    def learning_rate(self, step: int, member: int) -> float:
+        """The rate member `member` trained step `step` with."""
+        scale = self.lr_scale[member] if self.lr_scale else 1.0
+        return float(self.schedule(step)) * scale
 
     @property
     def num_seeds(self) -> int:
@@ -160,7 +186,8 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
     optim_spec = OptimSpec.from_config(config.optim)
     augment_spec = AugmentSpec.from_config(config.get("augment"))
     early_spec = EarlyStoppingSpec.from_config(config.get("early_stopping"))
-    num_seeds = train_cfg.num_seeds
+    grid_spec = GridSpec.from_config(config.get("grid"))
+    num_seeds = grid_members.num_members(grid_spec, train_cfg.num_seeds)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(train_cfg.batch_size, mesh)
     ds = load_dataset(dataset_spec) if dataset is None else dataset
@@ -174,7 +201,13 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
         )
     num_epochs = train_cfg.epochs
     cost = seed_strategy.cost_extra(config.optim, config.get("augment"))
-    tx, schedule = make_optimizer(optim_spec, n_steps, num_epochs)
+    hparams_k, member_tx = {}, None
+    if grid_spec is not None:  # grid points as members: their values are traced (grid.py)
+        base = {"learning_rate": optim_spec.learning_rate}
+        hparams_k = grid_members.member_hparams(grid_spec, train_cfg.num_seeds, base)
+        member_tx = lambda h: make_optimizer(optim_spec, n_steps, num_epochs, member=h)[0]  # noqa: E731
+    first = {k: float(v[0]) for k, v in hparams_k.items()}  # the state's structure
+    tx, schedule = make_optimizer(optim_spec, n_steps, num_epochs, member=first)
     train_step = steps.make_train_step(
         model,
         tx,
@@ -183,20 +216,23 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
         l1=optim_spec.l1,
         l2=optim_spec.l2,
         augment_fn=augment.make_augment_fn(augment_spec),
+        member_tx=member_tx,
     )
     eval_step = steps.make_eval_step(model, mean=ds.mean, std=ds.std)
     if num_seeds > 1:  # seeds share each eval batch; each seed has its own train batch
         train_step, eval_step = seed_strategy.over_seeds(  # vmap or lax.map: issue 15
             train_step,
             eval_step,
-            train=train_cfg,
+            train=dataclasses.replace(train_cfg, num_seeds=num_seeds),
             cost=cost,
             model=model,
             tx=tx,
             image_shape=ds.image_shape,
         )
+    if hparams_k:
+        train_step = grid_members.with_hparams(train_step, hparams_k)
     train_step, eval_step = steps.compile_steps(train_step, eval_step, mesh)
-    seeds = tuple(int(config.seed) + k for k in range(num_seeds))
+    seeds = grid_members.member_seeds(grid_spec, int(config.seed), train_cfg.num_seeds)
     return RunSetup(
         config,
         ds,
@@ -216,4 +252,6 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
         augment=augment_spec,
         early_stopping=early_spec,
         cost_extra=cost,
+        grid=grid_spec,
+        lr_scale=tuple(float(x) for x in hparams_k.get("lr_scale", ())),
     )

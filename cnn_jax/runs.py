@@ -69,4 +69,5 @@ def load_run(run_dir: str | Path, seed_index: int | None = None) -> LoadedRun:
                 f"allowed: 0..{run.num_seeds - 1}"
             )
         variables = jax.tree.map(lambda x: x[seed_index], variables)
+        config = run.member_config(seed_index)  # a grid member's own settings
     return LoadedRun(config, run.spec, run.model, variables, run.dataset, step)

@@ -8,7 +8,7 @@ a minimum) so they accumulate on device without a host sync per step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -95,10 +95,17 @@ def make_train_step(
     l1: float = 0.0,
     l2: float = 0.0,
     augment_fn: AugmentFn | None = None,
+    member_tx: Callable[[Mapping[str, jax.Array]], optax.GradientTransformation] | None = None,
 ) -> Callable[[TrainState, dict[str, jax.Array]], tuple[TrainState, Metrics]]:
-    """Returns the pure function (state, batch) -> (new state, metric sums)."""
+    """Returns the pure function (state, batch) -> (new state, metric sums).
+
+    A grid member's batch carries its values under `hparams` (`cnn_jax.grid`): its `l1` and
+    `l2` replace the configured ones, and `member_tx(hparams)` is its optimizer."""
 
     def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, Metrics]:
+        hparams = batch.get("hparams") or {}
+        step_tx = member_tx(hparams) if hparams and member_tx is not None else tx
+        l1_now, l2_now = hparams.get("l1", l1), hparams.get("l2", l2)
         rng = jax.random.fold_in(state.rng, state.step)
         aug_rng, dropout_rng, noise_rng = jax.random.split(rng, 3)
         x_bhwc = normalize(batch["image"], mean, std)
@@ -117,10 +124,10 @@ def make_train_step(
                 mutable=["batch_stats"] if has_bn else [],
             )
             data_loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-            return data_loss + weight_penalty(params, l1, l2), (logits, updates)
+            return data_loss + weight_penalty(params, l1_now, l2_now), (logits, updates)
 
         (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        opt_updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        opt_updates, opt_state = step_tx.update(grads, state.opt_state, state.params)
         new_state = state.replace(
             step=state.step + 1,
             params=optax.apply_updates(state.params, opt_updates),

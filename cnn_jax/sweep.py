@@ -10,6 +10,11 @@ predictions/ in `workdir/<v>/seed_<s>/` (`run_dir`), which `runs.load_run` loads
   finished) train sequentially into their seed dirs; a vmapped and a sequential run of one
   seed train the same model (to float rounding), so both count as that seed's result.
 
+- Grids (`vmap_grids=True`, `plan_grids`): variants that differ only in traced fields
+  (learning rate, weight decay, L1, L2: `cnn_jax.grid`) and wait for the same seeds train
+  as one program in `workdir/_grids/<hash>/`, which writes each member's seed dir above
+  (`vmapped_parent` points back), so a grid member and a separate run are interchangeable.
+
 Every finished seed dir is a cache hit only when its run identity (`cnn_jax.identity`)
 equals the asked one, else one ValueError line names the fields (`train.overwrite`
 retrains it instead). An interrupted unit resumes from its checkpoint, so a killed sweep
@@ -24,6 +29,7 @@ row as soon as its unit ends.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +38,7 @@ from typing import Any, Protocol
 
 import ml_collections
 
-from cnn_jax import identity, launch
+from cnn_jax import grid, identity, launch
 from cnn_jax.results import read_json
 from cnn_jax.train import train_and_evaluate
 
@@ -57,17 +63,24 @@ def train_unit(config: dict[str, Any], workdir: str) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class Unit:
-    """One trainer call of a sweep: a variant's seeds trained together in `workdir`."""
+    """One trainer call of a sweep: a variant's seeds (or a grid of variants' seeds, see
+    `plan_grids`) trained together in `workdir`."""
 
     variant: str
     seeds: tuple[int, ...]
     workdir: Path
     config: ml_collections.ConfigDict
+    grid_variants: tuple[str, ...] = ()  # the variants of a grid unit, in member order
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return self.grid_variants or (self.variant,)
 
     def job(self) -> Job:
         seeds = f"seed_{self.seeds[0]}" + (f"-{self.seeds[-1]}" if len(self.seeds) > 1 else "")
+        more = f" (+{len(self.grid_variants) - 1} grid points)" if self.grid_variants else ""
         kwargs = {"config": self.config.to_dict(), "workdir": str(self.workdir)}
-        return f"{self.variant}/{seeds}", train_unit, kwargs
+        return f"{self.variant}/{seeds}{more}", train_unit, kwargs
 
 
 def _seed_config(base: ml_collections.ConfigDict, seed: int, num_seeds: int = 1):
@@ -89,10 +102,8 @@ def cached_results(path: Path, config: ml_collections.ConfigDict, seed: int) -> 
             f"workdir: {path} has results.json but no config.json in {parent}; allowed: "
             "a new --workdir, or delete that run"
         )
-    stored_seed = results.get("seed", stored.get("seed", 0))
-    diffs = identity.differences(
-        identity.seed_fields(stored, stored_seed), identity.seed_fields(config, seed)
-    )
+    member = identity.member_fields(stored, int(results.get("seed_index", 0)))
+    diffs = identity.differences(member, identity.seed_fields(config, seed))
     if not diffs:
         return results
     if config.train.get("overwrite", False):
@@ -142,36 +153,94 @@ def plan_variant(
     return units
 
 
+def _grid_key(config: ml_collections.ConfigDict) -> str:
+    """What must be equal for variants to share a grid unit: everything but the traced fields
+    and the seed."""
+    flat = identity.fields(config)
+    for name in (*grid.TRACED, "seed", "train.num_seeds"):
+        flat.pop(name, None)
+    return identity.digest(flat)
+
+
+def plan_grids(
+    configs: Mapping[str, ml_collections.ConfigDict],
+    workdir: Path,
+    pending: Mapping[str, tuple[int, ...]],
+    max_members: int = 16,
+) -> tuple[list[Unit], set[str]]:
+    """Grid units (`cnn_jax.grid`) for the pending variants that differ only in traced
+    fields (learning rate, weight decay, L1, L2) and wait for the same consecutive seeds:
+    each unit (at most `max_members` members) trains in `workdir/_grids/<hash>/` and writes
+    every member's record where its own run would be. Returns (units, variants planned)."""
+    groups: dict[tuple, list[str]] = {}
+    for variant, seeds in pending.items():
+        if seeds and _consecutive_prefix(seeds) == tuple(sorted(seeds)):
+            groups.setdefault((_grid_key(configs[variant]), seeds), []).append(variant)
+    units, planned = [], set()
+    for (_, seeds), variants in groups.items():
+        per_unit = max(1, max_members // len(seeds))
+        for i in range(0, len(variants), per_unit):
+            unit = _grid_unit(configs, workdir, variants[i : i + per_unit], seeds)
+            if unit is not None:
+                units.append(unit)
+                planned.update(unit.variants)
+    return units, planned
+
+
+def _grid_unit(configs, workdir: Path, variants: Sequence[str], seeds: tuple[int, ...]):
+    """One grid unit of `variants` x `seeds`, or None when they do not differ in a traced
+    field (nothing to vary) or there is only one."""
+    flat = [identity.fields(configs[v]) for v in variants]
+    fields = tuple(f for f in grid.TRACED if len({float(x.get(f, 0.0)) for x in flat}) > 1)
+    if len(variants) < 2 or not fields:
+        return None
+    values = [[float(x.get(f, 0.0)) for f in fields] for x in flat]
+    name = identity.digest({"variants": list(variants), "seeds": list(seeds), "key": values})
+    home = workdir / "_grids" / name
+    config = _seed_config(configs[variants[0]], seeds[0], len(seeds))
+    dirs = tuple(os.path.relpath(workdir / v, home) for v in variants)
+    config.grid = ml_collections.ConfigDict(
+        {"fields": fields, "values": tuple(map(tuple, values)), "dirs": dirs}
+    )
+    return Unit(variants[0], seeds, home, config, grid_variants=tuple(variants))
+
+
 def run_sweep(
     configs: Mapping[str, ml_collections.ConfigDict],
     workdir: str | Path,
     seeds: Sequence[int],
     *,
     vmap_seeds: bool = True,
+    vmap_grids: bool = False,
     launcher: Launcher | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     verbose: bool = True,
 ) -> list[dict[str, Any]]:
     """Trains every variant with every seed; returns rows {variant, seed, run_dir, results,
     status} in (variant, seed) order. `launcher.run(jobs)` trains the pending units (default:
-    here, one by one, each row reported as soon as its unit ends)."""
+    here, one by one, each row reported as soon as its unit ends). With `vmap_grids`, the
+    variants that differ only in traced fields train as grid units (`plan_grids`)."""
     workdir, seeds = Path(workdir), [int(s) for s in seeds]
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"seeds: {seeds}; allowed: one or more distinct integers")
     rows: dict[tuple[str, int], dict[str, Any]] = {}
-    units: list[Unit] = []
     t0 = time.time()
     counter = _Reporter(len(configs) * len(seeds), verbose, on_result)
+    pending: dict[str, tuple[int, ...]] = {}
     for variant, base in configs.items():
-        pending = []
+        waiting = []
         for seed in seeds:
             path = run_dir(workdir, variant, seed)
             results = cached_results(path, _seed_config(base, seed), seed)
             if results is None:
-                pending.append(seed)
+                waiting.append(seed)
             else:
                 rows[variant, seed] = counter.report(variant, seed, path, results, "cached", t0)
-        units += plan_variant(variant, base, workdir, pending, vmap_seeds)
+        pending[variant] = tuple(waiting)
+    units, planned = plan_grids(configs, workdir, pending) if vmap_grids else ([], set())
+    for variant, base in configs.items():
+        if variant not in planned:
+            units += plan_variant(variant, base, workdir, pending[variant], vmap_seeds)
     if launcher is None and units:  # the configs' `launcher` section; local: None
         launcher = launch.configured(units[0].config, workdir)
     if launcher is None:
@@ -190,12 +259,13 @@ def run_sweep(
 
 def _unit_rows(unit: Unit, workdir: Path, counter: _Reporter, t0: float) -> dict:
     out = {}
-    for seed in unit.seeds:
-        path = run_dir(workdir, unit.variant, seed)
-        if not (path / "results.json").exists():
-            raise RuntimeError(f"sweep: unit {unit.job()[0]} ended without {path}/results.json")
-        results = read_json(path / "results.json")
-        out[unit.variant, seed] = counter.report(unit.variant, seed, path, results, "trained", t0)
+    for variant in unit.variants:
+        for seed in unit.seeds:
+            path = run_dir(workdir, variant, seed)
+            if not (path / "results.json").exists():
+                raise RuntimeError(f"sweep: unit {unit.job()[0]} ended without {path}/results.json")
+            results = read_json(path / "results.json")
+            out[variant, seed] = counter.report(variant, seed, path, results, "trained", t0)
     return out
 
 

@@ -42,11 +42,6 @@ from cnn_jax.workdir_lock import WorkdirLock
 log = logging.getLogger(__name__)
 
 
-def seed_dir(workdir: Path, run: RunSetup, k: int) -> Path:
-    """Where seed k's metrics and results go: the workdir itself for a single-seed run."""
-    return run_results.seed_dir(workdir, run.seeds, k)
-
-
 def evaluate(
     run: RunSetup, params_state: steps.TrainState, split: Split, *, per_example: bool = False
 ) -> tuple[list[dict], dict[str, np.ndarray] | None]:
@@ -144,20 +139,17 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
     if main_process:
         stored = dict(run.config.to_dict(), **{identity.KEY: identity.of(run.config)})
         atomic_write_json(workdir / "config.json", stored)
+    dirs = run.member_dirs(workdir)
     writers = [  # process 0 writes; resuming drops lines logged after the checkpoint
-        MetricsWriter(
-            seed_dir(workdir, run, k),
-            tensorboard=cfg.tensorboard,
-            resume_from_step=start_step,
-        )
-        for k in range(run.num_seeds if main_process else 0)
+        MetricsWriter(member_dir, tensorboard=cfg.tensorboard, resume_from_step=start_step)
+        for member_dir in (dirs if main_process else [])
     ]
     try:
         step, train_time = _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet)
         final, per_example = _final_evaluation(run, carry, early, writers, step)
         for k, writer in enumerate(writers):  # TensorBoard HParams: settings + final metrics
             final_k = {split: per_seed[k] for split, per_seed in final.items()}
-            writer.write_hparams(hparams_of(run.config, run.seeds[k]), final_k, step)
+            writer.write_hparams(hparams_of(run.member_config(k), run.seeds[k]), final_k, step)
     finally:
         for writer in writers:
             writer.close()
@@ -171,11 +163,13 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
         t_start=t_start,
     )
     entries = run_results.seed_entries(run.seeds, final, early)
+    for k, entry in enumerate(entries):
+        entry.update(run.member_point(k))
     if not main_process:
         return run_results.assemble(run.seeds, shared, entries)
     labels = {name: getattr(run.dataset, name).labels for name in per_example}
-    run_results.write_predictions(workdir, run.seeds, labels, per_example)
-    return run_results.write_results(workdir, run.seeds, shared, entries)
+    run_results.write_predictions(dirs, labels, per_example)
+    return run_results.write_results(workdir, dirs, run.seeds, shared, entries)
 
 
 def _write(writers: list[MetricsWriter], step: int, split: str, per_seed: list[dict]) -> None:
@@ -215,8 +209,8 @@ def _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet) -> tuple
                 if at_log:
                     per_seed = steps.summarize(carry["window"])
                     rate = float(np.sum(jax.device_get(carry["window"]["count"])))
-                    for values in per_seed:
-                        values["learning_rate"] = float(run.schedule(step - 1))
+                    for k, values in enumerate(per_seed):
+                        values["learning_rate"] = run.learning_rate(step - 1, k)
                         values["images_per_sec"] = rate / max(time.time() - window_start, 1e-9)
                     _write(writers, step, "train", per_seed)
                     progress.set_postfix(

@@ -194,7 +194,14 @@ def analyse(config, tuning: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
     }
 
 
-def vmap_speed(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+GRID_TEXT = {
+    True: "on: settings that differ only in learning rate, weight decay, L1 or L2 trained as "
+    "members of one program (`cnn_jax.grid`; benchmarks/REPORT_grid.md)",
+    False: "off: every grid point compiled and trained as its own program",
+}
+
+
+def vmap_speed(runs: Sequence[Mapping[str, Any]], grids: bool = False) -> dict[str, Any]:
     """Sequential vs vmapped seeds, measured on the study's own runs: training seconds per step
     and seed of single-seed runs and of K-seed vmapped runs of the same (setting, n, budget)
     (different subset draws; the machine's load varies between them: a rough figure)."""
@@ -211,6 +218,5 @@ def vmap_speed(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "cells": len(ratios),
         "median_speedup": float(np.median(ratios)) if ratios else None,
         "seeds_per_vmapped_program": sorted({int(r.get("num_seeds", 1)) for r in runs}),
-        "grid_vmapping": "not done: strengths and learning rates are compile-time constants, "
-        "so every grid point compiles and trains as its own program",
+        "grid_vmapping": GRID_TEXT[bool(grids)],
     }

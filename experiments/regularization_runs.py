@@ -107,8 +107,11 @@ def train_cells(
                 train_size_all=train_size_all, epochs=epochs,
             )  # fmt: skip
             meta[key] = {"setting": setting, "n": n, "draw": int(draw), "mode": mode}
-    vmap = bool(config.experiment.vmap_seeds)
-    rows = run_sweep(configs, root, seeds, vmap_seeds=vmap, verbose=verbose)
+    exp = config.experiment
+    rows = run_sweep(
+        configs, root, seeds, vmap_seeds=bool(exp.vmap_seeds),
+        vmap_grids=bool(exp.get("vmap_grids", False)), verbose=verbose,
+    )  # fmt: skip
     return [dict(row, key=row["variant"], **meta[row["variant"]]) for row in rows]
 
 

@@ -46,6 +46,9 @@ def experiment_config() -> ml_collections.ConfigDict:
     exp.budget_epochs, exp.min_epochs, exp.epoch_exponent = 15, 3, 1.0
     exp.margin = 0.01  # equivalence margin (1 pt) for the TOST verdicts
     exp.vmap_seeds = True
+    # Grid points that differ only in traced fields (rate, weight decay, L1, L2) as members of
+    # one program (cnn_jax.grid): benchmarks/REPORT_grid.md measures it against separate ones.
+    exp.vmap_grids = True
     augment = default_augment_config()
     augment.rotation_degrees = 10.0
     augment.scale_min, augment.scale_max = 0.9, 1.1
