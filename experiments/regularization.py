@@ -151,9 +151,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         "tuning": tuning,
         "analysis": analysis,
         "runs": summaries,
-        "vmap_speed": regularization_analysis.vmap_speed(
-            summaries, grids=bool(config.experiment.get("vmap_grids", False))
-        ),
+        "vmap_speed": regularization_analysis.vmap_speed(summaries),
         "wall_time_sec": time.time() - t0,
         "units_wall_sec_total": units["wall"],  # every trainer call, this process or earlier
         "units_train_sec_total": units["train"],

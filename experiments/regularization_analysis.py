@@ -40,6 +40,7 @@ def run_summary(row: Mapping[str, Any]) -> dict[str, Any]:
         "num_params": res.get("num_params"),
         "forward_flops_per_example": res.get("forward_flops_per_example"),
         "num_seeds": res.get("num_seeds", 1),  # > 1: trained as one vmapped program
+        "grid_member": "grid_point" in res,  # a member of a grid unit (cnn_jax.grid)
         "wall_time_sec": res["wall_time_sec"] / res.get("num_seeds", 1),
         "train_time_sec": res["train_time_sec"] / res.get("num_seeds", 1),
     }
@@ -194,14 +195,7 @@ def analyse(config, tuning: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
     }
 
 
-GRID_TEXT = {
-    True: "on: settings that differ only in learning rate, weight decay, L1 or L2 trained as "
-    "members of one program (`cnn_jax.grid`; benchmarks/REPORT_grid.md)",
-    False: "off: every grid point compiled and trained as its own program",
-}
-
-
-def vmap_speed(runs: Sequence[Mapping[str, Any]], grids: bool = False) -> dict[str, Any]:
+def vmap_speed(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Sequential vs vmapped seeds, measured on the study's own runs: training seconds per step
     and seed of single-seed runs and of K-seed vmapped runs of the same (setting, n, budget)
     (different subset draws; the machine's load varies between them: a rough figure)."""
@@ -218,5 +212,17 @@ def vmap_speed(runs: Sequence[Mapping[str, Any]], grids: bool = False) -> dict[s
         "cells": len(ratios),
         "median_speedup": float(np.median(ratios)) if ratios else None,
         "seeds_per_vmapped_program": sorted({int(r.get("num_seeds", 1)) for r in runs}),
-        "grid_vmapping": GRID_TEXT[bool(grids)],
+        "grid_vmapping": _grid_text(runs),
     }
+
+
+def _grid_text(runs: Sequence[Mapping[str, Any]]) -> str:
+    """Whether the study's evaluation runs trained as grid members (`cnn_jax.grid`)."""
+    members = sum(bool(r.get("grid_member")) for r in runs)
+    if not members:
+        return "off: every setting trained as its own program"
+    return (
+        f"on: {members} of {len(runs)} evaluation runs trained as members of grid units "
+        "(settings differing only in rate, weight decay, L1 or L2 in one program; "
+        "benchmarks/REPORT_grid.md)"
+    )
