@@ -19,5 +19,6 @@ def get_config():
     config.dataset.name = "fashion_mnist"
     exp = config.experiment
     exp.protocols = tuple(p for p in exp.protocols if p != "kayhan")
+    exp.zhang_variants = ("max", "blur3", "strided", "strided_blur3")  # as its record ran
     exp.record_as = "invariance_fashion_mnist"
     return config
