@@ -12,8 +12,9 @@ Zhang / Azulay shifts (<= 4 px) keep them whole; the depth nets see the digits o
 black canvas (whole up to 10 px; half the canvas is 20 px). The Zhang family is max pooling
 vs MaxBlurPool Rect-2, Tri-3 and Bin-5 and a global-average-pooling head, and strided vs
 strided + BlurPool; max, Tri-3, strided and strided + Tri-3 are also retrained at 3x budget,
-so those verdicts are also budget verdicts (Rect-2, Bin-5 and GAP: 1x only). The red-green test (Kayhan &
-van Gemert 2020, its own data) runs here too, 1,000 images. Wall time: provenance.json.
+so those verdicts are also budget verdicts (Rect-2, Bin-5 and GAP: 1x only). The red-green
+test (Kayhan & van Gemert 2020, its own data) runs here too, 1,000 images. Wall time:
+provenance.json.
 """
 
 from . import invariance_digits, mnist
