@@ -75,10 +75,10 @@ class RunSetup:
             return {}
         return {"grid_point": self.grid.overrides(member // self.train.num_seeds)}
 
-    def learning_rate(self, step: int, member: int) -> float:
-        """The rate member `member` trained step `step` with."""
-        scale = self.lr_scale[member] if self.lr_scale else 1.0
-        return float(self.schedule(step)) * scale
+    def learning_rates(self, step: int) -> list[float]:
+        """The rate each member trained step `step` with (one schedule read for all)."""
+        rate = float(self.schedule(step))
+        return [rate * scale for scale in self.lr_scale or (1.0,) * self.num_seeds]
 
     @property
     def num_seeds(self) -> int:

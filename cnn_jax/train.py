@@ -209,8 +209,8 @@ def _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet) -> tuple
                 if at_log:
                     per_seed = steps.summarize(carry["window"])
                     rate = float(np.sum(jax.device_get(carry["window"]["count"])))
-                    for k, values in enumerate(per_seed):
-                        values["learning_rate"] = run.learning_rate(step - 1, k)
+                    for values, rate in zip(per_seed, run.learning_rates(step - 1)):
+                        values["learning_rate"] = rate
                         values["images_per_sec"] = rate / max(time.time() - window_start, 1e-9)
                     _write(writers, step, "train", per_seed)
                     progress.set_postfix(
