@@ -42,7 +42,7 @@ class Budget:
     pipeline_steps: int
     # K-seed strategies timed; the lax.map ones ran at 0.07-0.11x K runs with K = 4 and would
     # take many minutes at K = 8, so the full budget times the two that can win.
-    seed_strategies: tuple[str, ...] = ("vmap", "sequential", "chunked", "unrolled")
+    seed_strategies: tuple[str, ...] = ("vmap", "sequential", "chunked", "unrolled", "chained")
 
     def steps(self, batch: int, cost: float = 1.0) -> int:
         """Steps per round: `images_per_round` images (divided by `cost` for slow models)."""
@@ -52,7 +52,7 @@ class Budget:
 QUICK = Budget(images_per_round=640, rounds=3, seeds=4, seed_steps=3, pipeline_steps=10)
 FULL = Budget(
     images_per_round=3840, rounds=7, seeds=8, seed_steps=10, pipeline_steps=60,
-    seed_strategies=("unrolled", "vmap"),
+    seed_strategies=("unrolled", "chained", "vmap"),
 )  # fmt: skip
 
 
@@ -254,6 +254,7 @@ def seeds(budget: Budget) -> tuple[str, dict]:
         "sequential": "lax.map over seeds (one program)",
         "chunked": "lax.map over pairs, vmap within",
         "unrolled": "K single-seed steps side by side in one program",
+        "chained": "K single-seed steps one after another in one program (barriers)",
         "K runs": "K sequential single-seed steps",
     }
     labels = {n: label for n, label in labels.items() if f"{n}_over_K_runs" in fig}

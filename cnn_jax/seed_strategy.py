@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-STRATEGIES = ("vmap", "sequential", "chunked", "unrolled")
+STRATEGIES = ("vmap", "sequential", "chunked", "unrolled", "chained")
 CHUNK = 2
 ENV = "CNN_JAX_SEED_STRATEGY"
 MODES = ("auto", "measure", "rule", *STRATEGIES)
@@ -143,8 +143,12 @@ def apply(strategy: str, train_step: StepFn, eval_step: StepFn) -> tuple[StepFn,
     """The two steps mapped over the seed axis by `strategy` (one of STRATEGIES)."""
     if strategy == "vmap":
         return jax.vmap(train_step), jax.vmap(eval_step, in_axes=(0, None))
-    if strategy == "unrolled":
-        return _unrolled(train_step), _unrolled(eval_step, shared_batch=True)
+    if strategy in ("unrolled", "chained"):
+        chained = strategy == "chained"
+        return (
+            _unrolled(train_step, chained=chained),
+            _unrolled(eval_step, shared_batch=True, chained=chained),
+        )
     chunk = CHUNK if strategy == "chunked" else None
     if strategy not in STRATEGIES:
         raise ValueError(f"{ENV}: {strategy!r} not allowed; allowed: {', '.join(MODES)}")
@@ -158,14 +162,21 @@ def apply(strategy: str, train_step: StepFn, eval_step: StepFn) -> tuple[StepFn,
     return train, evaluate
 
 
-def _unrolled(step: StepFn, shared_batch: bool = False) -> StepFn:
-    """K copies of the single-seed step side by side in one program (a Python loop at trace
-    time): each copy keeps the single-seed convolutions, with no loop around them."""
+def _unrolled(step: StepFn, shared_batch: bool = False, chained: bool = False) -> StepFn:
+    """K copies of the single-seed step in one program (a Python loop at trace time): each
+    copy keeps the single-seed convolutions, with no loop around them. `chained`: copy i + 1's
+    inputs pass through an optimization barrier with copy i's outputs, so the copies run one
+    after another, as K separate calls would, instead of competing for the cores."""
 
     def mapped(state, batch):
         k = jax.tree.leaves(state)[0].shape[0]
         pick = lambda tree, i: jax.tree.map(lambda x: x[i], tree)
-        outs = [step(pick(state, i), batch if shared_batch else pick(batch, i)) for i in range(k)]
+        outs: list[Any] = []
+        for i in range(k):
+            inputs = (pick(state, i), batch if shared_batch else pick(batch, i))
+            if chained and outs:
+                inputs, _ = jax.lax.optimization_barrier((inputs, outs[-1]))
+            outs.append(step(*inputs))
         return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
     return mapped

@@ -105,7 +105,8 @@ def evaluation_phase(config, root: Path, tuning: Mapping[str, Any], size_all: in
     tune_n = parse_size(exp.tune_size)
     rows = []
     for n in [parse_size(s) for s in exp.sizes]:
-        rows += train_cells(config, root, main, n=n, draws=exp.draws, mode="converged", **common)
+        draws = exp.draws if n is not None else exp.draws[:1]  # one 'all': draws would repeat
+        rows += train_cells(config, root, main, n=n, draws=draws, mode="converged", **common)
     for mode in ("1x", "3x"):
         rows += train_cells(
             config, root, main, n=tune_n, draws=exp.budget_draws, mode=mode, **common

@@ -35,17 +35,30 @@ def _variant(name: str) -> str:
     return name.split("_lr")[0]
 
 
+def grid_edges(grid: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any]) -> list[str]:
+    """The grid axes (strength, factor, lr) on which `chosen` sits at the lowest or highest
+    value of a grid with at least 3 values: the optimum may lie outside what was tried."""
+    out = []
+    for axis in ("strength", "factor", "learning_rate"):
+        values = sorted({g.get(axis) for g in grid if g.get(axis) is not None})
+        if len(values) >= 3 and chosen.get(axis) in (values[0], values[-1]):
+            low = chosen[axis] == values[0]
+            out.append(f"{'lr' if axis == 'learning_rate' else axis} {'low' if low else 'high'}")
+    return out
+
+
 def chosen_table(tuning: Mapping[str, Any]) -> str:
-    lines = ["| tuned | strength | x | lr | optimizer | validation acc. | stop epoch |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| tuned | strength | x | lr | optimizer | validation acc. | stop epoch | "
+             "at grid edge |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for key, ch in tuning["chosen"].items():
         name = _setting_name(ch)
         val = next(g for g in tuning["grids"][key] if _setting_name(g) == name)
         s = "-" if ch["strength"] is None else f"{ch['strength']:g}"
         x = "-" if ch.get("factor") is None else f"{ch['factor']:g}"
+        edge = ", ".join(grid_edges(tuning["grids"][key], ch)) or "-"
         lines.append(
             f"| {key} | {s} | {x} | {ch['learning_rate']:g} | {ch['optimizer']} | "
-            f"{100 * val['validation_accuracy']:.2f} | {val['best_epoch']:.0f} |"
+            f"{100 * val['validation_accuracy']:.2f} | {val['best_epoch']:.0f} | {edge} |"
         )
     return "\n".join(lines)
 

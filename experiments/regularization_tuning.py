@@ -75,6 +75,14 @@ def _lrs(exp: ml_collections.ConfigDict, optimizer: str) -> tuple[float, ...]:
     return tuple(exp.learning_rates[optimizer])
 
 
+def strengths_for(exp: ml_collections.ConfigDict, optimizer: str, name: str) -> tuple:
+    """The strength grid of regularizer `name` under `optimizer`: experiment.optimizer_grids.
+    <optimizer>.<name> where set (a decay rate that suits SGD is 10-100x too weak for AdamW),
+    else experiment.grids.<name>."""
+    own = (exp.get("optimizer_grids") or {}).get(optimizer) or {}
+    return tuple(own.get(name, exp.grids.get(name, ())))
+
+
 def tune_all(exp: ml_collections.ConfigDict, train: TrainFn) -> dict[str, Any]:
     """Runs every grid of the study in dependency order; returns the tuning record:
     {"chosen": {key: Setting dict}, "grids": {key: [{setting, validation_*}]}}.
@@ -98,7 +106,7 @@ def tune_all(exp: ml_collections.ConfigDict, train: TrainFn) -> dict[str, Any]:
         key = "baseline" if opt == "adamw" else f"{opt}.baseline"
         run_grid(key, grid("baseline", (), _lrs(exp, opt), opt))
     for name in exp.tune:
-        run_grid(name, grid(name, exp.grids.get(name, ()), _lrs(exp, "adamw")))
+        run_grid(name, grid(name, strengths_for(exp, "adamw", name), _lrs(exp, "adamw")))
     for control in exp.controls:
         opt, name = control.split(".")
         if control in chosen or (opt == "adamw" and name in chosen):
@@ -106,7 +114,7 @@ def tune_all(exp: ml_collections.ConfigDict, train: TrainFn) -> dict[str, Any]:
         lrs = _lrs(exp, opt)
         if not exp.get("controls_tune_lr", True):  # strengths only, at the baseline's rate
             lrs = (chosen["baseline" if opt == "adamw" else f"{opt}.baseline"].learning_rate,)
-        run_grid(control, grid(name, exp.grids.get(name, ()), lrs, opt))
+        run_grid(control, grid(name, strengths_for(exp, opt, name), lrs, opt))
     if "all" in exp.variants:
         missing = [c for c in exp.all_components if c not in chosen and c not in NO_STRENGTH]
         if missing:

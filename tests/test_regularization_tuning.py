@@ -88,6 +88,25 @@ def test_tuning_follows_validation_and_never_sees_test():
     assert all_strengths["dropout"] == 0.5
 
 
+def test_each_optimizer_tunes_decay_over_its_own_grid():
+    """Decoupled decay under AdamW and under momentum differ by ~lr in scale: the momentum
+    control takes experiment.optimizer_grids.momentum, AdamW keeps experiment.grids."""
+    exp = _exp()
+    exp.tune, exp.variants = ("weight_decay",), ("baseline", "weight_decay")
+    exp.controls = ("momentum.weight_decay",)
+    seen = {}
+
+    def fake_train(settings, strengths):
+        seen[(settings[0].optimizer, settings[0].regularizer)] = {s.strength for s in settings}
+        return {s.name: {"validation_accuracy": 0.5, "validation_loss": 1.0} for s in settings}
+
+    tuning.tune_all(exp, fake_train)
+    assert seen[("adamw", "weight_decay")] == set(exp.grids.weight_decay)
+    momentum = set(exp.optimizer_grids.momentum.weight_decay)
+    assert seen[("momentum", "weight_decay")] == momentum != set(exp.grids.weight_decay)
+    assert tuning.strengths_for(exp, "momentum", "l2") == tuple(exp.grids.l2)  # no override
+
+
 def test_cells_draw_subsets_and_set_budgets():
     config = regularization_smoke.get_config()
     exp = config.experiment
@@ -135,3 +154,32 @@ def test_paired_comparison_uses_matched_rows(tmp_path):
     assert out["c"].delta > 0.1 and out["c"].p_value < 1e-3
     with pytest.raises(ValueError, match="share no"):
         analysis._compare(cells, "control", a, ("other", "100", "converged"), margin=0.01)
+
+
+def test_the_whole_train_split_is_trained_once_not_once_per_draw(monkeypatch, tmp_path):
+    """n = 'all' has no subset to draw: the size curve trains it on the first draw only."""
+    from experiments import regularization as reg
+
+    exp = _exp()
+    exp.variants, exp.sizes, exp.draws = ("baseline",), (1000, "all"), (0, 1)
+    config = regularization_base.get_config()
+    config.experiment = exp
+    calls = []
+    monkeypatch.setattr(reg, "train_cells", lambda *a, **kw: calls.append(kw) or [])
+    record = {"chosen": {"baseline": variants.Setting("baseline", None, 3e-3).as_dict()}}
+    exp.controls, exp.literature.variants = (), ()
+    reg.evaluation_phase(config, tmp_path, record, size_all=59000)
+    draws = {kw["n"]: list(kw["draws"]) for kw in calls if kw["mode"] == "converged"}
+    assert draws == {1000: [0, 1], None: [0]}
+
+
+def test_grid_edges_flag_a_choice_at_the_end_of_a_grid():
+    """A strength chosen at the largest of 3 values, or a rate at the lowest, is flagged;
+    the middle of a grid, or an axis with fewer than 3 values, is not."""
+    from experiments.regularization_report import grid_edges
+
+    grid = [{"strength": s, "learning_rate": lr} for s in (0.1, 0.3, 0.7) for lr in (1e-3, 1e-2)]
+    assert grid_edges(grid, {"strength": 0.7, "learning_rate": 1e-3}) == ["strength high"]
+    assert grid_edges(grid, {"strength": 0.3, "learning_rate": 1e-2}) == []
+    grid3 = [dict(g, learning_rate=lr) for g in grid[:1] for lr in (1e-3, 3e-3, 1e-2)]
+    assert grid_edges(grid3, {"strength": 0.1, "learning_rate": 1e-3}) == ["lr low"]

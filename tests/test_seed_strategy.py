@@ -59,7 +59,7 @@ def test_strategies_match_vmap() -> None:
             state, metrics = t(state, batch)
         eval_batch = {k: v[0] for k, v in _batches(1)[0].items()} | {"mask": jnp.ones(B)}
         out[name] = (state.params, state.batch_stats, metrics["loss_sum"], e(state, eval_batch))
-    for strategy in ("sequential", "chunked", "unrolled"):
+    for strategy in ("sequential", "chunked", "unrolled", "chained"):
         jax.tree.map(
             lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
             out["vmap"],
@@ -134,3 +134,15 @@ def test_measure_caches_the_fastest(monkeypatch, tmp_path) -> None:
     cached = seed_strategy.recorded()
     assert cached["source"] == "cached" and cached["strategy"] == measured["strategy"]
     assert cached["images_per_sec"] == speeds
+
+
+def test_chained_orders_the_copies_with_barriers() -> None:
+    """`chained` puts an optimization barrier between consecutive copies (K - 1 of them in
+    the train step), `unrolled` none: the only difference between the two programs."""
+    _, _, train, evaluate, state0 = _tiny()
+    batch = _batches(1)[0]
+    count = {}
+    for name in ("unrolled", "chained"):
+        jaxpr = jax.make_jaxpr(seed_strategy.apply(name, train, evaluate)[0])(state0, batch)
+        count[name] = str(jaxpr).count("optimization_barrier")
+    assert count == {"unrolled": 0, "chained": K - 1}

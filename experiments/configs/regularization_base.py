@@ -34,6 +34,11 @@ def experiment_config() -> ml_collections.ConfigDict:
             "max_norm": (2.0, 3.0, 4.0),
         }
     )
+    # Per-optimizer strength grids where one grid cannot suit both (regularization_tuning):
+    # under SGD + momentum 0.9, decoupled decay w matches L2 c at w = 2c / (1 - 0.9).
+    exp.optimizer_grids = ml_collections.ConfigDict(
+        {"momentum": ml_collections.ConfigDict({"weight_decay": (2e-3, 1e-2, 5e-2)})}
+    )
     # Controls at tune_size, converged: '<optimizer>.<regularizer>' vs that optimizer's baseline.
     exp.controls = ("adamw.pooling", "adamw.strided_wide")
     exp.control_pairs = (("pooling", "adamw.strided_wide"),)  # pooling vs matched-FLOPs strided
