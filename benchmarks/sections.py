@@ -41,7 +41,7 @@ class Budget:
     seed_steps: int
     pipeline_steps: int
     # K-seed strategies timed; the lax.map ones ran at 0.07-0.11x K runs with K = 4 and would
-    # take many minutes at K = 8, so the full budget times the two that can win.
+    # take many minutes at K = 8, so the full budget times the three that can win.
     seed_strategies: tuple[str, ...] = ("vmap", "sequential", "chunked", "unrolled", "chained")
 
     def steps(self, batch: int, cost: float = 1.0) -> int:

@@ -13,6 +13,9 @@ for every strategy, so checkpoints, early stopping and `runs.load_run` do not ca
 - `chunked`: `lax.map(..., batch_size=2)`: vmap over pairs of seeds, pairs in sequence.
 - `unrolled`: K copies of the single-seed step side by side in one program (a trace-time loop):
   the single-seed convolutions, no loop and no grouped convolution; compile time grows with K.
+- `chained`: `unrolled` with an optimization barrier between consecutive copies, so they run
+  one after another as K separate calls would (1.03x K runs vs unrolled 1.00x at K = 8 under
+  load 3.7-4, 2026-12-02; not yet measured quiet, so the rule below still picks `unrolled`).
   XLA's CPU backend runs a convolution inside a `lax.map` loop far slower than outside one:
   `python -m benchmarks.loop seeds --seeds 4 --steps 10 --rounds 3` (mnist_cnn, batch 128,
   2 quiet cores, load 1.0) gave unrolled 1.40x K single-seed runs, vmap 0.23x, sequential

@@ -51,7 +51,7 @@ def grid(
     else:
         if not strengths:
             raise ValueError(
-                f"experiment.grids.{regularizer}: empty; allowed: 3-5 strengths to tune"
+                f"experiment.grids.{regularizer} (or optimizer_grids): empty; allowed: 3-5 values"
             )
         values = [float(s) for s in strengths]
     return [Setting(regularizer, s, float(lr), optimizer) for s in values for lr in learning_rates]
