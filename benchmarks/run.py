@@ -24,8 +24,8 @@ from collections.abc import Callable
 from benchmarks import common, sections, time_to_accuracy
 
 PRESETS = ("mnist_cnn", "lenet5", "resnet_small")
-SECTIONS = ("settings", "presets", "cache", "pooling", "pipeline", "seeds", "profile")
-QUICK_SECTIONS = ("settings", "presets", "pooling", "pipeline", "seeds")  # < 5 min
+SECTIONS = ("settings", "presets", "fence", "cache", "pooling", "pipeline", "seeds", "profile")
+QUICK_SECTIONS = ("settings", "presets", "fence", "pooling", "pipeline", "seeds")  # < 5 min
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
                 ),
             )
         )
+    if "fence" in args.only:
+        title = "Convolution fence (run path, batch 128)"
+        jobs.append((title, lambda: sections.conv_fence(budget)))
     if "cache" in args.only:
         jobs.append(
             ("Persistent compilation cache", lambda: sections.compilation_cache(args.presets))

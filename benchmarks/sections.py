@@ -139,6 +139,26 @@ def settings(budget: Budget, peak: float | None) -> tuple[str, dict]:
     return text + "\n\n" + "\n".join(notes), figures
 
 
+def conv_fence(budget: Budget) -> tuple[str, dict]:
+    """The run path with and without `cnn_jax.conv_fence`, at batch 128, in turns."""
+    table, figures = [], {}
+    for preset in ("resnet_small", "mnist_cnn", "lenet5"):
+        on = Contender("fenced", _jax(preset, MNIST_BATCH), common.run_path_env())
+        off = Contender("unfenced", _jax(preset, MNIST_BATCH, conv_fence=False), on.env)
+        steps = budget.steps(MNIST_BATCH, PRESET_COST.get(preset, 1.0))
+        fenced, unfenced = interleave([on, off], steps, budget.rounds)
+        figures[preset] = ratio(fenced, unfenced)
+        table.append(
+            {
+                "preset": preset,
+                "img/s fenced": fenced.median,
+                "img/s unfenced": unfenced.median,
+                "x unfenced [min, max]": spread(fenced, unfenced),
+            }
+        )
+    return common.markdown_table(table), figures
+
+
 def presets(
     names: list[str], batches: list[int], budget: Budget, peak: float | None, compile: bool
 ) -> tuple[str, dict]:

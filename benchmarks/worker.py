@@ -4,8 +4,9 @@
 
 Spec keys: backend (jax | torch), preset, batch, input_shape, compute_dtype (jax),
 tile_pool (jax, default true: false routes non-overlapping pooling through nn.max_pool /
-nn.avg_pool to measure the tile path), cache_dir (jax: persistent compilation cache there),
-channels_last, compile (torch).
+nn.avg_pool to measure the tile path), conv_fence (jax, default true: false builds
+convolutions without `cnn_jax.conv_fence`, to measure it), cache_dir (jax: persistent
+compilation cache there), channels_last, compile (torch).
 
 Protocol (one JSON object per line): on start-up it prints {"compile_sec",
 "flops_per_example", "rss_mib"}; then each {"steps": n} read from stdin is answered with
@@ -46,6 +47,10 @@ def build(spec: dict):
     if spec["backend"] == "jax":
         if not spec.get("tile_pool", True):
             use_reduce_window_pooling()
+        if not spec.get("conv_fence", True):
+            from cnn_jax import conv_fence
+
+            conv_fence.ENABLED = False
         if spec.get("cache_dir"):
             from cnn_jax import runtime
 

@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnn_jax import conv_fence
 from cnn_jax.layers import (
     Activation,
     Flatten,
@@ -31,8 +32,16 @@ BN_EPSILON = 1e-5
 
 
 def _conv(
-    block: BlockSpec, name: str, dtype: Any, *, kernel_size=None, stride=None, use_bias=None
+    block: BlockSpec,
+    name: str,
+    dtype: Any,
+    *,
+    kernel_size=None,
+    stride=None,
+    use_bias=None,
+    fence: bool = False,
 ) -> nn.Conv:
+    """The block's nn.Conv; `fence`: its input comes from a batch-norm chain (`conv_fence`)."""
     k = block.kernel_size if kernel_size is None else kernel_size
     s = block.stride if stride is None else stride
     return nn.Conv(
@@ -43,6 +52,7 @@ def _conv(
         kernel_dilation=(block.dilation, block.dilation),
         use_bias=block.use_bias if use_bias is None else use_bias,
         dtype=dtype,
+        conv_general_dilated=conv_fence.conv_general_dilated(fence),
         name=name,
     )
 
@@ -74,11 +84,13 @@ class ConvBlock(nn.Module):
 
     spec: BlockSpec
     dtype: Any = jnp.float32  # computation dtype; parameters are always float32
+    fence_input: bool = False  # input made by a batch-norm chain (see cnn_jax.conv_fence)
 
     @nn.compact
     def __call__(self, x_bhwc: jax.Array, *, train: bool) -> tuple[jax.Array, Intermediates]:
         b, inter = self.spec, {}
-        x_bhwc = _conv(b, "conv", self.dtype, use_bias=b.use_bias and not b.batch_norm)(x_bhwc)
+        use_bias = b.use_bias and not b.batch_norm
+        x_bhwc = _conv(b, "conv", self.dtype, use_bias=use_bias, fence=self.fence_input)(x_bhwc)
         inter["conv"] = x_bhwc
         if b.batch_norm:
             x_bhwc = inter["bn"] = _batch_norm(train, "bn", self.dtype)(x_bhwc)
@@ -91,21 +103,31 @@ class ResidualBlock(nn.Module):
 
     spec: BlockSpec
     dtype: Any = jnp.float32
+    fence_input: bool = False
 
     @nn.compact
     def __call__(self, x_bhwc: jax.Array, *, train: bool) -> tuple[jax.Array, Intermediates]:
         b, inter = self.spec, {}
-        y = _conv(b, "conv1", self.dtype, use_bias=False)(x_bhwc)
+        fence = self.fence_input
+        y = _conv(b, "conv1", self.dtype, use_bias=False, fence=fence)(x_bhwc)
         y = _batch_norm(train, "bn1", self.dtype)(y)
         y = inter["act1"] = Activation(b.activation, name="act1")(y)
-        y = _conv(b, "conv2", self.dtype, stride=1, use_bias=False)(y)
+        y = _conv(b, "conv2", self.dtype, stride=1, use_bias=False, fence=True)(y)
         y = _batch_norm(train, "bn2", self.dtype)(y)
         shortcut = x_bhwc
         if b.stride != 1 or x_bhwc.shape[-1] != b.features:
-            shortcut = _conv(b, "shortcut_conv", self.dtype, kernel_size=1, use_bias=False)(x_bhwc)
+            project = _conv(
+                b, "shortcut_conv", self.dtype, kernel_size=1, use_bias=False, fence=fence
+            )
+            shortcut = project(x_bhwc)
             shortcut = _batch_norm(train, "shortcut_bn", self.dtype)(shortcut)
         x_bhwc = inter["act"] = Activation(b.activation, name="act")(y + shortcut)
         return _noise_pool_dropout(b, x_bhwc, train, inter), inter
+
+
+def _ends_in_batch_norm(block: BlockSpec) -> bool:
+    """Whether a block's output is an element-wise chain from batch norm (no pooling after)."""
+    return (block.batch_norm or block.type == "residual") and block.pool == "none"
 
 
 class CNN(nn.Module):
@@ -124,7 +146,9 @@ class CNN(nn.Module):
             x_bhwc = noise(x_bhwc, deterministic=not train)
         for i, block in enumerate(spec.blocks):
             module = ResidualBlock if block.type == "residual" else ConvBlock
-            x_bhwc, block_inter = module(block, dtype, name=f"block{i}")(x_bhwc, train=train)
+            fence = i > 0 and _ends_in_batch_norm(spec.blocks[i - 1])
+            layer = module(block, dtype, fence_input=fence, name=f"block{i}")
+            x_bhwc, block_inter = layer(x_bhwc, train=train)
             inter.update({f"block{i}/{k}": v for k, v in block_inter.items()})
             inter[f"block{i}"] = x_bhwc
         head = spec.head
