@@ -21,10 +21,12 @@ import sys
 import time
 from collections.abc import Callable
 
-from benchmarks import common, sections, time_to_accuracy
+from benchmarks import common, sections, time_to_accuracy, xla_ops
 
 PRESETS = ("mnist_cnn", "lenet5", "resnet_small")
-SECTIONS = ("settings", "presets", "fence", "cache", "pooling", "pipeline", "seeds", "profile")
+SECTIONS = (
+    "settings", "presets", "fence", "cache", "pooling", "pipeline", "seeds", "profile", "ops"
+)  # fmt: skip
 QUICK_SECTIONS = ("settings", "presets", "fence", "pooling", "pipeline", "seeds")  # < 5 min
 
 
@@ -142,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
         jobs.append(("Input pipeline overhead", lambda: sections.pipeline(budget)))
     if "seeds" in args.only:
         jobs.append(("K seeds: strategies vs K runs", lambda: sections.seeds(budget)))
+    if "ops" in args.only:
+        jobs.append(("XLA ops (jax.profiler, run path, batch 128)", xla_ops.section))
     if "profile" in args.only:
         jobs.append(("CPU profile (perf, batch 128)", lambda: sections.cpu_profile(budget)))
     if args.mnist_fast:

@@ -33,3 +33,17 @@ def test_target_row_verdicts() -> None:
     slow = _result("jax run path", [120.0, 125.0, 129.0])
     row = sections._target_row("lenet5", 32, [slow, best], peak=None)
     assert row["torch best eager >= 1.3"] == "missed" and ">= 60% peak" not in row
+
+
+def test_xla_ops_names_kinds_and_output_shapes() -> None:
+    from benchmarks import xla_ops
+
+    assert xla_ops._kind("transpose_copy_fusion.11") == "transpose_copy_fusion"
+    assert xla_ops._kind("convolution") == "convolution"
+    hlo = (
+        "  %transpose_copy_fusion.11 = f32[16,32,32,128]{3,2,1,0} fusion(%a), kind=kLoop\n"
+        "  ROOT %convolution-base-dilated.3 = f32[128,32,32,16]{3,2,1,0} convolution(%b, %c)\n"
+    )
+    shapes = xla_ops._shapes(hlo)
+    assert shapes["transpose_copy_fusion.11"] == "f32[16,32,32,128]"
+    assert shapes["convolution-base-dilated.3"] == "f32[128,32,32,16]"
