@@ -40,9 +40,10 @@ class Budget:
     seeds: int
     seed_steps: int
     pipeline_steps: int
-    # K-seed strategies timed; the lax.map ones ran at 0.07-0.11x K runs with K = 4 and would
-    # take many minutes at K = 8, so the full budget times the three that can win.
-    seed_strategies: tuple[str, ...] = ("vmap", "sequential", "chunked", "unrolled", "chained")
+    # K-seed strategies timed: the three that can win. The lax.map ones ('sequential',
+    # 'chunked') ran at 0.03-0.11x K runs with K = 4, took most of a `--quick` run's 5.6 min,
+    # and would take minutes at K = 8; `python -m benchmarks.loop seeds --strategies` times any.
+    seed_strategies: tuple[str, ...] = ("unrolled", "chained", "vmap")
 
     def steps(self, batch: int, cost: float = 1.0) -> int:
         """Steps per round: `images_per_round` images (divided by `cost` for slow models)."""
@@ -50,10 +51,7 @@ class Budget:
 
 
 QUICK = Budget(images_per_round=640, rounds=3, seeds=4, seed_steps=3, pipeline_steps=10)
-FULL = Budget(
-    images_per_round=3840, rounds=7, seeds=8, seed_steps=10, pipeline_steps=60,
-    seed_strategies=("unrolled", "chained", "vmap"),
-)  # fmt: skip
+FULL = Budget(images_per_round=3840, rounds=7, seeds=8, seed_steps=10, pipeline_steps=60)
 
 
 def _jax(preset: str, batch: int, **spec) -> dict:
