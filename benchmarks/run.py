@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     if "seeds" in args.only:
         jobs.append(("K seeds: strategies vs K runs", lambda: sections.seeds(budget)))
     if "ops" in args.only:
-        jobs.append(("XLA ops (jax.profiler, run path, batch 128)", xla_ops.section))
+        title = "XLA ops (jax.profiler, run path, batch 128)"
+        jobs.append((title, lambda: xla_ops.section(tuple(args.presets))))
     if "profile" in args.only:
         jobs.append(("CPU profile (perf, batch 128)", lambda: sections.cpu_profile(budget)))
     if args.mnist_fast:

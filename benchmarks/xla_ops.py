@@ -77,7 +77,7 @@ def trace_ops(preset: str, batch: int, steps: int) -> dict:
     }
 
 
-def section(presets: tuple[str, ...] = ("mnist_cnn", "lenet5", "resnet_small")) -> tuple[str, dict]:
+def section(presets: tuple[str, ...]) -> tuple[str, dict]:
     """One trace per preset at batch 128 on the run path, in its own process."""
     from benchmarks.interleave import worker_env
 

@@ -12,8 +12,8 @@ and the transpose reads it plainly (4 ms). x / 1 == x exactly in IEEE arithmetic
 and gradients are unchanged.
 
 `models` fences only convolutions whose input is such a chain (after batch norm, no pooling
-between: resnet_small, 1.18x per step in the report; no effect on mnist_cnn, and a small loss
-on lenet5, whose inputs come from pooling, when applied there), and only on the CPU backend
+between: resnet_small, the "Convolution fence" table in benchmarks/REPORT.md; fencing lenet5,
+whose inputs come from pooling, measured a small loss), and only on the CPU backend
 (`enabled()`); elsewhere this is `lax.conv_general_dilated`.
 """
 
