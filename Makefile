@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 WORKDIR ?= runs/digits/$(shell date +%Y%m%d-%H%M%S)
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
-# Debian's tcmalloc: the run path preloads it when present (cnn_jax/runtime.py). Installed only
+# Debian's tcmalloc: the run path preloads it when present (cnn_jax/system/runtime.py). Installed only
 # as root and never fatal: without it everything runs on glibc's malloc, slower.
 TCMALLOC_PKG := libtcmalloc-minimal4
 
@@ -51,7 +51,7 @@ bench: $(STAMP)
 
 # README result blocks regenerated from results/ (never typed by hand); `--check` is a test.
 readme: $(STAMP)
-	$(PY) -m cnn_jax.readme_results
+	$(PY) -m cnn_jax.runs.readme_blocks
 
 # On a GPU machine: accelerator builds of jax and torch, device tests, benchmarks/REPORT_gpu.md.
 bench-gpu:

@@ -41,7 +41,7 @@ def first_existing(paths: Sequence[str]) -> str | None:
 
 
 def tcmalloc_path() -> str | None:
-    from cnn_jax import runtime
+    from cnn_jax.system import runtime
 
     return runtime.tcmalloc_path()
 
@@ -88,7 +88,7 @@ def machine_description() -> dict[str, Any]:
     flags = cpu_flags()
     simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    from cnn_jax import runtime
+    from cnn_jax.system import runtime
 
     return {
         "cpu": cpu_model(),
@@ -179,7 +179,8 @@ def build_jax_step(
     """Builds, compiles (timed) and warms the project's train step for `preset`."""
     import jax
 
-    from cnn_jax import model_spec, models, optim, steps, summary
+    from cnn_jax import optim, steps
+    from cnn_jax.nn import model_spec, models, summary
 
     shape = tuple(input_shape or PRESET_INPUTS[preset])
     spec = model_spec.PRESETS[preset](num_classes=10)
@@ -261,9 +262,9 @@ def run_module(module: str, args: Sequence[str], env: dict[str, str] | None = No
 
 
 def run_path_env(tcmalloc: bool = True, xla_flags: bool = True) -> dict[str, str]:
-    """The process-start settings the project's run path applies (see cnn_jax/runtime.py):
+    """The process-start settings the project's run path applies (see cnn_jax/system/runtime.py):
     tcmalloc preloaded when installed, and runtime's default XLA flags."""
-    from cnn_jax import runtime
+    from cnn_jax.system import runtime
 
     env = {}
     if tcmalloc and tcmalloc_path():

@@ -156,7 +156,7 @@ def jax_speed(batch: int, dtype: str, steps: int, rounds: int) -> dict:
 
 def torch_speed(batch: int, steps: int, rounds: int, **kw) -> dict:
     from benchmarks.torch_model import build_torch_step
-    from cnn_jax import model_spec, models, summary
+    from cnn_jax.nn import model_spec, models, summary
 
     spec = model_spec.PRESETS["resnet_small"](num_classes=10)
     flops = 3.0 * summary.summary(models.CNN(spec), SHAPE).total_flops

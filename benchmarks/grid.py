@@ -1,8 +1,8 @@
-"""A tuning grid as separate programs vs one grid unit (`cnn_jax.grid`), end to end.
+"""A tuning grid as separate programs vs one grid unit (`cnn_jax.config.grid`), end to end.
 
     python -m benchmarks.grid [--rounds 2] [--epochs 10] [--report benchmarks/REPORT_grid.md]
 
-The cell is the regularizer study's tuning cell (experiments/configs/regularization_base.py):
+The cell is the regularizer study's tuning cell (experiments/regularization/configs/base.py):
 the strided MNIST CNN on 1,000 MNIST training images (batch 50, 20 steps per epoch), decoupled
 weight decay over 3 strengths x 3 AdamW rates, one seed: 9 settings. `separate` trains them
 through `sweep.run_sweep` as 9 programs; `grid` as one 9-member program (`vmap_grids=True`).
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from benchmarks import common
 from benchmarks.loop import mnist_prepared
-from cnn_jax.sweep import run_sweep
-from experiments.configs import regularization_base
+from cnn_jax.runs.sweep import run_sweep
+from experiments.regularization.configs import base
 
 RATES = (1e-3, 3e-3, 1e-2)
 DECAYS = (0.05, 0.3, 1.5)
@@ -33,7 +33,7 @@ def cell_configs(epochs: int) -> dict:
     out = {}
     for lr in RATES:
         for wd in DECAYS:
-            config = regularization_base.get_config()
+            config = base.get_config()
             config.dataset.name = "mnist"
             config.train.num_epochs = epochs
             config.train.eval_train_at_end = False

@@ -137,7 +137,8 @@ def seeds(
 
     import numpy as np
 
-    from cnn_jax import parallel, run_setup, seed_strategy
+    from cnn_jax import run_setup, seed_strategy
+    from cnn_jax.system import parallel
 
     single = run_setup.build(mnist_config(preset, batch, dataset="digits"))
     multi, first_step_sec = {}, {}
@@ -191,7 +192,7 @@ def pool(batch: int, steps: int, rounds: int) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from cnn_jax import layers
+    from cnn_jax.nn import layers
 
     x_bhwc = jnp.asarray(np.random.default_rng(0).normal(size=(batch, 28, 28, 32)), jnp.float32)
 

@@ -20,11 +20,11 @@ MNIST_BATCH = 128
 PRESET_COST = {"resnet_small": 3.0}  # ~3x mnist_cnn's FLOPs per image: fewer images per round
 SMOKE_RUNS = (  # (experiment module, its smoke config)
     ("experiments.train", "experiments/configs/smoke.py"),
-    ("experiments.activations", "experiments/configs/activations_smoke.py"),
-    ("experiments.hyperparameters", "experiments/configs/hyperparameters_smoke.py"),
-    ("experiments.regularization", "experiments/configs/regularization_smoke.py"),
-    ("experiments.translation_invariance", "experiments/configs/invariance_smoke.py"),
-    ("experiments.feature_maps", "experiments/configs/feature_maps.py"),
+    ("experiments.anatomy.activations", "experiments/anatomy/configs/activations_smoke.py"),
+    ("experiments.anatomy.hyperparameters", "experiments/anatomy/configs/hyperparameters_smoke.py"),
+    ("experiments.regularization.main", "experiments/regularization/configs/smoke.py"),
+    ("experiments.invariance.main", "experiments/invariance/configs/smoke.py"),
+    ("experiments.anatomy.feature_maps", "experiments/anatomy/configs/feature_maps.py"),
 )
 
 
@@ -138,7 +138,7 @@ def settings(budget: Budget, peak: float | None) -> tuple[str, dict]:
 
 
 def conv_fence(budget: Budget) -> tuple[str, dict]:
-    """The run path with and without `cnn_jax.conv_fence`, at batch 128, in turns."""
+    """The run path with and without `cnn_jax.nn.conv_fence`, at batch 128, in turns."""
     table, figures = [], {}
     for preset in ("resnet_small", "mnist_cnn"):
         on = Contender("fenced", _jax(preset, MNIST_BATCH), common.run_path_env())

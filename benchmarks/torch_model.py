@@ -1,12 +1,12 @@
 """PyTorch twins of the project's CNNs, built from the same `ModelSpec`, and their train step.
 
-`TorchCNN(spec, input_shape)` mirrors `cnn_jax.models.CNN` layer for layer (conv blocks,
+`TorchCNN(spec, input_shape)` mirrors `cnn_jax.nn.models.CNN` layer for layer (conv blocks,
 basic residual blocks, max/avg pooling, batch norm, flatten or global-average head, hidden
 dense layers) with XLA's padding: 'SAME' pads (total // 2, rest), which for stride 2 is
 asymmetric, so the model pads explicitly instead of using Conv2d's symmetric padding. The
 flatten head flattens in HWC order like the JAX model. `copy_flax_variables` copies a Flax
 model's params and batch statistics in, so the logits can be checked equal
-(tests/test_torch_twin.py). The train step does the JAX step's work: normalise uint8 images,
+(tests/e2e/test_torch_twin.py). The train step does the JAX step's work: normalise uint8 images,
 forward, cross-entropy, backward, global gradient norm, AdamW, correct count.
 
 PyTorch is an optional benchmark-only dependency (`pip install torch==2.13.0`, CPU wheel).
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from cnn_jax import layers
-from cnn_jax.model_spec import BlockSpec, ModelSpec
+from cnn_jax.nn import layers
+from cnn_jax.nn.model_spec import BlockSpec, ModelSpec
 
 MEAN, STD = 0.5, 0.25
 BN_MOMENTUM = 0.1  # torch's convention: flax momentum 0.9 keeps 90% of the old statistic
@@ -150,7 +150,7 @@ def torch_cnn(spec: ModelSpec, input_shape: tuple[int, int, int]):
 
 
 def copy_flax_variables(model, variables: Mapping[str, Any]) -> None:
-    """Copies Flax {'params', 'batch_stats'} of `cnn_jax.models.CNN` into a TorchCNN."""
+    """Copies Flax {'params', 'batch_stats'} of `cnn_jax.nn.models.CNN` into a TorchCNN."""
     import torch
 
     params, stats = variables["params"], variables.get("batch_stats", {})

@@ -5,7 +5,7 @@
 Spec keys: backend (jax | torch), preset, batch, input_shape, compute_dtype (jax),
 tile_pool (jax, default true: false routes non-overlapping pooling through nn.max_pool /
 nn.avg_pool to measure the tile path), conv_fence (jax, default true: false builds
-convolutions without `cnn_jax.conv_fence`, to measure it), cache_dir (jax: persistent
+convolutions without `cnn_jax.nn.conv_fence`, to measure it), cache_dir (jax: persistent
 compilation cache there), channels_last, compile (torch).
 
 Protocol (one JSON object per line): on start-up it prints {"compile_sec",
@@ -30,7 +30,7 @@ def use_reduce_window_pooling() -> None:
     """Routes `layers.tile_pool` to Flax's reduce_window pooling (the path before tiles)."""
     import flax.linen as nn
 
-    from cnn_jax import layers
+    from cnn_jax.nn import layers
 
     def reduce_window_pool(x_bhwc, window: int, kind: str):
         pool = nn.max_pool if kind == "max" else nn.avg_pool
@@ -48,18 +48,18 @@ def build(spec: dict):
         if not spec.get("tile_pool", True):
             use_reduce_window_pooling()
         if not spec.get("conv_fence", True):
-            from cnn_jax import conv_fence
+            from cnn_jax.nn import conv_fence
 
             conv_fence.ENABLED = False
         if spec.get("cache_dir"):
-            from cnn_jax import runtime
+            from cnn_jax.system import runtime
 
             runtime.enable_compilation_cache(spec["cache_dir"])
         step = common.build_jax_step(preset, batch, shape, compute_dtype=spec.get("compute_dtype"))
         return step, step.compile_sec, step.train_flops_per_example
     if spec["backend"] == "torch":
         from benchmarks.torch_model import build_torch_step
-        from cnn_jax import model_spec, models, summary
+        from cnn_jax.nn import model_spec, models, summary
 
         model_def = model_spec.PRESETS[preset](num_classes=10)
         step = build_torch_step(

@@ -3,7 +3,7 @@ its thunk events (one per fusion, convolution, YNNPACK call, ...) summed per op 
 
 `perf` (benchmarks/profile.py) names the library and kernel; this names the HLO op and its
 output shape, which is what a fix in the model or in XLA flags acts on (it found the
-batch-norm chain re-fused into a weight-gradient transpose that `cnn_jax.conv_fence` stops).
+batch-norm chain re-fused into a weight-gradient transpose that `cnn_jax.nn.conv_fence` stops).
 Tracing slows each step by ~25%, so shares are the figures to read, and they are indicative:
 the thunk events cover about half of a traced step's wall time here (both are printed), the
 rest being thunks XLA runs asynchronously on its intra-op pool (convolutions, dots, loop

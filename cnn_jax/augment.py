@@ -28,9 +28,33 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from cnn_jax.config_spec import AugmentSpec
+from cnn_jax.config.checks import check_keys, parse, plain_or_self
 
 AugmentFn = Callable[[jax.Array, jax.Array], jax.Array]  # (rng, x_bhwc) -> x_bhwc
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentSpec:
+    """The `augment` section: every augmentation off by default (see cnn_jax/augment.py)."""
+
+    rotation_degrees: float = 0.0
+    scale_min: float = 1.0
+    scale_max: float = 1.0
+    flip: bool = False  # a mirrored digit is another symbol: off unless asked for
+    crop_padding: int = 0
+    translate: float = 0.0  # a continuous shift in pixels (an int is accepted too)
+
+    @property
+    def is_identity(self) -> bool:
+        """True when every augmentation is off (the train step then skips augmenting)."""
+        return self == AugmentSpec()
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | Any | None) -> AugmentSpec:
+        """Validates the section (None: every augmentation off) and types it."""
+        values = None if section is None else plain_or_self(section)
+        return parse(cls, values, check_augment)
+
 
 # The fields and their defaults (every augmentation off) are `config_spec.AugmentSpec`'s.
 _DEFAULTS: dict[str, Any] = dataclasses.asdict(AugmentSpec())
@@ -151,3 +175,12 @@ def make_augment_fn(cfg: AugmentSpec | Mapping[str, Any] | None) -> AugmentFn | 
         return jax.vmap(affine_warp)(x_bhwc, angle, scale, flip, shift_yx).astype(x_bhwc.dtype)
 
     return augment
+
+
+def check_augment(cfg: Mapping[str, Any] | None) -> None:
+    if cfg is None:
+        return
+    if not isinstance(cfg, Mapping):
+        raise ValueError(f"augment: {cfg!r}; allowed: a config section")
+    check_keys("augment", cfg, AUGMENT_KEYS)
+    validate_augment_config(dict(cfg))

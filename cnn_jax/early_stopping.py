@@ -7,6 +7,7 @@ dict of arrays so it is checkpointed with the run and a resumed run stops at the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,10 +16,27 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnn_jax import metrics
-from cnn_jax.config_spec import EarlyStoppingSpec
-from cnn_jax.layers import check_choice
+from cnn_jax.config.checks import check_choice, check_int, check_keys, is_real, parse, plain_or_self
 
 METRICS = metrics.EARLY_STOPPING  # the logged metrics with a direction (`metrics.LOGGED`)
+
+EARLY_STOPPING_KEYS = ("enabled", "metric", "patience", "min_delta")
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStoppingSpec:
+    """The `early_stopping` section: off by default; see cnn_jax/early_stopping.py."""
+
+    enabled: bool = False
+    metric: str = "accuracy"  # on the validation split; or "loss"
+    patience: int = 5  # evaluations in a row without improvement
+    min_delta: float = 0.0  # an improvement beats the best by more than this
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | Any | None) -> EarlyStoppingSpec:
+        """Validates the section (None: disabled) and types it."""
+        values = None if section is None else plain_or_self(section)
+        return parse(cls, values, check_early_stopping)
 
 
 class EarlyStopping:
@@ -89,3 +107,23 @@ def select_where(mask: jax.Array, new: Any, old: Any) -> Any:
         return jnp.where(m, n, o)
 
     return jax.tree.map(pick, new, old)
+
+
+def check_early_stopping(cfg: Mapping[str, Any] | None) -> None:
+    if cfg is None:
+        return
+    if not isinstance(cfg, Mapping):
+        raise ValueError(f"early_stopping: {cfg!r}; allowed: a config section")
+    check_keys("early_stopping", cfg, EARLY_STOPPING_KEYS)
+    if not isinstance(cfg.get("enabled", False), bool):
+        raise ValueError(f"early_stopping.enabled: {cfg['enabled']!r}; allowed: True, False")
+    check_int("early_stopping.patience", cfg.get("patience", 5), minimum=1)
+    if not is_real(cfg.get("min_delta", 0.0)):
+        raise ValueError(f"early_stopping.min_delta: {cfg['min_delta']!r}; allowed: >= 0")
+    defaults = EarlyStoppingSpec()
+    EarlyStopping(  # its own checks (metric, min_delta >= 0)
+        cfg.get("metric", defaults.metric),
+        int(cfg.get("patience", defaults.patience)),
+        float(cfg.get("min_delta", defaults.min_delta)),
+        num_seeds=1,
+    )

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from cnn_jax import parallel
+from cnn_jax.system import parallel
 
 Batch = dict[str, np.ndarray]
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from optax.projections import projection_l2_ball
 
-from cnn_jax.config_spec import OptimSpec
-from cnn_jax.layers import check_choice
+from cnn_jax.config.checks import as_dict, check_choice, check_keys, is_real, parse
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
@@ -137,7 +137,7 @@ def make_optimizer(
     """`config.optim` (an `OptimSpec`, or a raw section: see `optim_spec`) -> (optax chain,
     schedule). See the module docstring.
 
-    `member`: a grid member's values (`cnn_jax.grid`; numbers or traced scalars), keyed
+    `member`: a grid member's values (`cnn_jax.config.grid`; numbers or traced scalars), keyed
     `lr_scale` (a factor on the schedule: every schedule is linear in its peak rate) and
     `weight_decay`. A member's weight decay is always in the chain, so every member's
     optimizer state has the same structure."""
@@ -183,3 +183,55 @@ def max_norm(max_value: float) -> optax.GradientTransformation:
         return jax.tree.map(project, params, updates, kernel_mask(params)), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # the step computes in float32
+
+
+_OPTIM_STRINGS = ("name", "schedule")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimSpec:
+    """The `optim` section (see cnn_jax/optim.py for the chain these fields build)."""
+
+    name: str = "adamw"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9  # momentum and nesterov only
+    b1: float = 0.9  # adam and adamw only
+    b2: float = 0.999
+    eps: float = 1e-8
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0  # warmup_cosine only
+    end_lr_factor: float = 0.0  # the final learning rate / learning_rate (cosine schedules)
+    grad_clip_norm: float = 0.0  # 0: no clipping
+    weight_decay: float = 0.0  # decoupled, kernels only
+    l1: float = 0.0  # in-loss penalties, kernels only
+    l2: float = 0.0
+    allow_l2_with_weight_decay: bool = False
+    max_norm: float = 0.0  # 0: no max-norm constraint
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | Any) -> OptimSpec:
+        """Validates the section (one ValueError line per bad field) and types it."""
+        return parse(cls, as_dict(section), check_optim)
+
+
+def check_optim(optim: Mapping[str, Any]) -> None:
+    check_keys("optim", optim, OPTIM_KEYS)
+    for key, value in optim.items():
+        if key in _OPTIM_STRINGS or key == "allow_l2_with_weight_decay":
+            continue
+        if not is_real(value) or not abs(value) <= _FLOAT32_MAX:  # NaN fails too
+            raise ValueError(
+                f"optim.{key}: {value!r} not allowed; allowed: a finite float32 number"
+            )
+    for key in _OPTIM_STRINGS:
+        if key in optim and not isinstance(optim[key], str):
+            raise ValueError(f"optim.{key}: {optim[key]!r} not allowed; allowed: a name")
+    validate_optim_config(optim)
+    for key in ("b1", "b2"):
+        if key in optim and not 0 <= optim[key] < 1:
+            raise ValueError(f"optim.{key}: {optim[key]!r} not allowed; allowed: 0 <= {key} < 1")
+    if "eps" in optim and not optim["eps"] > 0:
+        raise ValueError(f"optim.eps: {optim['eps']!r} not allowed; allowed: > 0")

@@ -20,9 +20,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from cnn_jax import grid, identity, metrics, predictions, seed_strategy
+from cnn_jax import metrics, seed_strategy
+from cnn_jax.config import grid, identity
 from cnn_jax.early_stopping import EarlyStopping
-from cnn_jax.results import atomic_write_json, git_revision, read_json
+from cnn_jax.outputs import predictions
+from cnn_jax.outputs.writers import atomic_write_json, git_revision, read_json
 
 PREDICTED_SPLITS = ("validation", "test")
 

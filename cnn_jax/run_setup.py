@@ -20,14 +20,18 @@ import ml_collections
 import optax
 from jax.sharding import Mesh
 
-from cnn_jax import augment, config_spec, datasets, input_pipeline, parallel, seed_strategy, steps
-from cnn_jax import grid as grid_members
+from cnn_jax import augment, datasets, input_pipeline, seed_strategy, steps
 from cnn_jax import metrics as declared_metrics
-from cnn_jax.config_spec import AugmentSpec, DatasetSpec, EarlyStoppingSpec, OptimSpec, TrainSpec
-from cnn_jax.grid import GridSpec
-from cnn_jax.model_spec import ModelSpec, spec_from_config
-from cnn_jax.models import CNN
-from cnn_jax.optim import make_optimizer
+from cnn_jax.augment import AugmentSpec
+from cnn_jax.config import grid as grid_members
+from cnn_jax.config import specs
+from cnn_jax.config.grid import GridSpec
+from cnn_jax.config.specs import DatasetSpec, TrainSpec
+from cnn_jax.early_stopping import EarlyStoppingSpec
+from cnn_jax.nn.model_spec import ModelSpec, spec_from_config
+from cnn_jax.nn.models import CNN
+from cnn_jax.optim import OptimSpec, make_optimizer
+from cnn_jax.system import parallel
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
@@ -55,7 +59,7 @@ class RunSetup:
     augment: AugmentSpec | None = None
     early_stopping: EarlyStoppingSpec | None = None
     cost_extra: str = ""  # `seed_strategy.cost_extra` of the config (keys the seed strategy)
-    grid: GridSpec | None = None  # hyperparameter grid points as members (`cnn_jax.grid`)
+    grid: GridSpec | None = None  # hyperparameter grid points as members (`cnn_jax.config.grid`)
     lr_scale: tuple[float, ...] = ()  # per member: its rate / the configured rate (grid)
     _window: Any = dataclasses.field(default=None, repr=False)
 
@@ -173,7 +177,7 @@ def budget_epochs(train_cfg: Any) -> int:
 
     The budget factor (issue 10) scales a study's training budget (1x, 3x) without editing
     its configs; early-stopping patience stays counted in evaluations."""
-    return config_spec.budget_epochs(train_cfg.num_epochs, train_cfg.get("budget_factor", 1.0))
+    return specs.budget_epochs(train_cfg.num_epochs, train_cfg.get("budget_factor", 1.0))
 
 
 def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = None) -> RunSetup:

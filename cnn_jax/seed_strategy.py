@@ -57,7 +57,7 @@ CACHE_ENV = "CNN_JAX_SEED_STRATEGY_CACHE"
 MEASURE_STEPS, MEASURE_ROUNDS = 2, 3
 
 if TYPE_CHECKING:
-    from cnn_jax.config_spec import TrainSpec
+    from cnn_jax.config.specs import TrainSpec
 
 StepFn = Callable[..., Any]
 

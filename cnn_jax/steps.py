@@ -20,9 +20,9 @@ from flax import struct
 from jax.sharding import Mesh
 
 from cnn_jax import metrics as declared_metrics
-from cnn_jax import parallel
-from cnn_jax.models import init_variables
+from cnn_jax.nn.models import init_variables
 from cnn_jax.optim import weight_penalty
+from cnn_jax.system import parallel
 
 Metrics = dict[str, jax.Array]
 NO_STEP = declared_metrics.NO_STEP  # "no non-finite step seen"
@@ -99,7 +99,7 @@ def make_train_step(
 ) -> Callable[[TrainState, dict[str, jax.Array]], tuple[TrainState, Metrics]]:
     """Returns the pure function (state, batch) -> (new state, metric sums).
 
-    A grid member's batch carries its values under `hparams` (`cnn_jax.grid`): its `l1` and
+    A grid member's batch carries its values under `hparams` (`cnn_jax.config.grid`): its `l1` and
     `l2` replace the configured ones, and `member_tx(hparams)` is its optimizer."""
 
     def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, Metrics]:
@@ -150,7 +150,7 @@ def make_eval_step(
 ) -> Callable[[TrainState, dict[str, jax.Array]], tuple[Metrics, Metrics]]:
     """Returns the pure function (state, batch with 'mask') -> (metric sums, per-example
     outputs), in eval mode. Per example: `top1` [B] int32 and `p_correct` [B] float32
-    (softmax probability of the true class), for `cnn_jax.predictions`; they stay on the
+    (softmax probability of the true class), for `cnn_jax.outputs.predictions`; they stay on the
     device until the whole split is done, so no extra host sync per batch."""
 
     def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[Metrics, Metrics]:

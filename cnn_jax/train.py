@@ -7,7 +7,7 @@ early stopping), evaluates on the test split at the end, and writes config.json,
 metrics.jsonl, TensorBoard events, checkpoints, results.json and per-image predictions
 (`run_results`).
 
-Identity (`cnn_jax.identity`): a workdir trained with other settings is refused with one
+Identity (`cnn_jax.config.identity`): a workdir trained with other settings is refused with one
 line naming the fields (unless `train.overwrite`), and a finished run is returned as it is,
 nothing rewritten. One process per workdir (`workdir_lock`).
 Robustness: SIGTERM/SIGINT save a checkpoint and raise `Preempted`; a NaN/Inf loss or
@@ -27,17 +27,18 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from cnn_jax import identity, input_pipeline, run_results, steps
-from cnn_jax.checkpoint import Checkpointer, training_carry
-from cnn_jax.config_spec import TrainSpec
+from cnn_jax import input_pipeline, run_results, steps
+from cnn_jax.config import identity
+from cnn_jax.config.specs import TrainSpec
 from cnn_jax.config_validation import validate_config
 from cnn_jax.datasets import Split
 from cnn_jax.early_stopping import EarlyStopping, select_where
-from cnn_jax.preemption import NonFiniteError, Preempted, PreemptionGuard
-from cnn_jax.results import MetricsWriter, atomic_write_json, hparams_of
+from cnn_jax.nn.summary import summary
+from cnn_jax.outputs.writers import MetricsWriter, atomic_write_json, hparams_of
 from cnn_jax.run_setup import RunSetup, build
-from cnn_jax.summary import summary
-from cnn_jax.workdir_lock import WorkdirLock
+from cnn_jax.system.checkpoint import Checkpointer, training_carry
+from cnn_jax.system.preemption import NonFiniteError, Preempted, PreemptionGuard
+from cnn_jax.system.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
 

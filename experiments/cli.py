@@ -3,7 +3,7 @@
 Bad input (a config error, a missing dataset, a read-only or full disk, a busy workdir)
 ends the program with one clear line on stderr and exit status 2, not a traceback;
 `--debug` shows the traceback instead. `--config=FILE` and `--config.<field>=<value>` are
-read by `cnn_jax.config_cli` (one-line errors, optional fields settable), `--help` lists
+read by `experiments.config_cli` (one-line errors, optional fields settable), `--help` lists
 the flags and the config's fields.
 """
 
@@ -23,9 +23,10 @@ import ml_collections
 from absl import app, flags
 from absl import logging as absl_logging
 
-from cnn_jax import config_cli, parallel, runtime
-from cnn_jax.launch import UnitsFailed
-from cnn_jax.preemption import NonFiniteError, Preempted
+from cnn_jax.runs.launch import UnitsFailed
+from cnn_jax.system import parallel, runtime
+from cnn_jax.system.preemption import NonFiniteError, Preempted
+from experiments import config_cli
 
 from . import config_files
 
@@ -71,7 +72,7 @@ def setup() -> None:
     """Speed defaults, logging and optional multi-process start-up; call first in every main().
 
     Re-executes the command once with tcmalloc preloaded when it is installed, then sets the
-    XLA CPU flags and the persistent compilation cache (`cnn_jax.runtime`; CNN_JAX_FAST=0
+    XLA CPU flags and the persistent compilation cache (`cnn_jax.system.runtime`; CNN_JAX_FAST=0
     turns all of it off).
     """
     runtime.preload_allocator()
@@ -152,7 +153,7 @@ def main(
     """The whole `if __name__ == "__main__":` of an experiment module.
 
     Reads `--config=FILE` (default `default_config`) and its `--config.<field>=<value>`
-    overrides (`cnn_jax.config_cli`), then runs `run(config, workdir)` with `run_guarded`'s
+    overrides (`experiments.config_cli`), then runs `run(config, workdir)` with `run_guarded`'s
     exit codes. `--help` prints the flags and the config's fields.
     """
     argv = list(sys.argv if argv is None else argv)

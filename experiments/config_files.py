@@ -1,22 +1,33 @@
 """`--config` values: a config file's path, or the name of a config shipped in the package.
 
-`--config=digits` (or `digits.py`, or the repository path `experiments/configs/digits.py`
-given from another directory) is the packaged `configs/digits.py`, so the installed
-commands work from anywhere; any other value is a path. `cnn_jax.config_cli.load_file`
+General configs live in `configs/` and are named by their stem (`--config=digits`); each
+study's configs live in `<study>/configs/` and are named `<study>/<stem>`
+(`--config=invariance/mnist`). A repository path given from another directory
+(`experiments/invariance/configs/mnist.py`) also names the packaged file, so the installed
+commands work from anywhere; any other value is a path. `experiments.config_cli.load_file`
 imports the file as a module of its package, so `from . import base` works in both the
-repository (`experiments.configs`) and an installed wheel (`cnn_jax.experiments.configs`).
+repository (`experiments...`) and an installed wheel (`cnn_jax.experiments...`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+EXPERIMENTS_DIR = Path(__file__).resolve().parent
+CONFIGS_DIR = EXPERIMENTS_DIR / "configs"
+
+
+def _packaged() -> dict[str, Path]:
+    """Name -> file of every packaged config: `stem` (general), `<study>/<stem>` (a study's)."""
+    found = {p.stem: p for p in CONFIGS_DIR.glob("*.py")}
+    for path in EXPERIMENTS_DIR.glob("*/configs/*.py"):
+        found[f"{path.parent.parent.name}/{path.stem}"] = path
+    return {name: path for name, path in found.items() if not Path(name).name.startswith("_")}
 
 
 def names() -> list[str]:
     """The packaged configs' names (`--config=<name>`)."""
-    return sorted(p.stem for p in CONFIGS_DIR.glob("*.py") if not p.stem.startswith("_"))
+    return sorted(_packaged())
 
 
 def resolve(value: str) -> Path:
@@ -25,9 +36,13 @@ def resolve(value: str) -> Path:
     path = Path(value).expanduser()
     if path.is_file():
         return path
-    packaged = len(path.parts) == 1 or path.parts[-2:-1] == ("configs",)
-    candidate = CONFIGS_DIR / (path.name if path.suffix == ".py" else f"{path.name}.py")
-    if packaged and candidate.is_file():
+    parts = path.with_suffix("").parts if path.suffix == ".py" else path.parts
+    if "configs" in parts:  # a repository path: [..., <study>,] configs, <stem>
+        i = len(parts) - 1 - parts[::-1].index("configs")
+        study = parts[i - 1] if i >= 1 and parts[i - 1] != "experiments" else None
+        parts = (study, *parts[i + 1 :]) if study else parts[i + 1 :]
+    candidate = _packaged().get("/".join(parts))
+    if candidate is not None:
         return candidate
     raise ValueError(
         f"--config: {value!r} is neither a file nor a packaged config; allowed: a path to a "

@@ -55,7 +55,7 @@ run "$PY" -c "import jax, sys; sys.exit(jax.default_backend() == 'cpu' and 'jax 
 if [ -z "${SKIP_TESTS:-}" ]; then
   # On the device: train/eval steps, bf16 mixed precision, K-seed strategies, the PyTorch twins.
   run env CNN_JAX_SEED_STRATEGY_CACHE="$(mktemp -d)/s.json" "$PY" -m pytest -q -p no:xdist \
-    tests/test_steps.py tests/test_mixed_precision.py tests/test_seed_strategy.py tests/test_torch_twin.py
+    tests/core/test_steps.py tests/core/test_mixed_precision.py tests/core/test_seed_strategy.py tests/e2e/test_torch_twin.py
 fi
 # Device checks (sharded step on all devices, bf16, donation, no per-step host sync) and the
 # benchmark; exits 1 if a check failed (the report is written either way).

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from cnn_jax import augment, launch
+from cnn_jax import augment
+from cnn_jax.config import launcher
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -70,5 +71,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.quiet = False
     config.train.overwrite = False  # True: discard a run trained with other settings in --workdir
 
-    config.launcher = launch.default_config()  # where sweeps train: here, or on SLURM
+    config.launcher = launcher.default_config()  # where sweeps train: here, or on SLURM
     return config

@@ -1,0 +1,74 @@
+"""Load a trained run back from its workdir for analysis (invariance, feature maps, ...).
+
+The run is rebuilt from its config.json through the same `run_setup.build` the trainer
+used, and its latest checkpoint restored. For a K-seed (vmapped) run, `seed_index` picks
+one seed; the per-seed dirs `workdir/seed_<s>/` of such a run load too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+
+from cnn_jax import datasets
+from cnn_jax.config import identity
+from cnn_jax.system.checkpoint import Checkpointer, training_carry
+from cnn_jax.early_stopping import EarlyStopping
+from cnn_jax.nn.model_spec import ModelSpec
+from cnn_jax.nn.models import CNN
+from cnn_jax.outputs.writers import read_json
+from cnn_jax.run_setup import build
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """A trained model ready for `model.apply(variables, x, train=False)`."""
+
+    config: ml_collections.ConfigDict
+    spec: ModelSpec
+    model: CNN
+    variables: dict[str, Any]  # {'params', 'batch_stats'} of one seed
+    dataset: datasets.Dataset
+    step: int
+
+
+def load_run(run_dir: str | Path, seed_index: int | None = None) -> LoadedRun:
+    """Rebuilds model and dataset from `run_dir/config.json` and restores the latest checkpoint.
+
+    Early-stopped runs return their best parameters, as the trainer's final evaluation did.
+    """
+    run_dir = Path(run_dir)
+    results_path = run_dir / "results.json"
+    if results_path.exists() and "vmapped_parent" in (results := read_json(results_path)):
+        return load_run(run_dir / results["vmapped_parent"], results["seed_index"])
+    if not (run_dir / "config.json").exists():
+        raise FileNotFoundError(f"run_dir: no config.json in {run_dir}; is it a training workdir?")
+    config = ml_collections.ConfigDict(identity.stored_config(run_dir))
+    run = build(config)
+    early = EarlyStopping.from_config(run.early_stopping, run.num_seeds)
+    early_state = None if early is None else early.state
+    carry = training_carry(run.init_state(), run.empty_window(), early_state)
+    ckpt = Checkpointer(run_dir / "checkpoints", save_every_steps=1, fingerprint=run.fingerprint())
+    restored = ckpt.restore_latest(carry)
+    ckpt.close()
+    if restored is None:
+        raise FileNotFoundError(f"run_dir: no checkpoint in {run_dir / 'checkpoints'}")
+    carry, step = restored
+    source = carry["best"] or {
+        "params": carry["state"].params,
+        "batch_stats": carry["state"].batch_stats,
+    }
+    variables = {"params": source["params"], "batch_stats": source["batch_stats"]}
+    if run.vmapped:
+        if seed_index is None:
+            raise ValueError(
+                f"seed_index: required for the {run.num_seeds}-seed run {run_dir}; "
+                f"allowed: 0..{run.num_seeds - 1}"
+            )
+        variables = jax.tree.map(lambda x: x[seed_index], variables)
+        config = run.member_config(seed_index)  # a grid member's own settings
+    return LoadedRun(config, run.spec, run.model, variables, run.dataset, step)

@@ -1,0 +1,168 @@
+"""Translation-invariance metrics from saved per-image predictions: intervals, paired tests.
+
+Reads only `<run_dir>/shifted/*.npz` (`invariance_eval`) and the trainer's
+`<run_dir>/predictions/test.npz`; nothing is retrained or re-evaluated. Per (seed, image):
+
+- accuracy_unshifted: correct at shift (0, 0);
+- accuracy_shifted: mean correctness over Zhang's two random shifts (uniform over the grid,
+  so its mean estimates the mean accuracy over the shift grid);
+- consistency: 1[top-1 equal at the two random shifts] (Zhang 2019, Sec. 4.1);
+- p_top1_change: fraction of the 8 diagonal 1-pixel steps whose top-1 changes (Azulay & Weiss
+  2019's "jaggedness"), and mac: mean |delta p| of the first shift's top-1 class (their MAC);
+- per distance d: accuracy at (0, +-d) and consistency with the unshifted top-1 (seed's claim);
+- red-green: accuracy on the similar and the dissimilar test set (Kayhan & van Gemert 2020).
+
+Each metric gets `stats.hierarchical_bootstrap` (seeds, then images); comparisons against a
+baseline use `stats.paired_difference` on matched seeds and images, Holm over the family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from cnn_jax import stats
+from cnn_jax.outputs import predictions
+
+from . import evaluate
+
+METRICS = ("accuracy_unshifted", "accuracy_shifted", "consistency", "p_top1_change", "mac")
+_EQ_MARGIN = 0.02  # 2 points: "no difference" in TOST-equivalence verdicts
+
+
+def _stack(rows: Sequence[Mapping[str, Any]], name: str) -> list[dict[str, np.ndarray]]:
+    return [evaluate.load_set(r["run_dir"], name) for r in rows]
+
+
+def shift_scores(rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Metric -> [seeds, images] per-image scores of one variant's seeds (rows)."""
+    zhang, azulay = _stack(rows, "zhang"), _stack(rows, "azulay")
+    centre = evaluate.AZULAY_OFFSETS.index(0)
+    out = {
+        "accuracy_unshifted": np.stack([a["correct"][centre] for a in azulay]),
+        "accuracy_shifted": np.stack([z["correct"].mean(0) for z in zhang]),
+        "consistency": np.stack([(z["top1"][0] == z["top1"][1]) for z in zhang]),
+        "p_top1_change": np.stack([(a["top1"][1:] != a["top1"][:-1]).mean(0) for a in azulay]),
+        "mac": np.stack([a["mac"].mean(0) for a in azulay]),
+    }
+    return {k: v.astype(np.float64) for k, v in out.items()}
+
+
+def distance_scores(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """{'distances': [D], 'accuracy': [seeds, D, images], 'consistency': [seeds, D, images]}:
+    accuracy at (0, +-d) averaged over the two signs; agreement with the unshifted top-1."""
+    sets = _stack(rows, "distance")
+    dx = sets[0]["shifts"][:, 0, 1]
+    distances = np.unique(np.abs(dx))
+    acc, con = [], []
+    for s in sets:
+        zero = s["top1"][dx == 0][0]
+        acc.append([s["correct"][np.abs(dx) == d].mean(0) for d in distances])
+        con.append([(s["top1"][np.abs(dx) == d] == zero).mean(0) for d in distances])
+    return {"distances": distances, "accuracy": np.array(acc, float), "consistency": np.array(con)}
+
+
+def red_green_scores(rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """{'similar', 'dissimilar'}: [seeds, images] correctness on Kayhan's two test sets."""
+    similar = predictions.correct_matrix([r["run_dir"] for r in rows], "test")
+    dissimilar = np.stack(
+        [evaluate.load_set(r["run_dir"], "dissimilar")["correct"][0] for r in rows]
+    )
+    return {"similar": similar.astype(float), "dissimilar": dissimilar.astype(float)}
+
+
+def intervals(scores: Mapping[str, np.ndarray], seed: int = 0) -> dict[str, stats.Interval]:
+    """Metric -> two-level bootstrap interval of its mean (seeds, then images)."""
+    return {k: stats.hierarchical_bootstrap(v, seed=seed) for k, v in scores.items()}
+
+
+def _halving_1d(above_d: np.ndarray, distances: np.ndarray) -> float:
+    if above_d[0] <= 0:
+        return 0.0  # at chance already unshifted
+    half = above_d[0] / 2
+    below = np.nonzero(above_d <= half)[0]
+    if not below.size:
+        return float("inf")
+    j = int(below[0])  # >= 1, since above_d[0] > half
+    y0, y1 = above_d[j - 1], above_d[j]
+    return float(distances[j - 1] + (y0 - half) / (y0 - y1) * (distances[j] - distances[j - 1]))
+
+
+def halving_distance(curves: np.ndarray, distances: np.ndarray, chance: float, axis: int = 0):
+    """Distance at which above-chance accuracy falls to half its unshifted value.
+
+    `curves` [..., D] accuracy curves, averaged over `axis` first (the seeds); linear
+    interpolation between grid distances; inf when it never halves within the grid.
+    """
+    mean = np.asarray(curves, float).mean(axis=axis) - chance
+    flat = mean.reshape(-1, mean.shape[-1])
+    out = np.array([_halving_1d(row, np.asarray(distances, float)) for row in flat])
+    out = out.reshape(mean.shape[:-1])
+    return float(out) if out.ndim == 0 else out
+
+
+def halving_interval(acc_sdn: np.ndarray, distances: np.ndarray, chance: float) -> stats.Interval:
+    """Halving distance of the seed-mean curve, percentile bootstrap over seeds."""
+    per_seed = acc_sdn.mean(-1)  # [seeds, D]
+    stat = lambda x, axis: halving_distance(x, distances, chance, axis=axis)
+    if len(per_seed) < 2:
+        value = stat(per_seed, 0)
+        return stats.Interval(value, value, value, 0.95, "single seed")
+    return stats.percentile_bootstrap(per_seed, stat, n_boot=1000)
+
+
+Key = tuple[str, str]  # (variant, metric)
+
+
+def compare(
+    scores: Mapping[str, Mapping[str, np.ndarray]],
+    pairs: Sequence[tuple[Key, Key, int]],
+) -> list[dict[str, Any]]:
+    """Paired comparisons a - b for ((variant, metric), (variant, metric), claimed sign),
+    Holm-adjusted over the whole list (the study's family); each row carries the comparison
+    and its verdict (a 2-point TOST margin decides 'equivalent')."""
+    comps = [
+        stats.paired_difference(
+            scores[a][ma], scores[b][mb], name=_name((a, ma), (b, mb)), margin=_EQ_MARGIN
+        )
+        for (a, ma), (b, mb), _ in pairs
+    ]
+    comps = stats.adjust(comps) if comps else []
+    return [
+        {
+            "claim": c.name,
+            "a": list(ka),
+            "b": list(kb),
+            "claimed_sign": sign,
+            "comparison": c.as_dict(),
+            "verdict": stats.verdict(c, claimed_sign=sign, margin=_EQ_MARGIN),
+        }
+        for (ka, kb, sign), c in zip(pairs, comps)
+    ]
+
+
+def _name(a: Key, b: Key) -> str:
+    if a[1] == b[1]:
+        return f"{a[0]} - {b[0]}: {a[1]}"
+    return f"{a[0]}: {a[1]} - {b[1]}" if a[0] == b[0] else f"{a[0]}.{a[1]} - {b[0]}.{b[1]}"
+
+
+def budget_verdicts(rows: Sequence[dict[str, Any]], suffix: str = "_3x") -> list[dict]:
+    """Each claim compared at 1x and at 3x budget (variants named with `suffix`):
+    {claim, '1x', '3x', 'budget_verdict'} (`stats.budget_verdict`)."""
+    strip = lambda key: (key[0].removesuffix(suffix), key[1])
+    at_3x = {
+        (strip(r["a"]), strip(r["b"])): r
+        for r in rows
+        if r["a"][0].endswith(suffix) and r["b"][0].endswith(suffix)
+    }
+    out = []
+    for r in rows:
+        other = at_3x.get((tuple(r["a"]), tuple(r["b"])))
+        if other is not None and other is not r:
+            verdicts = {"1x": r["verdict"], "3x": other["verdict"]}
+            budget = stats.budget_verdict(verdicts)
+            out.append({"claim": r["claim"], **verdicts, "budget_verdict": budget})
+    return out

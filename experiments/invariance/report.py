@@ -1,0 +1,157 @@
+"""The study's analysis: per-variant intervals, the claims tested, curves, two dots, figures.
+
+`analyse` turns the saved predictions of every (variant, seed) into one JSON-able results
+dict; `markdown` (in `invariance_tables`) renders it. The claims, each with the paper's
+direction: Zhang 2019 (blur raises consistency and shifted accuracy over max pooling, and
+strided + BlurPool over strided), Azulay & Weiss 2019 (augmentation lowers P(top-1 change)
+and MAC), the seed's claim (downsampling raises consistency at small shifts, not accuracy at
+large ones), Kayhan & van Gemert 2020 (similar - dissimilar accuracy > 0 for VALID and zero
+SAME padding, ~0 for circular and zero FULL). One Holm family per study.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from cnn_jax.measure import invariance, two_dots
+from cnn_jax.outputs import plots
+from cnn_jax.runs.load import load_run
+
+from . import plots as invariance_plots
+from .analysis import (
+    budget_verdicts,
+    compare,
+    distance_scores,
+    halving_interval,
+    intervals,
+    red_green_scores,
+    shift_scores,
+)
+from .tables import markdown  # noqa: F401  (re-exported for the driver)
+from .variants import describe
+
+ZHANG_METRICS = ("accuracy_unshifted", "accuracy_shifted", "consistency", "p_top1_change")
+LEARNED_LAYERS = ("block0/act", "block0/pool", "block1/pool", "block2/pool")
+
+
+def _claims(exp: ml_collections.ConfigDict, present: set[str]) -> list[tuple]:
+    """((variant, metric), (variant, metric), claimed sign) for every protocol of the study."""
+    pairs = []
+    has = lambda *vs: all(v in present for v in vs)
+    if "zhang" in exp.protocols:
+        suffixes = ("", "_3x") if "budget" in exp.protocols else ("",)
+        for v in exp.zhang_variants:
+            base = "strided" if v == "strided_blur3" else "max"
+            for a, b in ((v + s, base + s) for s in suffixes if v not in ("max", "strided")):
+                if has(a, b):  # every Zhang claim, at 1x and (if trained) at 3x budget
+                    pairs += [((a, m), (b, m), 1) for m in ("consistency", "accuracy_shifted")]
+    if "azulay" in exp.protocols:
+        for a, b in (("max", "max_noaug"), ("blur3_noaug", "max_noaug")):
+            if has(a, b):
+                pairs += [((a, m), (b, m), -1) for m in ("p_top1_change", "mac")]
+    if "depth" in exp.protocols:
+        small, large = f"consistency@{exp.small_distance}", f"accuracy@{exp.large_distance}"
+        for v in exp.depth_variants:
+            if v != "d0" and not v.endswith("_aug") and has(v, "d0"):
+                pairs += [((v, small), ("d0", small), 1), ((v, large), ("d0", large), 1)]
+        for v in exp.depth_variants:
+            if v.endswith("_aug") and has(v, v.removesuffix("_aug")):
+                pairs.append(((v, large), (v.removesuffix("_aug"), large), 1))
+    if "kayhan" in exp.protocols:
+        pairs += [((v, "similar"), (v, "dissimilar"), 1) for v in exp.kayhan_variants if has(v)]
+    return pairs
+
+
+def _depth(exp, by_variant, scores) -> dict[str, Any]:
+    """Curves against distance, halving distances, and per-distance scores for the claims."""
+    curves, halving = {}, {}
+    chance = 1.0 / float(exp.num_classes)
+    for v in exp.depth_variants:
+        d = distance_scores(by_variant[v])
+        dist = d["distances"]
+        for j, x in enumerate(dist):
+            scores[v][f"accuracy@{x}"] = d["accuracy"][:, j]
+            scores[v][f"consistency@{x}"] = d["consistency"][:, j]
+        curves[v] = {
+            "distances": dist.tolist(),
+            "accuracy": [scores_iv(d["accuracy"][:, j]) for j in range(len(dist))],
+            "consistency": [scores_iv(d["consistency"][:, j]) for j in range(len(dist))],
+        }
+        halving[v] = halving_interval(d["accuracy"], dist, chance).as_dict()
+    return {"curves": curves, "halving_distance": halving, "chance": chance}
+
+
+def scores_iv(scores_sn: np.ndarray) -> dict[str, Any]:
+    return intervals({"x": scores_sn})["x"].as_dict()
+
+
+def _two_dots(exp, by_variant) -> dict[str, Any]:
+    """Raw-pixel pooling vs the first layers of each trained depth-3 net (seed 0)."""
+    distances = [int(d) for d in exp.two_dots_distances]
+    raw = two_dots.merge_table(distances, kinds=("max", "max_blur"), levels=3)
+    learned = {}
+    for v in exp.two_dots_variants:
+        run = load_run(by_variant[v][0]["run_dir"])
+        predict = invariance.make_predict_fn(run.model, run.dataset.mean, run.dataset.std)
+        canvas, channels = run.dataset.image_shape[0], run.dataset.image_shape[2]
+        learned[v] = two_dots.learned_merge_table(
+            predict, run.variables, canvas, distances, LEARNED_LAYERS, channels
+        )
+    return {"raw": raw, "learned": learned}
+
+
+def analyse(config, by_variant: Mapping[str, Sequence[dict]], workdir: Path) -> dict[str, Any]:
+    """Everything the tables and figures show, from the saved predictions only."""
+    exp = config.experiment
+    scores = {v: shift_scores(rows) for v, rows in by_variant.items()}
+    out: dict[str, Any] = {
+        "study": exp.get("record_as") or "",
+        "dataset": {"name": config.dataset.name, "options": dict(config.dataset.options or {})},
+        "protocols": list(exp.protocols),
+        "seeds": [int(s) for s in exp.seeds],
+        "num_images": int(exp.num_images),
+        "variants": {v: describe(v) for v in by_variant},
+        "groups": {p: list(exp[f"{p}_variants"]) for p in exp.protocols},
+    }
+    if "kayhan" in exp.protocols:
+        for v in exp.kayhan_variants:
+            scores[v].update(red_green_scores(by_variant[v]))
+    if "depth" in exp.protocols:
+        out["depth"] = _depth(exp, by_variant, scores)
+    keep = ZHANG_METRICS + ("mac", "similar", "dissimilar")
+    out["summary"] = {
+        v: {k: iv.as_dict() for k, iv in intervals({k: s[k] for k in keep if k in s}).items()}
+        for v, s in scores.items()
+    }
+    out["comparisons"] = compare(scores, _claims(exp, set(by_variant)))
+    out["budget_verdicts"] = budget_verdicts(out["comparisons"])
+    if "depth" in exp.protocols and exp.get("two_dots_variants"):
+        out["two_dots"] = _two_dots(exp, by_variant)
+    _figures(exp, out, workdir)
+    return out
+
+
+def _figures(exp, out: Mapping[str, Any], workdir: Path) -> None:
+    summary = out["summary"]
+    groups = {"zhang": "zhang_variants", "azulay": "azulay_variants", "budget": "budget_variants"}
+    for protocol, key in groups.items():
+        if protocol in exp.protocols:
+            vs = [v for v in exp[key] if v in summary]
+            fig = invariance_plots.metric_panels(summary, vs, ZHANG_METRICS)
+            plots.save(fig, workdir / f"{protocol}_metrics.png")
+    if "depth" in exp.protocols:
+        fig = invariance_plots.accuracy_vs_shift(out["depth"]["curves"], list(exp.depth_variants))
+        plots.save(fig, workdir / "accuracy_vs_shift.png")
+    if "kayhan" in exp.protocols:
+        from .tables import KAYHAN_PAPER
+
+        rg = {v: summary[v] for v in exp.kayhan_variants}
+        plots.save(invariance_plots.red_green(rg, KAYHAN_PAPER), workdir / "red_green.png")
+    if "two_dots" in out:
+        fig = invariance_plots.two_dots(out["two_dots"]["raw"], out["two_dots"]["learned"])
+        plots.save(fig, workdir / "two_dots.png")

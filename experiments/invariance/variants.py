@@ -1,0 +1,142 @@
+"""The trained variants of the translation-invariance protocols, as config overrides.
+
+Each variant name maps to one training config built from the study's base config:
+
+- Zhang 2019 ("Making Convolutional Networks Shift-Invariant Again", ICML): the baseline is
+  trained with random shift augmentation (Zhang trains on random crops); `max` (max pooling),
+  `blur2` / `blur3` / `blur5` (MaxBlurPool with Rect-2, Tri-3, Bin-5), `gap` (global average
+  pooling head), `strided` (stride-2 convs, no pooling) and `strided_blur3` (stride-1 conv +
+  BlurPool, Zhang's Conv(s2) -> Conv(s1) + BlurPool). The `_noaug` suffix trains without the
+  augmentation (Azulay & Weiss 2019 compare both); `_3x` trains with `train.budget_factor` 3.
+- The seed's claim ("pooling creates translation invariance only over small distances"):
+  `d{0..3}_{max,strided,blur}[_aug]`, three 3x3 conv blocks of `depth_features` filters of
+  which the first d downsample (max pool, stride-2 conv, or MaxBlurPool Tri-3), flatten head.
+- Kayhan & van Gemert 2020 (CVPR, red-green): `kv_valid`, `kv_same_zero`, `kv_same_circular`,
+  `kv_full_zero`: their 4-conv net (3x3, no bias, strides 1, 2, 2, 2, channels 32, 32, 64, 64,
+  ReLU, global max pool, FC) with V-, S-zero, S-circular and F-zero (pad 2) padding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import ml_collections
+
+from cnn_jax.augment import default_augment_config
+from cnn_jax.nn.model_spec import spec_from_config
+
+_ZHANG = {
+    "max": {"model.pool": "max"},
+    "blur2": {"model.pool": "max_blur", "model.blur_size": 2},
+    "blur3": {"model.pool": "max_blur", "model.blur_size": 3},
+    "blur5": {"model.pool": "max_blur", "model.blur_size": 5},
+    "gap": {"model.pool": "max", "model.head": "global_avg"},
+    "strided": {"model.pool": "none", "model.stride": 2},
+    "strided_blur3": {},  # blocks rewritten by _strided_blur
+}
+KAYHAN_PADDING = {"kv_valid": "VALID", "kv_same_zero": "SAME", "kv_same_circular": "CIRCULAR"}
+KAYHAN_PADDING["kv_full_zero"] = 2  # F-Conv: pad 2k = 2 zeros for a 3x3 kernel
+DEPTH_KINDS = ("max", "strided", "blur")
+_DEPTH = re.compile(r"^d([0-3])(?:_(max|strided|blur))?(_aug)?$")
+_ZHANG_NAME = re.compile(r"^(" + "|".join(_ZHANG) + r")(_noaug)?(_3x)?$")
+
+
+def describe(name: str) -> str:
+    """One line saying what a variant is (for tables and the notebook)."""
+    if name in KAYHAN_PADDING:
+        return f"Kayhan & van Gemert 4-conv net, padding {KAYHAN_PADDING[name]}"
+    if m := _DEPTH.match(name):
+        depth, kind, aug = m.groups()
+        down = "no downsampling" if depth == "0" else f"{depth} x {kind}"
+        return f"3 conv blocks, {down}, flatten head" + (", shift-augmented" if aug else "")
+    if m := _ZHANG_NAME.match(name):
+        base, noaug, budget = m.groups()
+        out = base + (" without augmentation" if noaug else " (shift-augmented)")
+        return out + (", 3x budget" if budget else "")
+    raise ValueError(f"variant: unknown {name!r}; allowed: {', '.join(_ZHANG)}, d<k>_<kind>, kv_*")
+
+
+def _set(config: ml_collections.ConfigDict, path: str, value: Any) -> None:
+    section, key = path.split(".")
+    config[section][key] = value
+
+
+def _augment(config: ml_collections.ConfigDict, shift: int) -> None:
+    """Random integer shifts in [-shift, shift] per axis, background-filled (a random crop of
+    the zero-padded image, as Zhang's crops; exact pixels)."""
+    if config.get("augment") is None:
+        config.augment = default_augment_config()
+    config.augment.crop_padding = int(shift)
+
+
+def _strided_blur(config: ml_collections.ConfigDict, num_classes: int, blur: int) -> None:
+    """Stride-1 conv, then BlurPool with the stride where the preset downsampled."""
+    spec = spec_from_config(config.model.to_dict(), num_classes)
+    blocks = []
+    for b in spec.blocks:
+        fields = dataclasses.asdict(b)
+        if b.pool != "none" or b.stride > 1:
+            fields.update(stride=1, pool="blur", pool_stride=b.stride * b.pool_stride)
+            fields.update(pool_padding="SAME", blur_size=blur)
+        blocks.append(fields)
+    config.model.blocks = blocks
+
+
+def _depth_blocks(depth: int, kind: str, features: int) -> list[dict[str, Any]]:
+    blocks = []
+    for i in range(3):
+        block = {"features": features, "kernel_size": 3, "padding": "SAME"}
+        if i < depth and kind == "strided":
+            block["stride"] = 2
+        elif i < depth:
+            block.update(pool="max" if kind == "max" else "max_blur", blur_size=3)
+        blocks.append(block)
+    return blocks
+
+
+def _kayhan_blocks(padding: Any) -> list[dict[str, Any]]:
+    return [
+        {"features": f, "kernel_size": 3, "stride": s, "padding": padding, "use_bias": False}
+        for f, s in ((32, 1), (32, 2), (64, 2), (64, 2))
+    ]
+
+
+def variant_config(
+    base: ml_collections.ConfigDict, name: str, num_classes: int = 10
+) -> ml_collections.ConfigDict:
+    """The training config of variant `name` (see the module docstring) built from `base`."""
+    describe(name)  # one-line error for an unknown name
+    exp = base.experiment
+    config = base.copy_and_resolve_references()
+    config.unlock()
+    if name in KAYHAN_PADDING:  # their data and net; Adam here where they use Adadelta
+        config.dataset.name = "red_green"
+        config.dataset.options = dict(exp.kayhan_dataset_options)
+        config.model.preset = "mnist_cnn"
+        config.model.blocks = _kayhan_blocks(KAYHAN_PADDING[name])
+        config.model.head = "global_max"
+        config.model.head_hidden = ()
+        config.train.batch_size = int(exp.get("kayhan_batch_size", 200))
+        config.train.num_epochs = int(exp.kayhan_epochs)
+        return config
+    if m := _DEPTH.match(name):
+        depth, kind, aug = int(m.group(1)), m.group(2) or "max", m.group(3)
+        config.model.blocks = _depth_blocks(depth, kind, int(exp.depth_features))
+        config.model.head_hidden = ()
+        for key, value in (exp.get("depth_dataset_options") or {}).items():
+            config.dataset.options[key] = value  # e.g. a larger black canvas
+        if aug:
+            _augment(config, exp.augment_shift)
+        return config
+    base_name, noaug, budget = _ZHANG_NAME.match(name).groups()
+    for path, value in _ZHANG[base_name].items():
+        _set(config, path, value)
+    if base_name == "strided_blur3":
+        _strided_blur(config, num_classes, 3)
+    if not noaug:
+        _augment(config, exp.augment_shift)
+    if budget:
+        config.train.budget_factor = 3.0
+    return config

@@ -1,0 +1,260 @@
+"""Tables and figures of the regularizer study from its results dict (pure functions of it).
+
+summary.md holds every table; readme.md (what `python -m cnn_jax.runs.readme_blocks` puts into
+the README) holds the headline: the gain over the tuned baseline against training-set size,
+the budget verdicts, the controls and the literature rows. Figures: validation accuracy
+against strength per regularizer (tuning.png) and gain against size (gain_vs_size.png).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cnn_jax.outputs import plots
+from cnn_jax.outputs.writers import atomic_write_json, atomic_write_text
+
+# Srivastava et al. 2014, Table 9 (MNIST, 784-1024-1024-2048-10 ReLU MLP), test error %.
+SRIVASTAVA_TABLE9 = {"l2": 1.62, "max_norm": 1.35, "dropout_l2": 1.25, "dropout_max_norm": 1.05}
+
+
+def _pct(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{100 * x:+.{digits}f}"
+
+
+def _cmp_cells(r: Mapping[str, Any]) -> str:
+    c = r["comparison"]
+    return (
+        f"{100 * c['delta']:+.2f} [{100 * c['low']:+.2f}, {100 * c['high']:+.2f}] | "
+        f"{c['p_value']:.3g} | {c['p_adjusted']:.3g} | {r['verdict']}"
+    )
+
+
+def _variant(name: str) -> str:
+    return name.split("_lr")[0]
+
+
+def grid_edges(grid: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any]) -> list[str]:
+    """The grid axes (strength, factor, lr) on which `chosen` sits at the lowest or highest
+    value of a grid with at least 3 values: the optimum may lie outside what was tried."""
+    out = []
+    for axis in ("strength", "factor", "learning_rate"):
+        values = sorted({g.get(axis) for g in grid if g.get(axis) is not None})
+        if len(values) >= 3 and chosen.get(axis) in (values[0], values[-1]):
+            low = chosen[axis] == values[0]
+            out.append(f"{'lr' if axis == 'learning_rate' else axis} {'low' if low else 'high'}")
+    return out
+
+
+def chosen_table(tuning: Mapping[str, Any]) -> str:
+    lines = ["| tuned | strength | x | lr | optimizer | validation acc. | stop epoch | "
+             "at grid edge |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for key, ch in tuning["chosen"].items():
+        name = _setting_name(ch)
+        val = next(g for g in tuning["grids"][key] if _setting_name(g) == name)
+        s = "-" if ch["strength"] is None else f"{ch['strength']:g}"
+        x = "-" if ch.get("factor") is None else f"{ch['factor']:g}"
+        edge = ", ".join(grid_edges(tuning["grids"][key], ch)) or "-"
+        lines.append(
+            f"| {key} | {s} | {x} | {ch['learning_rate']:g} | {ch['optimizer']} | "
+            f"{100 * val['validation_accuracy']:.2f} | {val['best_epoch']:.0f} | {edge} |"
+        )
+    return "\n".join(lines)
+
+
+def _setting_name(d: Mapping[str, Any]) -> str:
+    from .variants import Setting
+
+    return Setting(d["regularizer"], d["strength"], d["learning_rate"], d["optimizer"],
+                   d.get("factor")).name  # fmt: skip
+
+
+def comparison_table(comparisons: Sequence[Mapping[str, Any]], kinds: Sequence[str]) -> str:
+    lines = ["| comparison | n | budget | rows | delta pts [95% CI] | p | p (Holm) | verdict |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in comparisons:
+        if r["kind"] in kinds:
+            a, b = r["a"], r["b"]
+            who = f"{_variant(a[0])} vs {_variant(b[0])}" + (f" ({b[2]})" if a[2] != b[2] else "")
+            lines.append(f"| {who} | {a[1]} | {a[2]} | {len(r['rows'])} | {_cmp_cells(r)} |")
+    return "\n".join(lines)
+
+
+def budget_markdown(budgets: Mapping[str, Mapping[str, str]]) -> str:
+    lines = ["| variant | 1x | 3x | converged (early stopping) | across budgets |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name, row in budgets.items():
+        cells = " | ".join(row.get(k, "-") for k in ("1x", "3x", "converged", "overall"))
+        lines.append(f"| {_variant(name)} | {cells} |")
+    return "\n".join(lines)
+
+
+def levels_table(levels: Sequence[Mapping[str, Any]], only: Sequence[str] | None = None) -> str:
+    head = "| setting | n | budget | rows | test acc. % [95% CI] | stop epoch | max epochs | "
+    lines = [head + "params | FLOPs/example | train s/run |", "|---" * 10 + "|"]
+    for lv in levels:
+        if only is not None and lv["setting"] not in only:
+            continue
+        acc = lv["test_accuracy"]
+        stop = "-" if lv["best_epoch_mean"] is None or lv["mode"] != "converged" else (
+            f"{lv['best_epoch_mean']:.1f}")  # fmt: skip
+        lines.append(
+            f"| {_variant(lv['setting'])} | {lv['n']} | {lv['mode']} | {lv['rows']} | "
+            f"{100 * acc['estimate']:.2f} [{100 * acc['low']:.2f}, {100 * acc['high']:.2f}] | "
+            f"{stop} | {lv['epochs_max']} | {lv['num_params']:,} | "
+            f"{lv['forward_flops_per_example']:,} | {lv['train_time_sec_mean']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def literature_table(results: Mapping[str, Any]) -> str:
+    """Our error rates beside Srivastava et al. 2014 Table 9 (only the variants they ran)."""
+    lit = results["config"]["experiment"].get("literature") or {}
+    opt = lit.get("optimizer", "adamw")
+    prefix = "" if opt == "adamw" else f"{opt}."
+    wanted = {f"{prefix}{r}_s{s:g}": r for r, s in lit.get("variants", ())}
+    size = str(lit.get("size", "all"))
+    rows = [lv for lv in results["analysis"]["levels"]
+            if lv["setting"].split("_lr")[0] in wanted and lv["n"] == size]  # fmt: skip
+    if not rows:
+        return ""
+    lines = ["| variant | our test error % [95% CI] | Srivastava 2014 Table 9 error % |",
+             "|---|---|---|"]  # fmt: skip
+    for lv in rows:
+        acc = lv["test_accuracy"]
+        paper = SRIVASTAVA_TABLE9.get(wanted[lv["setting"].split("_lr")[0]])
+        lines.append(
+            f"| {_variant(lv['setting'])} (n={lv['n']}, {lv['mode']}) | "
+            f"{100 * (1 - acc['estimate']):.2f} "
+            f"[{100 * (1 - acc['high']):.2f}, {100 * (1 - acc['low']):.2f}] | "
+            f"{'-' if paper is None else f'{paper:.2f}'} |"
+        )
+    return "\n".join(lines)
+
+
+def literature_protocol(results: Mapping[str, Any]) -> str:
+    """How our literature runs trained, from the config (experiment.literature)."""
+    config = results["config"]
+    lit = config["experiment"].get("literature") or {}
+    opt = {"adamw": "AdamW", "momentum": "SGD with momentum"}.get(lit.get("optimizer", "adamw"))
+    seeds = len(lit.get("seeds", (0,)))
+    if lit.get("mode", "converged") == "converged":
+        budget = "early stopping on validation"
+    else:
+        epochs = lit.get("epochs") or config["train"]["num_epochs"]
+        budget = f"a fixed {epochs} epoch(s) at batch {lit.get('batch_size', 50)}"
+    return f"{opt}, {budget}, n={lit.get('size', 'all')} images, {seeds} seed(s)"
+
+
+def zhang_text(zhang: Mapping[str, Any]) -> str:
+    parts = []
+    for n, z in zhang.items():
+        held = ", ".join(_variant(h) for h in z["held"]) or "none"
+        parts.append(f"n={n}: best {_variant(z['best'])} {_pct(z['best_delta'])} pts; "
+                     f"significant gains (Holm): {held}")  # fmt: skip
+    return "; ".join(parts)
+
+
+def readme_markdown(results: Mapping[str, Any]) -> str:
+    """The README section: headline size curve, budgets, controls, literature, Zhang check."""
+    a, exp = results["analysis"], results["config"]["experiment"]
+    load = results.get("load_average_at_start")
+    out = [
+        f"Dataset {results['dataset']}; tuned on validation at n={exp['tune_size']} "
+        f"(seeds {list(exp['tune_seeds'])}); evaluated on {len(exp['draws'])} subset draws x "
+        f"{len(exp['seeds'])} seeds; paired per-image tests, Holm over all "
+        f"{len(a['comparisons'])} comparisons, equivalence margin {100 * a['margin']:g} pt. "
+        f"Training {results.get('units_wall_sec_total', 0) / 60:.1f} min summed over "
+        f"{results.get('units', 0)} trainer calls (whichever process made them); this "
+        f"analysis {results['wall_time_sec'] / 60:.1f} min (load average at start {load}).",
+        "", "![gain vs n](gain_vs_size.png)", "",
+        "**Gain over the tuned baseline, converged (early stopping):**", "",
+        comparison_table(a["comparisons"], ["size"]), "",
+        "**Budgets** (verdict on 'helps' at each budget; 'budget-dependent' when they differ):", "",
+        budget_markdown(a["budgets"]), "",
+        "**Early stopping and controls:**", "",
+        comparison_table(a["comparisons"], ["early_stopping", "control", "pair"]), "",
+    ]  # fmt: skip
+    lit = literature_table(results)
+    if lit:
+        out += ["**Srivastava et al. 2014 (MNIST) beside ours:**", "", lit, "",
+                "Protocol differences: their MLP (784-1024-1024-2048-10) trained for up to "
+                "hundreds of epochs with SGD, momentum and a decaying rate on 60k images; ours "
+                f"is a small CNN, {literature_protocol(results)}.", ""]  # fmt: skip
+    out += [f"**Zhang et al. 2017 check:** {zhang_text(a['zhang'])}.", ""]
+    speed = results.get("vmap_speed") or {}
+    if speed.get("median_speedup"):
+        out += [f"Seeds vmapped (K = {max(speed['seeds_per_vmapped_program'])}) vs one seed per "
+                f"program: {speed['median_speedup']:.2f}x training time per seed and step "
+                f"(median over {speed['cells']} matched cells, shared machine); grids "
+                f"{speed['grid_vmapping']}.", ""]  # fmt: skip
+    return "\n".join(out)
+
+
+def summary_markdown(results: Mapping[str, Any]) -> str:
+    a = results["analysis"]
+    return "\n".join([
+        f"# Regularizer study: {results['dataset']}", "",
+        "## Chosen on validation", "", chosen_table(results["tuning"]), "",
+        "## Every comparison", "", comparison_table(a["comparisons"],
+                                                    ["size", "budget", "early_stopping",
+                                                     "control", "pair"]), "",
+        "## Budgets", "", budget_markdown(a["budgets"]), "",
+        "## Levels (test accuracy, stopping epoch, compute)", "", levels_table(a["levels"]), "",
+    ])  # fmt: skip
+
+
+def plot_tuning(tuning: Mapping[str, Any]):
+    """Validation accuracy against strength, one panel per tuned regularizer, a line per lr."""
+    keys = [k for k, g in tuning["grids"].items() if any(x["strength"] is not None for x in g)
+            or k == "all"]  # fmt: skip
+    fig, axes = plots.figure(1, max(len(keys), 1), figsize=(3.2 * max(len(keys), 1), 3.0))
+    axes = list(getattr(axes, "flat", [axes]))
+    for ax, key in zip(axes, keys):
+        grid = tuning["grids"][key]
+        lrs = sorted({g["learning_rate"] for g in grid})
+        colors = plots.variant_colors([f"lr {lr:g}" for lr in lrs])
+        for lr in lrs:
+            pts = sorted((g["factor"] if key == "all" else g["strength"], g["validation_accuracy"])
+                         for g in grid if g["learning_rate"] == lr)  # fmt: skip
+            ax.plot(*zip(*pts), marker="o", color=colors[f"lr {lr:g}"], label=f"lr {lr:g}")
+        ax.set_xscale("log")
+        ax.set_title(key)
+        ax.set_xlabel("joint factor" if key == "all" else "strength")
+        ax.set_ylabel("validation accuracy")
+        plots.legend(ax, fontsize=7)
+    return fig
+
+
+def plot_gain_vs_size(results: Mapping[str, Any]):
+    """The headline: paired gain over the tuned baseline against n, one colour per variant."""
+    rows = [r for r in results["analysis"]["comparisons"] if r["kind"] == "size"]
+    names = list(dict.fromkeys(_variant(r["a"][0]).split("_s")[0] for r in rows))
+    colors = plots.variant_colors(names)
+    sizes = list(dict.fromkeys(r["a"][1] for r in rows))
+    x_of = {n: results["train_size_all"] if n == "all" else int(n) for n in sizes}
+    fig, ax = plots.figure()
+    for i, name in enumerate(names):
+        mine = [r for r in rows if _variant(r["a"][0]).split("_s")[0] == name]
+        xs = [x_of[r["a"][1]] * (1 + 0.04 * (i - len(names) / 2)) for r in mine]
+        ivs = [dict(r["comparison"], estimate=r["comparison"]["delta"]) for r in mine]
+        plots.interval_errorbar(ax, xs, ivs, label=name, color=colors[name], scale=100,
+                                linestyle="-")  # fmt: skip
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images n")
+    ax.set_ylabel("test accuracy gain over tuned baseline (pts)")
+    ax.set_title(f"{results['dataset']}: paired gain, 95% CI (draws x seeds)")
+    plots.legend(ax)
+    return fig
+
+
+def write_all(results: Mapping[str, Any], workdir: str | Path) -> None:
+    """results.json, summary.md, readme.md, tuning.png, gain_vs_size.png in `workdir`."""
+    workdir = Path(workdir)
+    atomic_write_json(workdir / "results.json", results)
+    atomic_write_text(workdir / "summary.md", summary_markdown(results) + "\n")
+    atomic_write_text(workdir / "readme.md", readme_markdown(results) + "\n")
+    plots.save(plot_tuning(results["tuning"]), workdir / "tuning.png")
+    plots.save(plot_gain_vs_size(results), workdir / "gain_vs_size.png")

@@ -1,0 +1,147 @@
+"""Hyperparameter grids as members of one run (`cnn_jax.config.grid`): each member trains as its own
+run would, lands where that run would, and is an identity-checked cache hit afterwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnn_jax.config import identity
+from cnn_jax.config.grid import GridSpec, member_config
+from cnn_jax.config_validation import validate_config
+from cnn_jax.outputs.writers import read_json, read_metrics
+from cnn_jax.runs.load import load_run
+from cnn_jax.runs.sweep import plan_grids, run_dir, run_sweep
+from cnn_jax.train import train_and_evaluate
+from experiments.configs import smoke
+
+RATES = (3e-3, 1e-2)
+DECAYS = (0.0, 0.5)
+
+
+def _tiny(data_dir: Path):
+    config = smoke.get_config()
+    config.dataset.data_dir = str(data_dir)
+    config.dataset.options = {"canvas_size": 16, "train_subset": 256}  # 4 steps per epoch
+    config.train.num_epochs = 2
+    config.train.log_every_steps = 2
+    config.train.eval_train_at_end = False
+    config.train.quiet = True
+    config.optim.name, config.optim.schedule = "adamw", "warmup_cosine"
+    return config
+
+
+def _variants(data_dir: Path) -> dict:
+    out = {}
+    for lr in RATES:
+        for wd in DECAYS:
+            config = _tiny(data_dir)
+            config.optim.learning_rate, config.optim.weight_decay = lr, wd
+            out[f"lr{lr}_wd{wd}"] = config
+    return out
+
+
+def test_grid_members_train_as_their_separate_runs(tmp_path: Path, data_dir: Path):
+    variants = _variants(data_dir)
+    separate = run_sweep(variants, tmp_path / "separate", [0, 1], verbose=False)
+    grid_rows = run_sweep(variants, tmp_path / "grid", [0, 1], vmap_grids=True, verbose=False)
+    homes = list((tmp_path / "grid" / "_grids").iterdir())
+    assert len(homes) == 1  # 4 grid points x 2 seeds: one program
+    assert read_json(homes[0] / "results.json")["num_seeds"] == 8
+    for a, b in zip(separate, grid_rows):
+        assert (a["variant"], a["seed"]) == (b["variant"], b["seed"])
+        assert b["results"]["grid_point"]["optim.learning_rate"] in RATES
+        accuracy = a["results"]["test_accuracy"]
+        assert b["results"]["test_accuracy"] == pytest.approx(accuracy, abs=2e-3)
+        np.testing.assert_allclose(_logged(b, "loss"), _logged(a, "loss"), rtol=2e-4, atol=2e-5)
+        np.testing.assert_allclose(
+            _logged(b, "learning_rate"), _logged(a, "learning_rate"), rtol=1e-6
+        )
+
+
+def _logged(row: dict, name: str) -> list[float]:
+    return [r[name] for r in read_metrics(row["run_dir"]) if r["split"] == "train"]
+
+
+def test_a_finished_grid_is_a_cache_hit_and_a_changed_one_is_refused(
+    tmp_path: Path, data_dir: Path
+):
+    variants = _variants(data_dir)
+    run_sweep(variants, tmp_path, [0], vmap_grids=True, verbose=False)
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    stamps = [p.stat().st_mtime_ns for p in files]
+    again = run_sweep(variants, tmp_path, [0], vmap_grids=True, verbose=False)
+    assert {r["status"] for r in again} == {"cached"}
+    assert [p.stat().st_mtime_ns for p in files] == stamps  # nothing rewritten
+    plain = run_sweep(variants, tmp_path, [0], verbose=False)  # without grids: the same runs
+    assert {r["status"] for r in plain} == {"cached"}
+    variants["lr0.01_wd0.5"].train.num_epochs = 3
+    with pytest.raises(ValueError, match=r"^workdir: .*train\.num_epochs: 2 -> 3"):
+        run_sweep(variants, tmp_path, [0], vmap_grids=True, verbose=False)
+
+
+def test_member_identity_is_its_separate_runs(data_dir: Path):
+    variants = _variants(data_dir)
+    units, planned = plan_grids(variants, Path("/w"), {v: (0, 1) for v in variants})
+    (unit,) = units
+    assert planned == set(variants)
+    stored = unit.config.to_dict()
+    for k, (name, seed) in enumerate((v, s) for v in unit.variants for s in (0, 1)):
+        wanted = identity.seed_fields(variants[name], seed)
+        assert identity.differences(identity.member_fields(stored, k), wanted) == []
+    assert member_config(stored, 3)["seed"] == 1
+    assert Path("/w/_grids/x", unit.config.grid.dirs[1]).resolve() == Path("/w", unit.variants[1])
+
+
+def test_variants_that_differ_in_an_untraced_field_are_not_grouped(data_dir: Path):
+    a, b = _tiny(data_dir), _tiny(data_dir)
+    b.model.head_dropout = 0.5  # a compile-time constant: a separate program
+    units, planned = plan_grids({"a": a, "b": b}, Path("/w"), {"a": (0,), "b": (0,)})
+    assert units == [] and planned == set()
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"fields": ("model.head_dropout",), "values": ((0.1,), (0.2,)), "dirs": ("a", "b")},
+         r"^grid\.fields: .*allowed: distinct fields among optim\.learning_rate"),
+        ({"fields": ("optim.learning_rate",), "values": ((0.1,), (0.0,)), "dirs": ("a", "b")},
+         r"^grid\.values: optim\.learning_rate = 0\.0; allowed: a finite number > 0"),
+        ({"fields": ("optim.learning_rate",), "values": ((0.1,), (0.2,)), "dirs": ("a", "a")},
+         r"^grid: 2 value rows and 2 dirs; allowed: .*one distinct dir per row"),
+        ({"fields": ("optim.learning_rate",), "values": ((0.1, 2),), "dirs": ("a",)},
+         r"^grid\.values: row \[0\.1, 2\] has 2 values; allowed: one per field"),
+        ({"fields": ("optim.l1",), "values": ((0.1,), (0.2,)), "dirs": ("/abs", "b")},
+         r"^grid\.dirs: '/abs'; allowed: a relative path"),
+        ({"fields": ("optim.l2",), "values": ((0.1,), (0.2,)), "dirs": ("a", "b"), "x": 1},
+         r"^grid: unknown key\(s\) \['x'\]"),
+    ],
+)  # fmt: skip
+def test_a_bad_grid_is_one_line_naming_the_field(grid, message):
+    with pytest.raises(ValueError, match=message):
+        GridSpec.from_config(grid)
+
+
+def test_each_grid_point_is_validated_as_an_optimizer(data_dir: Path):
+    config = _tiny(data_dir)
+    config.optim.l2, config.optim.weight_decay = 1e-3, 0.0
+    config.grid = {"fields": ("optim.weight_decay",), "values": ((0.0,), (0.1,)),
+                   "dirs": ("a", "b")}  # fmt: skip
+    with pytest.raises(ValueError, match=r"^grid\.values \(row 1\): optim\.l2 and optim\.weight"):
+        validate_config(config)
+
+
+def test_a_grid_run_writes_each_member_where_its_dir_says(tmp_path: Path, data_dir: Path):
+    config = _tiny(data_dir)
+    config.train.num_epochs = 1
+    config.grid = {"fields": ("optim.l1",), "values": ((0.0,), (1e-3,)), "dirs": ("../a", "../b")}
+    train_and_evaluate(config, tmp_path / "unit")
+    for name in ("a", "b"):
+        member = read_json(tmp_path / name / "seed_0" / "results.json")
+        assert member["vmapped_parent"] == "../../unit"
+        assert member["grid_point"] == {"optim.l1": 0.0 if name == "a" else 1e-3}
+    assert read_json(run_dir(tmp_path, "a", 0) / "results.json")["seed_index"] == 0
+    loaded = load_run(tmp_path / "b" / "seed_0")  # the member, with its own settings
+    assert loaded.config.optim.l1 == 1e-3 and "grid" not in loaded.config

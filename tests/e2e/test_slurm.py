@@ -1,0 +1,199 @@
+"""Sweeps on a real one-node SLURM cluster through submitit equal the local launcher's.
+
+The module fixture installs Debian's slurm-wlm and munge when they are missing (root + apt),
+starts a private munged, slurmctld and slurmd for this host (2 CPUs) from a slurm.conf in a
+temporary directory (`tests/slurm_cluster.py`) and stops them by pid afterwards, also when a
+test fails. Skipped, with the reason, where that cannot be done (not root, no apt).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+import submitit
+
+from cnn_jax.outputs import predictions
+from cnn_jax.outputs.writers import read_json, read_metrics
+from cnn_jax.runs import launch
+from cnn_jax.runs.sweep import run_sweep, train_unit
+from cnn_jax.system import runtime
+from experiments.configs import smoke
+from tests import slurm_cluster
+from tests.conftest import REPO
+
+# One worker runs the whole module under `pytest -n 2 --dist loadgroup` (.ci/run): one
+# cluster and one local reference sweep, not one per worker.
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
+SEEDS = (0, 1)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, monkeypatch_module):
+    reason = slurm_cluster.missing_reason()
+    if reason:
+        pytest.skip(reason)
+    # No accounting (slurmdbd) here: submitit warns on every sacct poll; keep the log readable.
+    submitit_log = submitit.core.logger.get_logger()  # configured when submitit is imported
+    submitit_level = submitit_log.level
+    submitit_log.setLevel(logging.ERROR)
+    t0 = time.time()
+    slurm_cluster.install_packages()
+    print(f"\nslurm-wlm + munge ready in {time.time() - t0:.1f} s")
+    cluster = slurm_cluster.Cluster(tmp_path_factory.mktemp("slurm"), cpus=2)
+    cache = tmp_path_factory.mktemp("jax_cache")
+    saved = (
+        jax.config.jax_compilation_cache_dir,
+        jax.config.jax_persistent_cache_min_compile_time_secs,
+    )
+    runtime.enable_compilation_cache(cache)
+    try:
+        t0 = time.time()
+        cluster.start()
+        print(
+            f"munged, slurmctld, slurmd up in {time.time() - t0:.1f} s (SLURM_CONF={cluster.conf})"
+        )
+        monkeypatch_module.setenv("SLURM_CONF", str(cluster.conf))
+        # Jobs compile as this process does (no run-path XLA flags) and share its cache.
+        monkeypatch_module.setenv(runtime.ENV_XLA, "0")
+        monkeypatch_module.setenv(runtime.ENV_CACHE, str(cache))
+        yield cluster
+    finally:
+        cluster.stop()
+        submitit_log.setLevel(submitit_level)
+        jax.config.update("jax_compilation_cache_dir", saved[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", saved[1])
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def _configs(launcher_name: str) -> dict:
+    """Two variants of the tiny digits CNN, one epoch each."""
+    configs = {}
+    for activation in ("relu", "tanh"):
+        config = smoke.get_config()
+        config.train.num_epochs = 1
+        config.train.eval_train_at_end = False
+        config.model.activation = activation
+        config.launcher.name = launcher_name
+        config.launcher.cpus_per_task = 1
+        config.launcher.timeout_min = 10
+        config.launcher.poll_s = 1.0
+        configs[activation] = config
+    return configs
+
+
+def _job_folders(folder: Path) -> list[str]:
+    """submitit's per-job folders (<array id>_<index>) under a launcher's folder."""
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and "_" in p.name)
+
+
+def _predictions(run_dir: str) -> dict:
+    return predictions.load(Path(run_dir) / "predictions" / "test.npz")
+
+
+@pytest.fixture(scope="module")
+def local_sweep(cluster, tmp_path_factory) -> tuple[list[dict], float]:
+    """The reference: the same sweep with the local launcher (rows, seconds); it shares the
+    jobs' compilation cache."""
+    t0 = time.time()
+    rows = run_sweep(_configs("local"), tmp_path_factory.mktemp("local"), SEEDS, verbose=False)
+    return rows, time.time() - t0
+
+
+def test_sweep_on_slurm_equals_the_local_sweep(cluster, request, tmp_path: Path):
+    t0 = time.time()
+    on_slurm = run_sweep(_configs("slurm"), tmp_path / "slurm", SEEDS)
+    t_slurm = time.time() - t0
+    local, t_local = request.getfixturevalue("local_sweep")  # after: loads the jobs' programs
+    jobs = _job_folders(tmp_path / "slurm" / "slurm")
+    assert len(jobs) == 2, jobs  # one job per variant (its two seeds vmapped), one array
+    assert len({name.split("_")[0] for name in jobs}) == 1, jobs
+    for a, b in zip(local, on_slurm, strict=True):
+        assert (a["variant"], a["seed"]) == (b["variant"], b["seed"])
+        assert b["status"] == "trained"
+        assert b["results"]["test_accuracy"] == a["results"]["test_accuracy"]
+        assert b["results"]["final"] == a["results"]["final"]
+        pa, pb = _predictions(a["run_dir"]), _predictions(b["run_dir"])
+        for key in predictions.KEYS:
+            np.testing.assert_array_equal(pb[key], pa[key], err_msg=key)
+    accuracies = {(r["variant"], r["seed"]): r["results"]["test_accuracy"] for r in on_slurm}
+    assert len(set(accuracies.values())) > 1  # variants and seeds really differ
+
+    rerun = run_sweep(_configs("slurm"), tmp_path / "slurm", SEEDS)
+    assert [r["status"] for r in rerun] == ["cached"] * len(rerun)
+    assert _job_folders(tmp_path / "slurm" / "slurm") == jobs  # nothing new submitted
+    print(f"local sweep {t_local:.1f} s, SLURM sweep {t_slurm:.1f} s; {accuracies}")
+
+
+def test_a_signalled_job_saves_requeues_and_resumes(cluster, tmp_path: Path):
+    """SLURM's pre-time-limit signal (USR2): the trainer checkpoints, submitit requeues the
+    job, and the rerun resumes from that step and finishes."""
+    config = smoke.get_config()
+    config.train.num_epochs = 4
+    config.train.log_every_steps = 1
+    config.train.eval_train_at_end = False
+    config.train.checkpoint_every_steps = 100_000  # only the signal's checkpoint
+    launcher = launch.make_launcher(
+        {"name": "slurm", "cpus_per_task": 2, "timeout_min": 10, "poll_s": 1.0},
+        workdir=tmp_path,
+    )
+    executor = launcher.executor()
+    job = executor.submit(
+        launch.SlurmUnit(train_unit), config=config.to_dict(), workdir=str(tmp_path / "run")
+    )
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.time() + 240
+    while not (metrics.exists() and any(r["split"] == "train" for r in read_metrics(metrics))):
+        assert time.time() < deadline and not job.done(), job.paths.stderr.read_text()[-2000:]
+        time.sleep(0.2)
+    job._interrupt(timeout=True)  # what SLURM sends slurm_signal_delay_s before the limit
+    cluster.release_when_requeued(job.job_id)  # SLURM holds a requeued job ~2 min
+    job.result()
+    results = read_json(tmp_path / "run" / "results.json")
+    total = results["steps"]
+    assert 0 < results["resumed_from_step"] < total
+    log = job.paths.stderr.read_text() + job.paths.stdout.read_text()
+    assert "Requeued job" in log, log[-2000:]
+    steps = [r["step"] for r in read_metrics(metrics) if r["split"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == total  # no step logged twice
+
+
+def test_srun_two_tasks_meet_through_slurms_environment(cluster, tmp_path: Path):
+    """`srun --ntasks=2`: `initialize_distributed()` without arguments (what `--distributed`
+    calls) takes the process count, ranks and coordinator from SLURM's environment, and the
+    two processes really talk (an all-gather over CPU/gloo). That such processes train one
+    data-parallel run equal to a single process's is tests/e2e/test_multiprocess.py."""
+    code = (
+        "import jax, numpy as np\n"
+        "from jax.experimental import multihost_utils\n"
+        "from cnn_jax.system import parallel\n"
+        "parallel.initialize_distributed()\n"
+        "ranks = multihost_utils.process_allgather(np.array([jax.process_index()]))\n"
+        "print('rank', jax.process_index(), 'of', jax.process_count(), 'devices',"
+        " jax.device_count(), 'gathered', ranks.ravel().tolist(), flush=True)\n"
+    )
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo")
+    env.update(XLA_FLAGS="--xla_force_host_platform_device_count=1", PYTHONPATH=str(REPO))
+    srun = ["srun", "--ntasks=2", "--cpus-per-task=1", "--time=5", "--kill-on-bad-exit=1"]
+    done = subprocess.run(
+        [*srun, sys.executable, "-c", code],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank"))
+    assert lines == [
+        "rank 0 of 2 devices 2 gathered [0, 1]",
+        "rank 1 of 2 devices 2 gathered [0, 1]",
+    ], done.stdout

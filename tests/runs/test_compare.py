@@ -1,0 +1,106 @@
+"""cnn-jax-compare: one row per run, only the differing settings, sort, filter, files."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnn_jax.runs import compare
+from cnn_jax.config import identity
+from cnn_jax.outputs.writers import atomic_write_json
+from experiments.configs import smoke
+from tests.conftest import REPO
+
+
+def _run(path: Path, *, lr: float, seed: int, accuracy: float, vmapped: bool = False) -> None:
+    """A run dir as the trainer leaves it (config.json + results.json); vmapped: a unit dir
+    with a summary results.json and a seed dir."""
+    config = smoke.get_config()
+    config.optim.learning_rate, config.seed = lr, seed
+    config.train.log_every_steps = 7 if seed else 5  # logging: not a difference
+    stored = dict(config.to_dict(), **{identity.KEY: identity.of(config)})
+    path.mkdir(parents=True)
+    atomic_write_json(path / "config.json", stored)
+    entry = {"seed": seed, "test_accuracy": accuracy, "wall_time_sec": 12.5, "steps": 40}
+    entry["final"] = {"validation": {"accuracy": accuracy - 0.01}, "test": {"loss": 0.3}}
+    entry[identity.KEY] = stored[identity.KEY]
+    if vmapped:
+        atomic_write_json(path / "results.json", {"per_seed": [entry], "test_accuracy": accuracy})
+        path = path / f"seed_{seed}"
+        path.mkdir()
+        entry["vmapped_parent"] = ".."
+    atomic_write_json(path / "results.json", entry)
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    _run(tmp_path / "a" / "lr_small" / "seed_0", lr=1e-3, seed=0, accuracy=0.90)
+    _run(tmp_path / "a" / "lr_big" / "seed_0", lr=1e-2, seed=0, accuracy=0.95)
+    _run(tmp_path / "b" / "lr_big", lr=1e-2, seed=1, accuracy=0.93, vmapped=True)
+    return tmp_path
+
+
+def test_rows_show_only_differing_fields_and_metrics(runs: Path):
+    columns, rows = compare.compare([str(runs / "a"), str(runs / "b")], sort="-test_accuracy")
+    assert columns[:3] == ["run", "optim.learning_rate", "seed"]
+    assert "train.log_every_steps" not in columns and "model.preset" not in columns
+    assert {"test_accuracy", "val_accuracy", "test_loss", "wall_time_sec", "identity"} <= set(
+        columns
+    )
+    assert [r["test_accuracy"] for r in rows] == [0.95, 0.93, 0.90]  # the unit summary skipped
+    assert rows[1]["run"].endswith("b/lr_big/seed_1")
+    assert rows[0]["val_accuracy"] == pytest.approx(0.94)
+    assert len({r["identity"] for r in rows}) == 3  # the seed is part of the identity
+
+
+def test_where_filters_on_config_fields_and_columns(runs: Path):
+    _, rows = compare.compare([str(runs / "*")], where=["optim.learning_rate=0.01", "seed=0"])
+    assert [r["test_accuracy"] for r in rows] == [0.95]
+    _, rows = compare.compare([str(runs / "*")], where=["model.preset=lenet5"])
+    assert len(rows) == 3  # a field equal in every run still filters
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"sort": "nope"}, r"^--sort: no column 'nope'; allowed: run, "),
+        ({"where": ["seed"]}, r"^--where: 'seed'; allowed: field=value$"),
+        ({"where": ["nope=1"]}, r"^--where: no field 'nope'; allowed: "),
+    ],
+)
+def test_bad_arguments_are_one_line(runs: Path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        compare.compare([str(runs)], **kwargs)
+
+
+def test_command_prints_and_writes_markdown_and_csv(runs: Path, tmp_path: Path):
+    md, table_csv = tmp_path / "t.md", tmp_path / "t.csv"
+    cmd = [sys.executable, "-m", "cnn_jax.runs.compare", str(runs / "a"), "--sort=test_accuracy"]
+    done = subprocess.run(
+        [*cmd, f"--markdown={md}", f"--csv={table_csv}"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:2] == ["run", "optim.learning_rate"] and len(lines) == 3
+    assert md.read_text().startswith("| run | optim.learning_rate |")
+    rows = list(csv.DictReader(table_csv.open()))
+    assert [float(r["test_accuracy"]) for r in rows] == [0.90, 0.95]
+    missing = subprocess.run(
+        [sys.executable, "-m", "cnn_jax.runs.compare", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"error: runs: {str(tmp_path / 'none')!r} matches nothing; allowed: workdirs or globs"
+    ]
