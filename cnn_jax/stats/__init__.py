@@ -205,10 +205,10 @@ def paired_difference(
     paired two-level bootstrap (same seed and image indices for a and b) estimates. Its variance has
     a closed form (Owen 2007), biased for few seeds; we use the unbiased crossed random-effects
     variance (`crossed_variance`) with Satterthwaite dof directly: a Welch-Satterthwaite t-test.
-    Measured at 5 seeds (the calibration study, ``experiments/calibration``): 95% coverage
-    0.95-0.97 when seed variance dominates, conservative (0.97-0.99) with little seed variance
-    (5 seeds cannot rule a seed component out); Holm over 10 such tests keeps the family-wise error <= 0.05 from 2 to
-    10 seeds (with fewer than 5 seeds the seed component is pooled less readily, `pool_level`,
+    Measured at 5 seeds (the calibration study, ``experiments/calibration``): 95% coverage 0.95-0.97
+    when seed variance dominates, conservative (0.97-0.99) with little seed variance (5 seeds cannot
+    rule a seed component out); Holm over 10 such tests keeps the family-wise error <= 0.05 from 2
+    to 10 seeds (with fewer than 5 seeds the seed component is pooled less readily, `pool_level`,
     which makes few-seed intervals conservative: 0.96-0.99).
     No Monte Carlo error and no 1/(n_boot+1) floor on p; the interval is {delta0: p(delta0) >=
     alpha} (test inversion), so p < alpha exactly when 0 is outside it. ``n_boot``/``seed`` are
