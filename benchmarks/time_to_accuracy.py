@@ -1,6 +1,6 @@
 """MNIST time to accuracy: the whole `experiments/configs/mnist_fast.py` command, timed.
 
-Target (issue 15): >= 99.2% mean test accuracy over its 5 seeds, each >= 99.1%, in <= 60 s
+Target: >= 99.2% mean test accuracy over its 5 seeds, each >= 99.1%, in <= 60 s
 for the whole command on 2 cores, compile included (a fresh process, an empty compilation
 cache, a fresh workdir). The 1-minute load average before and after says how busy the
 machine was: with other processes on the 2 cores the wall is longer, the accuracies are not

@@ -53,7 +53,7 @@ def shared_fields(
         "git_revision": git_revision(),
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
-        "seed_strategy": seed_strategy.describe(run),  # K > 1: how the seeds ran (issue 15)
+        "seed_strategy": seed_strategy.describe(run),  # K > 1: how the seeds ran
         identity.KEY: identity.of(run.config),
     }
 

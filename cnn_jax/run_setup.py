@@ -175,7 +175,7 @@ def _damaged(name: str, data_dir: str | None, error: Exception) -> str:
 def budget_epochs(train_cfg: Any) -> int:
     """Epochs to train: num_epochs x budget_factor (default 1), rounded half up, at least 1.
 
-    The budget factor (issue 10) scales a study's training budget (1x, 3x) without editing
+    The budget factor scales a study's training budget (1x, 3x) without editing
     its configs; early-stopping patience stays counted in evaluations."""
     return specs.budget_epochs(train_cfg.num_epochs, train_cfg.get("budget_factor", 1.0))
 
@@ -224,7 +224,7 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
     )
     eval_step = steps.make_eval_step(model, mean=ds.mean, std=ds.std)
     if num_seeds > 1:  # seeds share each eval batch; each seed has its own train batch
-        train_step, eval_step = seed_strategy.over_seeds(  # vmap or lax.map: issue 15
+        train_step, eval_step = seed_strategy.over_seeds(  # vmap, unrolled or lax.map
             train_step,
             eval_step,
             train=dataclasses.replace(train_cfg, num_seeds=num_seeds),

@@ -60,7 +60,7 @@ def normalize(images_uint8: jax.Array, mean: Sequence[float], std: Sequence[floa
 
     Scale-only so the raw background (0) stays 0 after normalisation: a SAME conv's zero
     padding then pads with the background and the first conv is shift-equivariant up to the
-    border (issue 12; with the mean subtracted first, the padded zeros were brighter than the
+    border (with the mean subtracted first, the padded zeros were brighter than the
     black canvas, and a frame showed in the feature maps). `mean` is accepted and unused so
     callers keep one signature; batch norm and the first layer's bias absorb the offset.
     """

@@ -1,4 +1,4 @@
-"""Hyperparameter grids as members of one compiled run (issues 11 and 13).
+"""Hyperparameter grids as members of one compiled run.
 
 Settings that change no array shape (the learning rate, decoupled weight decay, L1 and L2
 strengths: `TRACED`) can differ between the members of one K-member program, as seeds do:

@@ -25,7 +25,7 @@ from cnn_jax.datasets import options as dataset_options
 
 
 def budget_epochs(num_epochs: int, budget_factor: float = 1.0) -> int:
-    """num_epochs x budget_factor, rounded half up, at least 1 (the budget of issue 10)."""
+    """num_epochs x budget_factor, rounded half up, at least 1 (a study's training budget)."""
     return max(1, math.floor(int(num_epochs) * float(budget_factor) + 0.5))
 
 
@@ -51,7 +51,7 @@ class TrainSpec:
     def epochs(self) -> int:
         """Epochs to train: num_epochs x budget_factor, rounded half up, at least 1.
 
-        The budget factor (issue 10) scales a study's training budget (1x, 3x) without
+        The budget factor scales a study's training budget (1x, 3x) without
         editing its configs; early-stopping patience stays counted in evaluations."""
         return budget_epochs(self.num_epochs, self.budget_factor)
 

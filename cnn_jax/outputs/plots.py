@@ -1,4 +1,4 @@
-"""Plot helpers every study uses, so no figure misleads (issue 10, part 4).
+"""Plot helpers every study uses, so no figure misleads.
 
 - `variant_colors`: one distinct colour per variant, never reused within a figure;
 - `interval_errorbar` / `interval_band`: points with asymmetric error bars, or curves with

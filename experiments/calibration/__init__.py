@@ -1,0 +1,1 @@
+"""The statistics' calibration on simulated studies with a known truth; see the README."""

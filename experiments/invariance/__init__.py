@@ -1,0 +1,1 @@
+"""Translation invariance under the literature's protocols; see this folder's README."""

@@ -1,4 +1,4 @@
-r"""Translation invariance under the literature's protocols (issue 12).
+r"""Translation invariance under the literature's protocols.
 
     python -m experiments.invariance.main \
         --config=experiments/invariance/configs/smoke.py --workdir=runs/invariance_smoke

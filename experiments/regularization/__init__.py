@@ -1,0 +1,1 @@
+"""What each regularizer is worth, tuned and converged; see this folder's README."""

@@ -1,4 +1,4 @@
-r"""Regularizer study, measured fairly (issue 13): strengths and learning rates tuned on the
+r"""Regularizer study, measured fairly: strengths and learning rates tuned on the
 validation split, every variant trained to convergence and at fixed 1x/3x budgets, the gain over
 the tuned baseline against training-set size, compute-matched controls, literature anchors.
 

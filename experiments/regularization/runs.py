@@ -2,7 +2,7 @@
 subset draw, budget mode), trained through `cnn_jax.runs.sweep.run_sweep`, and an index of the
 finished runs for the analysis.
 
-Budget modes (issue 13; the budget confound of the old study):
+Budget modes (a fixed budget alone confounds a regularizer with its convergence speed):
 - 'converged': early stopping on validation accuracy (best parameters restored) under a
   maximum of 3x the fixed budget; the stopping (best) epoch is recorded by the trainer.
 - '1x', '3x': a fixed number of epochs (`train.budget_factor` 1 and 3), no early stopping.

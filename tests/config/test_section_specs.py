@@ -1,4 +1,4 @@
-"""The typed specs of the dataset, optim, augment and early_stopping sections (issue 11).
+"""The typed specs of the dataset, optim, augment and early_stopping sections.
 
 Defaults live in the dataclasses, a bad field is the same one line as `validate_config`'s,
 base.py round-trips, and the consumers take the specs without checking them again.

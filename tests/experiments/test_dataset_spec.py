@@ -1,4 +1,4 @@
-"""Experiments read their dataset section through `DatasetSpec` (validated, typed) (issue 11)."""
+"""Experiments read their dataset section through `DatasetSpec` (validated, typed)."""
 
 from __future__ import annotations
 

@@ -78,4 +78,4 @@ def test_known_totals():
     s = summary(CNN(ms.mnist_cnn()), (28, 28, 1))
     assert s.total_params == 824_458
     conv_dense = sum(r.flops for r in s.rows if r.kind in ("Conv", "Dense"))
-    assert conv_dense == 9_287_680  # x3 for forward+backward = 27.9 MFLOP (issue 6)
+    assert conv_dense == 9_287_680  # x3 for forward+backward = 27.9 MFLOP

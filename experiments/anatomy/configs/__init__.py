@@ -1,0 +1,1 @@
+"""The anatomy study's configs: `--config=anatomy/<name>`."""

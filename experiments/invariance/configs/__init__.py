@@ -1,0 +1,1 @@
+"""The invariance study's configs: `--config=invariance/<name>`."""

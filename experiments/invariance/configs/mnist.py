@@ -3,7 +3,7 @@
     python -m experiments.invariance.main \
         --config=experiments/invariance/configs/mnist.py --workdir=runs/invariance_mnist
 
-Sized for the 2-core machine (issue 12: fewer, well-chosen comparisons with real power):
+Sized for the 2-core machine (fewer, well-chosen comparisons with real power):
 5 seeds trained as one vmapped run per variant on a fixed random 10,000-image training subset
 (subset_seed 0; a 1,000-image subset in the first record), 3 epochs at batch 32 (940 steps);
 500 test images at every shift (paired over the same seeds and images: 2,500 matched pairs per

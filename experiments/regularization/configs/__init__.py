@@ -1,0 +1,1 @@
+"""The regularization study's configs: `--config=regularization/<name>`."""

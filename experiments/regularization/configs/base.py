@@ -1,4 +1,4 @@
-"""Shared settings of the regularizer study (issue 13); the dataset configs start from here.
+"""Shared settings of the regularizer study; the dataset configs start from here.
 
 The baseline is the MNIST CNN with every regularizer off and stride-2 convs in place of pooling
 (same output shapes and parameter count as the `pooling` variant), trained with AdamW on a

@@ -1,4 +1,4 @@
-r"""Regularizer study of record on Fashion-MNIST (issue 13): dropout, decoupled weight decay,
+r"""Regularizer study of record on Fashion-MNIST: dropout, decoupled weight decay,
 augmentation and all three together against the tuned baseline over training-set sizes up to
 16,000; L1, L2 and decoupled decay under both SGD with momentum and AdamW; pooling against
 strided convs at matched parameters and at matched FLOPs; early stopping against the same

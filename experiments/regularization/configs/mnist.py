@@ -1,4 +1,4 @@
-r"""Regularizer study of record on MNIST (issue 13): dropout, decoupled weight decay,
+r"""Regularizer study of record on MNIST: dropout, decoupled weight decay,
 augmentation and all three together against the tuned baseline over training-set sizes from
 1,000 to the whole training split; L1, L2 and decoupled decay under both SGD with momentum and
 AdamW; pooling against strided convs at matched parameters and FLOPs; early stopping against

@@ -1,4 +1,5 @@
-"""Issue 12's fixes: background-zero normalisation and antialiased-cnns' BlurPool padding."""
+"""What shift equivariance rests on: background-zero normalisation, antialiased-cnns' BlurPool
+padding, and a trained SAME conv that commutes with shifts."""
 
 from __future__ import annotations
 
