@@ -26,9 +26,8 @@ from absl import logging as absl_logging
 from cnn_jax.runs.launch import UnitsFailed
 from cnn_jax.system import parallel, runtime
 from cnn_jax.system.preemption import NonFiniteError, Preempted
-from experiments import config_cli
 
-from . import config_files
+from . import config_cli, config_files
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")

@@ -104,3 +104,17 @@ def test_a_downward_import_is_allowed(tmp_path: Path):
         "from cnn_jax import train\nfrom cnn_jax.nn import layers\nfrom . import launch\n"
     )
     assert violations(tmp_path) == []
+
+
+def test_the_studies_import_each_other_relatively():
+    # `experiments/` installs as `cnn_jax.experiments`: an absolute `experiments` import would
+    # work in the repository and fail from a wheel.
+    absolute = []
+    for path in sorted((REPO / "experiments").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            if any(name.split(".")[0] == "experiments" for name in names):
+                absolute.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert absolute == []
