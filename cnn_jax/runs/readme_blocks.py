@@ -1,57 +1,69 @@
-"""Regenerates the README's result blocks from `results/`, or checks that they agree.
+"""Regenerates the result blocks of the Markdown files from `results/`, or checks that they agree.
 
-    python -m cnn_jax.runs.readme_blocks            # rewrite the blocks in README.md
-    python -m cnn_jax.runs.readme_blocks --check    # exit 1 naming each stale block
+    python -m cnn_jax.runs.readme_blocks            # rewrite the blocks of every Markdown file
+    python -m cnn_jax.runs.readme_blocks --check    # exit 1 naming each stale block and its file
 
 A block is everything between `<!-- results:<study> -->` and `<!-- /results:<study> -->`; it is
 replaced by `results/<study>/readme.md` (written by the study, published by `cnn_jax.runs.record`)
 plus a one-line footer from `results/<study>/provenance.json` (date, git revision, wall time,
-command). Relative links in readme.md that name a file of the record are rewritten to point
-into `results/<study>/`. So the README's tables are never typed by hand: edit the study, rerun
-it, publish, regenerate. Bad markers or a missing record stop with one line (exit 2).
+command). Every Markdown file of the repository that holds a marker is covered (README.md,
+docs/, each study's README under experiments/, benchmarks/): the files git lists, tracked or
+untracked but not ignored (without git, every `*.md`), less `results/`, `runs/`, `data/` and
+hidden folders (`_SKIPPED`); `--readme FILE` (repeatable) restricts the run to those files.
+Relative links in readme.md that name a file of the record are rewritten to point into
+`results/<study>/`, relative to the folder of the Markdown file holding the block. So the
+tables are never typed by hand: edit the study, rerun it, publish, regenerate. Bad markers or a
+missing record stop with one line naming the file (exit 2), before anything is written; a study
+of `results/` that no file shows (all files taken together) is a note.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
+import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
-from cnn_jax.runs import record
 from cnn_jax.outputs.writers import atomic_write_text
+from cnn_jax.runs import record
 
 # A study name is a plain folder name; `<!-- results:<study> -->` (as in docs) is no marker.
 _MARKER = re.compile(r"<!-- (/?)results:([A-Za-z0-9_.-]+) -->")
 _LINK = re.compile(r"(\]\()([^)\s]+)(\))")
+# Folders whose Markdown files are never searched for blocks (hidden folders neither).
+_SKIPPED = frozenset({"results", "runs", "data", "node_modules", "build", "dist"})
 
 
 class BlockError(ValueError):
     """A malformed marker or a block whose record is missing; the message says which."""
 
 
-def find_blocks(text: str) -> list[tuple[str, int, int]]:
-    """(study, start, end) of each block's content (between its two markers), in order."""
+def find_blocks(text: str, name: str = "README") -> list[tuple[str, int, int]]:
+    """(study, start, end) of each block's content (between its two markers), in order;
+    `name` (the file) starts each error message."""
     blocks, open_study, open_end, seen = [], None, 0, set()
     for m in _MARKER.finditer(text):
         closing, study = m.group(1) == "/", m.group(2)
         line = text.count("\n", 0, m.start()) + 1
         if not closing:
             if open_study is not None:
-                raise BlockError(f"README line {line}: results:{study} opens inside {open_study}")
+                raise BlockError(f"{name} line {line}: results:{study} opens inside {open_study}")
             if study in seen:
-                raise BlockError(f"README line {line}: a second block for results:{study}")
+                raise BlockError(f"{name} line {line}: a second block for results:{study}")
             open_study, open_end = study, m.end()
         elif study != open_study:
-            raise BlockError(f"README line {line}: /results:{study} closes no open block")
+            raise BlockError(f"{name} line {line}: /results:{study} closes no open block")
         else:
             blocks.append((study, open_end, m.start()))
             seen.add(study)
             open_study = None
     if open_study is not None:
-        raise BlockError(f"README: results:{open_study} is never closed (<!-- /results:... -->)")
+        raise BlockError(f"{name}: results:{open_study} is never closed (<!-- /results:... -->)")
     return blocks
 
 
@@ -107,7 +119,7 @@ def render(study: str, results: Path, results_prefix: str = "results") -> str:
         if not path.is_file():
             raise BlockError(
                 f"results:{study}: {path} is missing; run and publish the study "
-                f"(cnn_jax.runs.record.publish) or remove the README marker"
+                f"(cnn_jax.runs.record.publish) or remove the marker"
             )
     try:
         prov = json.loads(prov_path.read_text(encoding="utf-8"))
@@ -117,11 +129,16 @@ def render(study: str, results: Path, results_prefix: str = "results") -> str:
     return f"\n{body}\n\n{footer(study, prov)}\n"
 
 
-def regenerate(text: str, results: Path, results_prefix: str = "results") -> tuple[str, list[str]]:
-    """The README text with every block regenerated, and the studies whose block changed."""
+def regenerate(
+    text: str, results: Path, results_prefix: str = "results", name: str = "README"
+) -> tuple[str, list[str]]:
+    """The Markdown text with every block regenerated, and the studies whose block changed."""
     out, stale, pos = [], [], 0
-    for study, start, end in find_blocks(text):
-        new = render(study, results, results_prefix)
+    for study, start, end in find_blocks(text, name):
+        try:
+            new = render(study, results, results_prefix)
+        except BlockError as e:
+            raise BlockError(f"{name}: {e}") from None
         if text[start:end] != new:
             stale.append(study)
         out += [text[pos:start], new]
@@ -130,56 +147,127 @@ def regenerate(text: str, results: Path, results_prefix: str = "results") -> tup
     return "".join(out), stale
 
 
-def unreferenced(text: str, results: Path) -> list[str]:
-    """Studies with a readme.md in `results` that no README block shows (a note, not an error)."""
-    shown = {study for study, _, _ in find_blocks(text)}
+def unreferenced(texts: str | Iterable[str], results: Path) -> list[str]:
+    """Studies with a readme.md in `results` that no block of `texts` (one Markdown text or
+    several, taken together) shows: a note, not an error."""
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    shown = {study for text in texts for study, _, _ in find_blocks(text)}
     found = sorted(p.parent.name for p in results.glob(f"*/{record.README_PART}"))
     return [s for s in found if s not in shown and not s.startswith(".")]
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _listed(root: Path) -> list[Path] | None:
+    """The Markdown files git knows under `root` (tracked, or untracked and not ignored);
+    None when `root` is not in a git work tree or git is missing."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
+             "--exclude-standard", "--", "*.md"],
+            capture_output=True, check=True, text=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sorted({root / name for name in out.split("\0") if name})
+
+
+def _skipped(path: Path, root: Path) -> bool:
+    """Whether `path` lies in a folder of `_SKIPPED` or a hidden folder under `root`."""
+    folders = path.relative_to(root).parts[:-1]
+    return any(part in _SKIPPED or part.startswith(".") for part in folders)
+
+
+def markdown_files(root: Path, results: Path) -> list[Path]:
+    """Every Markdown file under `root` that holds a results marker: the files git lists (else,
+    without git, every `*.md`), less `results` and the folders `_skipped` names."""
+    listed = _listed(root)
+    if listed is None:
+        listed = sorted(root.rglob("*.md"))
+    found = []
+    for path in listed:
+        if not path.is_file() or _skipped(path, root) or _inside(path, results):
+            continue
+        if _MARKER.search(path.read_text(encoding="utf-8")):
+            found.append(path)
+    return found
+
+
+def _shown(path: Path, root: Path) -> str:
+    """`path` relative to `root` when it is inside, for messages."""
+    return (
+        path.resolve().relative_to(root.resolve()).as_posix() if _inside(path, root) else str(path)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: rewrite (default) or `--check`; returns the exit status."""
-    root = record.repo_root()
     parser = argparse.ArgumentParser(
         prog="python -m cnn_jax.runs.readme_blocks",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--check", action="store_true", help="exit 1 if a block is stale")
-    parser.add_argument("--readme", type=Path, default=root / "README.md")
-    parser.add_argument("--results", type=Path, default=root / "results")
+    parser.add_argument(
+        "--root", type=Path, default=None,
+        help="the tree whose Markdown files are searched for markers (default: the repository)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--readme", type=Path, action="append", default=None,
+        help="only this Markdown file (repeatable) instead of every file with markers",
+    )  # fmt: skip
+    parser.add_argument(
+        "--results", type=Path, default=None, help="the records (default: <root>/results)"
+    )
     args = parser.parse_args(argv)
+    root = args.root if args.root is not None else record.repo_root()
+    results = args.results if args.results is not None else root / "results"
     try:
-        text = args.readme.read_text(encoding="utf-8")
-        prefix = _prefix(args.readme, args.results)
-        new, stale = regenerate(text, args.results, prefix)
+        files = args.readme if args.readme else markdown_files(root, results)
+        texts, updates = [], []
+        for path in files:
+            name = _shown(path, root)
+            text = path.read_text(encoding="utf-8")
+            new, stale = regenerate(text, results, _prefix(path, results), name)
+            texts.append(text)
+            updates.append((path, name, text, new, stale))
     except (OSError, BlockError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for study in unreferenced(text, args.results):
-        print(f"note: {args.results / study} has no README block; add <!-- results:{study} -->")
+    for study in unreferenced(texts, results):
+        print(f"note: {results / study} has no README block; add <!-- results:{study} -->")
+    if not files:
+        print(f"note: no Markdown file under {root} has a results block")
     if args.check:
-        for study in stale:
-            print(
-                f"stale: README block results:{study} differs from {args.results / study}; "
-                f"run python -m cnn_jax.runs.readme_blocks",
-                file=sys.stderr,
-            )
-        return 1 if stale else 0
-    if new != text:
-        atomic_write_text(args.readme, new)
-    print(
-        f"{args.readme}: {len(stale)} block(s) regenerated"
-        + (f" ({', '.join(stale)})" if stale else "")
-    )
+        for _, name, _, _, stale in updates:
+            for study in stale:
+                print(
+                    f"stale: README block results:{study} in {name} differs from "
+                    f"{results / study}; run python -m cnn_jax.runs.readme_blocks",
+                    file=sys.stderr,
+                )
+        return 1 if any(stale for *_, stale in updates) else 0
+    for path, name, text, new, stale in updates:
+        if new != text:
+            atomic_write_text(path, new)
+        print(
+            f"{name}: {len(stale)} block(s) regenerated"
+            + (f" ({', '.join(stale)})" if stale else "")
+        )
     return 0
 
 
-def _prefix(readme: Path, results: Path) -> str:
-    """The results folder as a link path relative to the README's folder."""
+def _prefix(markdown: Path, results: Path) -> str:
+    """The results folder as a link path relative to the Markdown file's folder."""
     try:
-        return results.resolve().relative_to(readme.resolve().parent).as_posix()
-    except ValueError:
+        return Path(os.path.relpath(results.resolve(), markdown.resolve().parent)).as_posix()
+    except ValueError:  # another drive
         return results.resolve().as_posix()
 
 

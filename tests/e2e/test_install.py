@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.commands import COMMANDS
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -105,3 +106,6 @@ def test_installed_commands_work_from_another_directory(wheel: Path, tmp_path: P
     assert bad.stderr.strip().startswith("error: --config: 'nosuch' is neither a file nor")
     usage = _run([str(venv / "bin" / "cnn-jax-train"), "--help"], cwd=work, env=env).stdout
     assert usage.startswith("usage: cnn-jax-train [--config=FILE]")
+    for command in COMMANDS:  # every study's command finds its module in the wheel
+        usage = _run([str(venv / "bin" / command), "--help"], cwd=work, env=env).stdout
+        assert usage.startswith(f"usage: {command} "), usage[:200]
