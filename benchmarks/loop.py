@@ -13,7 +13,7 @@ compiled step and accumulate metrics on device, as `cnn_jax.train` does.
 (vmap, lax.map, chunked, unrolled) against K single-seed steps, each on its own
 device-resident batch (synthetic images, digits config: no `make data` needed).
 `pool`: 2x2 max pooling, forward + gradient, of mnist_cnn's first pooled activation
-[B, 28, 28, 32]: `layers.tile_max_pool` against `nn.max_pool` (XLA's reduce_window and
+[B, 28, 28, 32]: `pooling.tile_max_pool` against `nn.max_pool` (XLA's reduce_window and
 select-and-scatter).
 Modes alternate round by round, so load from other processes hits both alike.
 """
@@ -192,7 +192,7 @@ def pool(batch: int, steps: int, rounds: int) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from cnn_jax.nn import layers
+    from cnn_jax.nn import pooling
 
     x_bhwc = jnp.asarray(np.random.default_rng(0).normal(size=(batch, 28, 28, 32)), jnp.float32)
 
@@ -200,7 +200,7 @@ def pool(batch: int, steps: int, rounds: int) -> dict:
         return jax.jit(jax.grad(lambda v: (pool_fn(v) ** 2).sum()))
 
     fns = {
-        "tile": grad_of(lambda v: layers.tile_max_pool(v, 2)),
+        "tile": grad_of(lambda v: pooling.tile_max_pool(v, 2)),
         "reduce_window": grad_of(lambda v: nn.max_pool(v, (2, 2), (2, 2), "VALID")),
     }
 

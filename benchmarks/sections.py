@@ -257,7 +257,7 @@ def pooling(budget: Budget) -> tuple[str, dict]:
     """Tile max pooling vs reduce_window: forward + gradient of [128, 28, 28, 32]."""
     fig = loop("pool", ["--steps", str(budget.seed_steps * 2), "--rounds", str(budget.rounds)])
     table = [
-        {"2x2 max pooling, fwd + grad": "layers.tile_max_pool", "ms": fig["tile_ms"]},
+        {"2x2 max pooling, fwd + grad": "pooling.tile_max_pool", "ms": fig["tile_ms"]},
         {
             "2x2 max pooling, fwd + grad": "nn.max_pool (reduce_window)",
             "ms": fig["reduce_window_ms"],

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from cnn_jax.nn import layers
+from cnn_jax.nn import layers, pooling
 from cnn_jax.nn.model_spec import BlockSpec, ModelSpec
 
 MEAN, STD = 0.5, 0.25
@@ -37,7 +37,7 @@ def _pads(size: int, block: BlockSpec, kernel: int, stride: int) -> tuple[int, i
     if pad == "VALID":
         return (0, 0)
     if pad == "SAME":
-        return layers.same_padding_amounts(size, kernel, stride)
+        return pooling.same_padding_amounts(size, kernel, stride)
     raise ValueError(f"padding: {pad!r} has no PyTorch twin; allowed: SAME, VALID, int")
 
 

@@ -27,16 +27,16 @@ from benchmarks import common
 
 
 def use_reduce_window_pooling() -> None:
-    """Routes `layers.tile_pool` to Flax's reduce_window pooling (the path before tiles)."""
+    """Routes `pooling.tile_pool` to Flax's reduce_window pooling (the path before tiles)."""
     import flax.linen as nn
 
-    from cnn_jax.nn import layers
+    from cnn_jax.nn import pooling
 
     def reduce_window_pool(x_bhwc, window: int, kind: str):
         pool = nn.max_pool if kind == "max" else nn.avg_pool
         return pool(x_bhwc, (window, window), (window, window), padding="VALID")
 
-    layers.tile_pool = reduce_window_pool
+    pooling.tile_pool = reduce_window_pool
 
 
 def build(spec: dict):

@@ -209,10 +209,13 @@ def _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet) -> tuple
                     _check_finite(carry["window"])
                 if at_log:
                     per_seed = steps.summarize(carry["window"])
-                    rate = float(np.sum(jax.device_get(carry["window"]["count"])))
-                    for values, rate in zip(per_seed, run.learning_rates(step - 1)):
-                        values["learning_rate"] = rate
-                        values["images_per_sec"] = rate / max(time.time() - window_start, 1e-9)
+                    # Every member's images over the window's seconds (the program's throughput,
+                    # as results.json's train_images_per_sec).
+                    images = float(np.sum(jax.device_get(carry["window"]["count"])))
+                    images_per_sec = images / max(time.time() - window_start, 1e-9)
+                    for values, learning_rate in zip(per_seed, run.learning_rates(step - 1)):
+                        values["learning_rate"] = learning_rate
+                        values["images_per_sec"] = images_per_sec
                     _write(writers, step, "train", per_seed)
                     progress.set_postfix(
                         loss=f"{per_seed[0]['loss']:.3f}", acc=f"{per_seed[0]['accuracy']:.3f}"

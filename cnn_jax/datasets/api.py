@@ -1,23 +1,23 @@
 """`load(name, data_dir=..., **options)`: one call from a dataset name to in-memory splits.
 
 Every dataset goes through TFDS (without TensorFlow): prepared once into `data_dir` as
-array_record, then read by random access. The built-in names are prepared by this
-package's builders; any other name must be a TFDS dataset already prepared (in
-array_record format) in `data_dir`, such as 'cifar10'. Validation hold-outs and
-`train_subset` are applied at load time, so they never need another prepared copy.
+array_record, then read by random access. The built-in names (`KINDS`, from
+`registry`) are prepared by this package's builders, one per dataset record; any other
+name must be a TFDS dataset already prepared (in array_record format) in `data_dir`, such
+as 'cifar10'. Validation hold-outs and `train_subset` are applied at load time, so they
+never need another prepared copy.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from cnn_jax.datasets import builders, digits, mnist, options, redgreen, shapes, storage
+from cnn_jax.datasets import builders, mnist, options, registry, storage
 from cnn_jax.datasets.core import (
     Dataset,
     DatasetNotFoundError,
@@ -26,42 +26,12 @@ from cnn_jax.datasets.core import (
     channel_stats,
     resolve_data_dir,
 )
+from cnn_jax.datasets.kind import DatasetKind
 
-NAMES = ("digits", "shapes", "red_green", "mnist", "fashion_mnist")
-
-
-class _Generated(NamedTuple):
-    """A dataset drawn by code: its builder, variant naming, and which options it takes."""
-
-    builder: type[builders.ArrayBuilder]
-    config_name: Callable[..., str]
-    args: tuple[str, ...]  # the options that change the images (all in the variant's name)
-    size_arg: str | int  # the option giving the image side, or the fixed side
-    channels: int = 1
-
-
-_GENERATED = {
-    "digits": _Generated(
-        builders.DigitsBuilder,
-        digits.config_name,
-        ("canvas_size", "digit_scale", "position"),
-        "canvas_size",
-    ),
-    "shapes": _Generated(
-        builders.ShapesBuilder,
-        shapes.config_name,
-        ("image_size", "seed", "num_train", "num_validation", "num_test"),
-        "image_size",
-    ),
-    "red_green": _Generated(
-        builders.RedGreenBuilder,
-        redgreen.config_name,
-        ("seed", "num_train", "num_validation", "num_test", "test_set"),
-        redgreen.IMAGE_SIZE,
-        channels=3,
-    ),
-}
-_IDX_BUILDERS = {"mnist": builders.MnistBuilder, "fashion_mnist": builders.FashionMnistBuilder}
+KINDS = registry.KINDS  # the built-in datasets, one record each
+NAMES = tuple(kind.name for kind in KINDS)
+BUILDERS = {kind.name: builders.for_kind(kind) for kind in KINDS}  # TFDS builder per name
+_SPLITS = ("train", "validation", "test")
 _GENERIC_VALIDATION_FRACTION = 0.1
 
 
@@ -80,18 +50,16 @@ def load(name: str, *, data_dir: str | os.PathLike | None = None, **opts: Any) -
     """
     parsed = options.parse(name, opts)
     root = resolve_data_dir(data_dir)
-    if name in _GENERATED:
-        builder = _prepare_generated(name, parsed, root)
-        splits = {s: storage.read_own_split(builder, s) for s in ("train", "validation", "test")}
-    elif name in _IDX_BUILDERS:
-        builder = _prepare_idx(name, parsed, root)
-        train = storage.read_own_split(builder, "train")
-        splits = _hold_out(train, parsed["validation_size"], name)
-        splits["test"] = storage.read_own_split(builder, "test")
-        splits = {k: _on_canvas(v, parsed["canvas_size"]) for k, v in splits.items()}
-    else:
+    kind = registry.BY_NAME.get(name)
+    if kind is None:
         builder = _open_tfds(name, root)
         splits = _read_generic(builder, name, parsed)
+    elif kind.drawn:
+        builder = _prepare_drawn(kind, parsed, root)
+        splits = {s: storage.read_own_split(builder, s) for s in _SPLITS}
+    else:
+        builder = _prepare_raw(kind, parsed, root)
+        splits = _read_raw(builder, name, parsed)
     train = _subset(splits["train"], parsed["train_subset"], name, parsed["subset_seed"])
     mean, std = channel_stats(train.images)
     label = builder.info.features[parsed.get("label_key", "label")]
@@ -115,21 +83,10 @@ def check(name: str, *, data_dir: str | os.PathLike | None = None, **opts: Any) 
     """
     parsed = options.parse(name, opts)
     root = resolve_data_dir(data_dir)
-    if name in _GENERATED:
-        generated = _GENERATED[name]
-        side, names = _side(generated, parsed), generated.builder.CLASS_NAMES
-        return DatasetSpec(name, (side, side, generated.channels), len(names), names)
-    if name in _IDX_BUILDERS:
-        builder_cls = _IDX_BUILDERS[name]
-        with storage.quiet_tfds():
-            prepared = builder_cls(config="idx", data_dir=str(root)).is_prepared()
-        if not prepared:
-            mnist.find_files(name, root, parsed["raw_dir"])
-        names = mnist.SOURCES[name].class_names
-        shape = mnist.IMAGE_SHAPE
-        if parsed["canvas_size"] is not None:
-            shape = (parsed["canvas_size"], parsed["canvas_size"], shape[2])
-        return DatasetSpec(name, shape, len(names), names)
+    kind = registry.BY_NAME.get(name)
+    if kind is not None:
+        shape = kind.image_shape(parsed) if kind.drawn else _raw_shape(kind, parsed, root)
+        return DatasetSpec(name, shape, len(kind.class_names), kind.class_names)
     builder = _open_tfds(name, root)
     features = builder.info.features
     shape = tuple(features[parsed["image_key"]].shape)
@@ -141,28 +98,45 @@ def check(name: str, *, data_dir: str | os.PathLike | None = None, **opts: Any) 
     return DatasetSpec(name, shape, label.num_classes, tuple(label.names))
 
 
-def _side(generated: _Generated, args: dict[str, Any]) -> int:
-    """The image side of a generated dataset: fixed, or given by one of its options."""
-    return generated.size_arg if isinstance(generated.size_arg, int) else args[generated.size_arg]
+def _raw_shape(kind: DatasetKind, parsed: dict[str, Any], root: Path) -> tuple[int, int, int]:
+    """The image shape of a raw-file dataset, once its prepared copy or raw files are found."""
+    with storage.quiet_tfds():
+        builder = BUILDERS[kind.name](config=builders.RAW_CONFIG, data_dir=str(root))
+        prepared = builder.is_prepared()
+    if not prepared:
+        mnist.find_files(kind.name, root, parsed["raw_dir"])
+    shape = kind.image_shape(parsed)
+    if parsed["canvas_size"] is not None:
+        shape = (parsed["canvas_size"], parsed["canvas_size"], shape[2])
+    return shape
 
 
-def _prepare_generated(name: str, parsed: dict[str, Any], root: Path) -> builders.ArrayBuilder:
-    generated = _GENERATED[name]
-    args = {k: parsed[k] for k in generated.args}
-    side = _side(generated, args)
+def _prepare_drawn(kind: DatasetKind, parsed: dict[str, Any], root: Path) -> builders.ArrayBuilder:
+    """The prepared variant of a drawn dataset: its options name the variant."""
+    args = {k: parsed[k] for k in kind.options}
     config = builders.ArrayConfig(
-        name=generated.config_name(**args),
-        image_shape=(side, side, generated.channels),
+        name=kind.variant_name(**args),
+        image_shape=kind.image_shape(args),
         options=args,
     )
-    return storage.prepare(generated.builder, config, root)
+    return storage.prepare(BUILDERS[kind.name], config, root)
 
 
-def _prepare_idx(name: str, parsed: dict[str, Any], root: Path) -> builders.ArrayBuilder:
+def _prepare_raw(kind: DatasetKind, parsed: dict[str, Any], root: Path) -> builders.ArrayBuilder:
     def manual_dir() -> Path:
-        return mnist.find_files(name, root, parsed["raw_dir"])["train_images"].parent
+        return mnist.find_files(kind.name, root, parsed["raw_dir"])["train_images"].parent
 
-    return storage.prepare(_IDX_BUILDERS[name], "idx", root, manual_dir=manual_dir)
+    return storage.prepare(BUILDERS[kind.name], builders.RAW_CONFIG, root, manual_dir=manual_dir)
+
+
+def _read_raw(
+    builder: builders.ArrayBuilder, name: str, parsed: dict[str, Any]
+) -> dict[str, Split]:
+    """Train (less the validation hold-out), validation and test, each on its canvas."""
+    train = storage.read_own_split(builder, "train")
+    splits = _hold_out(train, parsed["validation_size"], name)
+    splits["test"] = storage.read_own_split(builder, "test")
+    return {k: _on_canvas(v, parsed["canvas_size"]) for k, v in splits.items()}
 
 
 def _hold_out(train: Split, size: int, name: str) -> dict[str, Split]:

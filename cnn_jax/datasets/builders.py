@@ -5,22 +5,22 @@ the source gives them (shuffling disabled), so "the last 5,000 MNIST training im
 what it says. A builder config's name encodes every option that changes the content (e.g.
 'canvas16_scale1_center'), so two settings never share a prepared directory:
 `<data_dir>/cnn_jax_digits/canvas16_scale1_center/1.0.0/`. Bump VERSION when a generator's
-output changes.
+output changes. `for_kind` makes each built-in dataset's builder from its `DatasetKind`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from cnn_jax.datasets import digits, mnist, redgreen, shapes
+from cnn_jax.datasets.kind import Arrays, DatasetKind
 
-Arrays = dict[str, tuple[np.ndarray, np.ndarray]]
+RAW_CONFIG = "idx"  # the one variant of a dataset read from raw files
 
 
 @dataclasses.dataclass(eq=False)
@@ -69,58 +69,42 @@ class ArrayBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             yield i, {"image": images[i], "label": int(labels[i])}
 
 
-class DigitsBuilder(ArrayBuilder, skip_registration=True):
-    name = "cnn_jax_digits"
-    CLASS_NAMES = digits.CLASS_NAMES
-    DESCRIPTION = "scikit-learn's 8x8 digits (UCI optdigits) placed on a canvas."
+class _DrawnBuilder(ArrayBuilder, skip_registration=True):
+    """A dataset drawn by code: the config's options are the generator's arguments."""
+
+    KIND: DatasetKind
 
     def _make_arrays(self, dl_manager: tfds.download.DownloadManager) -> Arrays:
-        return digits.make_splits(**self.builder_config.options)
+        return self.KIND.make_splits(**self.builder_config.options)
 
 
-class ShapesBuilder(ArrayBuilder, skip_registration=True):
-    name = "cnn_jax_shapes"
-    CLASS_NAMES = shapes.CLASS_NAMES
-    DESCRIPTION = "Synthetic shapes at random positions and sizes."
+class _RawFilesBuilder(ArrayBuilder, skip_registration=True):
+    """A dataset read from the raw files in the manual dir that `storage.prepare` points it to."""
 
-    def _make_arrays(self, dl_manager: tfds.download.DownloadManager) -> Arrays:
-        return shapes.make_splits(**self.builder_config.options)
-
-
-class RedGreenBuilder(ArrayBuilder, skip_registration=True):
-    name = "cnn_jax_red_green"
-    CLASS_NAMES = redgreen.CLASS_NAMES
-    DESCRIPTION = "Kayhan & van Gemert 2020's red-green boxes (class = which colour is left)."
+    KIND: DatasetKind
 
     def _make_arrays(self, dl_manager: tfds.download.DownloadManager) -> Arrays:
-        return redgreen.make_splits(**self.builder_config.options)
+        return self.KIND.make_splits(dl_manager.manual_dir)
 
 
-class _IdxBuilder(ArrayBuilder, skip_registration=True):
-    """MNIST-format data read from the manual dir that `storage.prepare` points it to."""
+def for_kind(kind: DatasetKind) -> type[ArrayBuilder]:
+    """The TFDS builder class of a built-in dataset: 'cnn_jax_<name>', version 1.0.0.
 
-    SOURCE = ""
-
-    def _make_arrays(self, dl_manager: tfds.download.DownloadManager) -> Arrays:
-        files = mnist.files_in(Path(dl_manager.manual_dir))
-        if files is None:
-            raise FileNotFoundError(f"the IDX files vanished from {dl_manager.manual_dir}")
-        return mnist.read_splits(self.SOURCE, files)
-
-
-class MnistBuilder(_IdxBuilder, skip_registration=True):
-    name = "cnn_jax_mnist"
-    SOURCE = "mnist"
-    CLASS_NAMES = mnist.SOURCES["mnist"].class_names
-    DESCRIPTION = "MNIST from the four official IDX files (60k train, 10k test)."
-    MANUAL_DOWNLOAD_INSTRUCTIONS = mnist.SOURCES["mnist"].how_to_get
-    BUILDER_CONFIGS = [ArrayConfig(name="idx", image_shape=mnist.IMAGE_SHAPE)]
-
-
-class FashionMnistBuilder(_IdxBuilder, skip_registration=True):
-    name = "cnn_jax_fashion_mnist"
-    SOURCE = "fashion_mnist"
-    CLASS_NAMES = mnist.SOURCES["fashion_mnist"].class_names
-    DESCRIPTION = "Fashion-MNIST from the four IDX files (60k train, 10k test)."
-    MANUAL_DOWNLOAD_INSTRUCTIONS = mnist.SOURCES["fashion_mnist"].how_to_get
-    BUILDER_CONFIGS = [ArrayConfig(name="idx", image_shape=mnist.IMAGE_SHAPE)]
+    Make it once per kind: TFDS keeps every builder class it sees.
+    """
+    attrs: dict[str, Any] = {
+        "__module__": __name__,  # TFDS records it in dataset_info.json
+        "name": f"cnn_jax_{kind.name}",
+        "KIND": kind,
+        "CLASS_NAMES": kind.class_names,
+        "DESCRIPTION": kind.description,
+    }
+    base: type[ArrayBuilder] = _DrawnBuilder
+    if not kind.drawn:
+        base = _RawFilesBuilder
+        attrs["MANUAL_DOWNLOAD_INSTRUCTIONS"] = kind.manual_download
+        attrs["BUILDER_CONFIGS"] = [ArrayConfig(name=RAW_CONFIG, image_shape=kind.image_shape({}))]
+    class_name = "".join(part.title() for part in kind.name.split("_")) + "Builder"
+    return types.new_class(
+        class_name, (base,), {"skip_registration": True}, lambda ns: ns.update(attrs)
+    )

@@ -9,7 +9,12 @@ digits are test digits under every placement.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
+
+from cnn_jax.datasets.kind import DatasetKind, choice, int_at_least
 
 DIGIT_SIZE = 8
 NUM_IMAGES = 1797
@@ -86,3 +91,28 @@ def make_splits(
     images, labels = raw_digits()
     canvas = place(images, canvas_size, digit_scale, position)
     return {name: (canvas[idx], labels[idx]) for name, idx in split_indices(labels).items()}
+
+
+def check_options(options: Mapping[str, Any]) -> None:
+    """The canvas must hold the scaled digit: a check across two options."""
+    if options["canvas_size"] < DIGIT_SIZE * options["digit_scale"]:
+        raise ValueError(
+            f"dataset option 'canvas_size': {options['canvas_size']} for 'digits'; allowed: "
+            f">= 8 * digit_scale = {DIGIT_SIZE * options['digit_scale']}"
+        )
+
+
+KIND = DatasetKind(
+    name="digits",
+    description="scikit-learn's 8x8 digits (UCI optdigits) placed on a canvas.",
+    class_names=CLASS_NAMES,
+    options={
+        "canvas_size": int_at_least(DIGIT_SIZE, 16),
+        "digit_scale": int_at_least(1, 1),
+        "position": choice("center", POSITIONS),
+    },
+    make_splits=make_splits,
+    side="canvas_size",
+    variant_name=config_name,
+    check_options=check_options,
+)

@@ -1,4 +1,5 @@
-"""MNIST and Fashion-MNIST from their four official IDX files: where to look, how to verify.
+"""MNIST and Fashion-MNIST from their four official IDX files: where to look, how to verify,
+and their two dataset records (`MNIST_KIND`, `FASHION_MNIST_KIND`).
 
 Nothing is downloaded at run time. `make data` (scripts/fetch_data.sh) puts the files in
 `<data_dir>/downloads/manual/<name>/`; Fashion-MNIST is also found where Debian's
@@ -10,12 +11,14 @@ foreign ones are refused.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
 
 from cnn_jax.datasets import idx
 from cnn_jax.datasets.core import DatasetIntegrityError, DatasetNotFoundError
+from cnn_jax.datasets.kind import PATH, DatasetKind, int_at_least, optional_int_at_least
 
 # Key -> file name without the .gz suffix (either form is accepted).
 FILES = {
@@ -168,3 +171,38 @@ def read_splits(
             raise DatasetIntegrityError(f"{label_path}: label {labels.max()} out of range 0..9")
         splits[split] = (images[..., None], labels.astype(np.int32))
     return splits
+
+
+def splits_in(name: str, manual_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`read_splits` of the four files in the TFDS manual dir that `storage.prepare` gave."""
+    files = files_in(Path(manual_dir))
+    if files is None:
+        raise FileNotFoundError(f"the IDX files vanished from {manual_dir}")
+    return read_splits(name, files)
+
+
+LOAD_OPTIONS = {  # all apply at load time: one prepared copy serves every setting
+    "validation_size": int_at_least(1, 5000),
+    "raw_dir": PATH,
+    # None: 28x28 as published; n > 28: each image centred on an n x n black canvas
+    "canvas_size": optional_int_at_least(28),
+}
+
+
+def _kind(name: str, description: str) -> DatasetKind:
+    return DatasetKind(
+        name=name,
+        description=description,
+        class_names=SOURCES[name].class_names,
+        options=LOAD_OPTIONS,
+        make_splits=functools.partial(splits_in, name),
+        side=IMAGE_SHAPE[0],
+        channels=IMAGE_SHAPE[2],
+        manual_download=SOURCES[name].how_to_get,
+    )
+
+
+MNIST_KIND = _kind("mnist", "MNIST from the four official IDX files (60k train, 10k test).")
+FASHION_MNIST_KIND = _kind(
+    "fashion_mnist", "Fashion-MNIST from the four IDX files (60k train, 10k test)."
+)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnn_jax.datasets.kind import DatasetKind, choice, int_at_least
+
 CLASS_NAMES = ("red_left", "green_left")
 SPLITS = ("train", "validation", "test")
 TEST_SETS = ("similar", "dissimilar")
@@ -76,3 +78,21 @@ def make_splits(
             corners = swap_heights(labels, corners)
         out[name] = (render(labels, corners), labels)
     return out
+
+
+KIND = DatasetKind(
+    name="red_green",
+    description="Kayhan & van Gemert 2020's red-green boxes (class = which colour is left).",
+    class_names=CLASS_NAMES,
+    options={  # the paper's sizes: 2000 train, 1000 validation, 1000 test
+        "num_train": int_at_least(2, 2000),
+        "num_validation": int_at_least(2, 1000),
+        "num_test": int_at_least(2, 1000),
+        "seed": int_at_least(0, 0),
+        "test_set": choice("similar", TEST_SETS),
+    },
+    make_splits=make_splits,
+    side=IMAGE_SIZE,
+    channels=3,
+    variant_name=config_name,
+)

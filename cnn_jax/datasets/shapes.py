@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnn_jax.datasets.kind import DatasetKind, int_at_least
+
 CLASS_NAMES = ("square", "circle", "triangle", "cross", "plus", "ring")
 SPLITS = ("train", "validation", "test")
 MIN_IMAGE_SIZE = 12
@@ -74,3 +76,20 @@ def make_splits(
         name: draw_split(n, image_size, np.random.default_rng([seed, k]))
         for k, (name, n) in enumerate(zip(SPLITS, sizes))
     }
+
+
+KIND = DatasetKind(
+    name="shapes",
+    description="Synthetic shapes at random positions and sizes.",
+    class_names=CLASS_NAMES,
+    options={
+        "num_train": int_at_least(1, 2000),
+        "num_validation": int_at_least(1, 500),
+        "num_test": int_at_least(1, 500),
+        "image_size": int_at_least(MIN_IMAGE_SIZE, 32),
+        "seed": int_at_least(0, 0),
+    },
+    make_splits=make_splits,
+    side="image_size",
+    variant_name=config_name,
+)

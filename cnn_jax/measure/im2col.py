@@ -12,7 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from cnn_jax.nn.layers import Padding, canonical_padding, same_padding_amounts
+from cnn_jax.nn.layers import Padding, canonical_padding
+from cnn_jax.nn.pooling import same_padding_amounts
 
 
 def explicit_pads(

@@ -1,7 +1,8 @@
 """The model: layers, pooling and activation kinds, model specs and the `CNN` module.
 
-- `pool_kinds`, `activation_kinds`: registries; each kind describes itself.
-- `layers`: pooling, padding helpers, global average pool, noise.
+- `pool_kinds`, `activation_kinds`: registries; each kind describes itself (its apply too).
+- `pooling`: the pooling primitives (padding amounts, blur filters, tiled and windowed pools).
+- `layers`: the Linen layers (`Pool`, global pools, noise), padding and activation lookup.
 - `model_spec`: `BlockSpec` / `HeadSpec` / `ModelSpec`, presets, config -> spec.
 - `models`: `CNN(spec)`, a Linen module returning `(logits, intermediates)`.
 - `summary`, `receptive_field`: per-layer shapes, parameters, FLOPs; receptive fields.

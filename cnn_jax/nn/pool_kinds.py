@@ -1,11 +1,11 @@
 """Pooling kinds that describe themselves: one entry per kind, used everywhere a kind matters.
 
-Each entry says which sliding windows the kind applies, in order (for receptive fields,
-`cnn_jax.nn.receptive_field`), whether its window must fit the feature map and whether it
-uses the binomial blur (config validation), and its forward FLOPs (`cnn_jax.nn.summary`).
-`layers.Pool` applies the kinds named here (`POOLINGS` is this registry's keys), and any
-other name is an error everywhere, instead of being treated as the identity by one module
-and refused by another.
+Each entry gives the kind's forward pass (`layers.Pool` calls it), which sliding windows it
+applies, in order (for receptive fields, `cnn_jax.nn.receptive_field`), whether its window
+must fit the feature map and whether it uses the binomial blur (config validation), and its
+forward FLOPs (`cnn_jax.nn.summary`). `POOLINGS` in `layers` is this registry's keys, and
+any other name is an error everywhere, instead of being treated as the identity by one
+module and refused by another. A new kind is one entry here.
 
 Kinds: max / avg pooling; BlurPool (Zhang 2019, "Making Convolutional Networks
 Shift-Invariant Again": binomial blur then subsample); MaxBlurPool (the same paper: dense
@@ -17,6 +17,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import jax
+
+from cnn_jax.nn import pooling
+
 Padding = object  # canonical padding: 'SAME' | 'VALID' | 'CIRCULAR' | ((t, b), (l, r))
 Window = tuple[int, int, Padding]  # (kernel, stride, padding) of one sliding window
 
@@ -26,6 +30,8 @@ class PoolKind:
     """What one pooling kind does, for the modules that need to know."""
 
     name: str
+    # (x [B, H, W, C], window, stride, blur, canonical padding) -> the pooled maps
+    apply: Callable[[jax.Array, int, int, int, Padding], jax.Array]
     windows: Callable[[int, int, int, Padding], list[Window]]  # (window, stride, blur, pad)
     window_must_fit: bool  # pool_window <= the feature map entering the pool
     uses_blur: bool  # blur_size matters (1..7)
@@ -35,8 +41,27 @@ class PoolKind:
     flops: Callable[[int, int, int, int], int]
 
 
-def _blur_padding(padding: Padding) -> Padding:
-    return "CIRCULAR" if padding == "CIRCULAR" else "SAME"
+def _max(x_bhwc: jax.Array, window: int, stride: int, blur: int, padding: Padding) -> jax.Array:
+    return pooling.window_pool(x_bhwc, "max", window, stride, padding)
+
+
+def _avg(x_bhwc: jax.Array, window: int, stride: int, blur: int, padding: Padding) -> jax.Array:
+    return pooling.window_pool(x_bhwc, "avg", window, stride, padding)
+
+
+def _blur(x_bhwc: jax.Array, window: int, stride: int, blur: int, padding: Padding) -> jax.Array:
+    return pooling.blur_downsample(x_bhwc, blur, stride, padding)
+
+
+def _max_blur(
+    x_bhwc: jax.Array, window: int, stride: int, blur: int, padding: Padding
+) -> jax.Array:
+    dense = pooling.dense_max_pool(x_bhwc, window, padding)
+    return pooling.blur_downsample(dense, blur, stride, pooling.blur_padding(padding))
+
+
+def _none(x_bhwc: jax.Array, window: int, stride: int, blur: int, padding: Padding) -> jax.Array:
+    return x_bhwc
 
 
 def _window_flops(window: int, blur: int, n_in: int, n_out: int) -> int:
@@ -50,17 +75,18 @@ def _blur_flops(window: int, blur: int, n_in: int, n_out: int) -> int:
 POOL_KINDS: dict[str, PoolKind] = {
     kind.name: kind
     for kind in (
-        PoolKind("max", lambda w, s, b, p: [(w, s, p)], True, False, _window_flops),
-        PoolKind("avg", lambda w, s, b, p: [(w, s, p)], True, False, _window_flops),
-        PoolKind("blur", lambda w, s, b, p: [(b, s, p)], False, True, _blur_flops),
+        PoolKind("max", _max, lambda w, s, b, p: [(w, s, p)], True, False, _window_flops),
+        PoolKind("avg", _avg, lambda w, s, b, p: [(w, s, p)], True, False, _window_flops),
+        PoolKind("blur", _blur, lambda w, s, b, p: [(b, s, p)], False, True, _blur_flops),
         PoolKind(
             "max_blur",
-            lambda w, s, b, p: [(w, 1, p), (b, s, _blur_padding(p))],
+            _max_blur,
+            lambda w, s, b, p: [(w, 1, p), (b, s, pooling.blur_padding(p))],
             True,
             True,
             lambda w, b, n_in, n_out: w * w * n_in + _blur_flops(w, b, n_in, n_out),
         ),
-        PoolKind("none", lambda w, s, b, p: [], False, False, lambda w, b, n_in, n_out: 0),
+        PoolKind("none", _none, lambda w, s, b, p: [], False, False, lambda w, b, n_in, n_out: 0),
     )
 }
 

@@ -29,8 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnn_jax.nn import pool_kinds
-from cnn_jax.nn.layers import canonical_padding, same_padding_amounts
+from cnn_jax.nn.layers import canonical_padding
 from cnn_jax.nn.model_spec import BlockSpec, ModelSpec
+from cnn_jax.nn.pooling import same_padding_amounts
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,3 +31,23 @@ def test_default_digits_config_reaches_95_percent_on_a_small_budget(tmp_path: Pa
     assert {"step", "loss", "accuracy", "learning_rate", "time"} <= set(train_rows[0])
     assert train_rows[-1]["loss"] < train_rows[0]["loss"]
     assert list(tmp_path.rglob("events.out.tfevents.*")), "no TensorBoard event file"
+
+
+def test_logged_train_windows_say_what_their_names_say(tmp_path: Path, data_dir: Path):
+    config = digits.get_config()
+    config.dataset.data_dir = str(data_dir)
+    config.train.update(num_epochs=1, quiet=True, log_every_steps=5, num_seeds=2)
+    config.optim.update(schedule="constant", learning_rate=0.01)
+    results = train_and_evaluate(config, tmp_path)
+    logs = sorted(tmp_path.rglob("metrics.jsonl"))
+    assert len(logs) == 2  # one per seed
+    window_images = 5 * config.train.batch_size * 2  # a full window of both seeds
+    rates = []
+    for log in logs:
+        for row in (r for r in read_metrics(log) if r["split"] == "train"):
+            assert row["learning_rate"] == 0.01
+            if row["step"] % 5 == 0:  # a window lasts at most the run: at least its images / run
+                assert row["images_per_sec"] >= window_images / results["wall_time_sec"], row
+            rates.append(row["images_per_sec"])
+    # The windows' rates are of the order of the run's own throughput.
+    assert 0.1 < sorted(rates)[len(rates) // 2] / results["train_images_per_sec"] < 10

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from cnn_jax.measure import invariance as inv
-from cnn_jax.nn.layers import binomial_filter
 from cnn_jax.nn.model_spec import BlockSpec, HeadSpec, ModelSpec
 from cnn_jax.nn.models import CNN, init_variables
+from cnn_jax.nn.pooling import binomial_filter
 
 RNG = np.random.default_rng(0)
 

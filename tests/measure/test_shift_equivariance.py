@@ -13,9 +13,10 @@ import pytest
 
 from cnn_jax import datasets, steps
 from cnn_jax.measure import invariance as inv
-from cnn_jax.nn.layers import Pool, binomial_filter, blur_downsample, blurpool_pads
+from cnn_jax.nn.layers import Pool
 from cnn_jax.nn.model_spec import mnist_cnn
 from cnn_jax.nn.models import CNN
+from cnn_jax.nn.pooling import binomial_filter, blur_downsample, blurpool_pads
 
 
 def _reference_blurpool(x_hw: np.ndarray, size: int, stride: int = 2) -> np.ndarray:

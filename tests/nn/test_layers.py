@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnn_jax.nn import layers
-from cnn_jax.nn.layers import Pool, canonical_padding, same_padding_amounts
+from cnn_jax.nn import layers, pooling
+from cnn_jax.nn.layers import Pool, canonical_padding
+from cnn_jax.nn.pooling import same_padding_amounts
 from tests import naive
 
 CONV_CASES = [
@@ -83,13 +84,13 @@ def test_pool_matches_naive(kind, window, stride, padding):
 
 def test_blur_filter_normalised_binomial():
     for size in range(1, 8):
-        f = layers.binomial_filter(size)
+        f = pooling.binomial_filter(size)
         assert f.shape == (size, size)
         np.testing.assert_allclose(f.sum(), 1.0, rtol=1e-6)
         np.testing.assert_allclose(f, f.T)
-    np.testing.assert_allclose(layers.binomial_filter(3)[1], np.array([2, 4, 2]) / 16)
+    np.testing.assert_allclose(pooling.binomial_filter(3)[1], np.array([2, 4, 2]) / 16)
     with pytest.raises(ValueError, match="blur_size"):
-        layers.binomial_filter(8)
+        pooling.binomial_filter(8)
 
 
 def test_blur_pool_shapes_and_constant_preserved():

@@ -7,8 +7,9 @@ import math
 import pytest
 
 from cnn_jax.nn import model_spec as ms
-from cnn_jax.nn.layers import canonical_padding, same_padding_amounts
+from cnn_jax.nn.layers import canonical_padding
 from cnn_jax.nn.models import CNN
+from cnn_jax.nn.pooling import same_padding_amounts
 from cnn_jax.nn.summary import conv_output_size, conv_params, summary
 
 PRESET_INPUTS = {

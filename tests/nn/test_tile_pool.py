@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnn_jax.nn import layers
+from cnn_jax.nn import layers, pooling
 
 # (H, W, window): even sizes, odd sizes that leave rows/columns no window covers, window 3.
 SHAPES = [(8, 8, 2), (7, 5, 2), (10, 7, 3), (5, 6, 4)]
@@ -34,7 +34,7 @@ def test_values_and_gradients_equal_reduce_window(h, w, window, ties, kind):
     cotangent = jnp.asarray(
         np.random.default_rng(1).normal(size=_reference(x, window, kind).shape), jnp.float32
     )
-    got, got_vjp = jax.vjp(lambda v: layers.tile_pool(v, window, kind), x)
+    got, got_vjp = jax.vjp(lambda v: pooling.tile_pool(v, window, kind), x)
     want, want_vjp = jax.vjp(lambda v: _reference(v, window, kind), x)
     assert got.shape == want.shape
     if kind == "max":  # a selected element: exact
@@ -46,7 +46,7 @@ def test_values_and_gradients_equal_reduce_window(h, w, window, ties, kind):
 
 def test_max_gradient_goes_to_the_first_maximum_only():
     x = jnp.ones((1, 2, 2, 1))  # one window, four equal maxima
-    grad = jax.grad(lambda v: layers.tile_max_pool(v, 2).sum())(x)
+    grad = jax.grad(lambda v: pooling.tile_max_pool(v, 2).sum())(x)
     np.testing.assert_array_equal(np.asarray(grad)[0, :, :, 0], [[1.0, 0.0], [0.0, 0.0]])
     want = jax.grad(lambda v: _reference(v, 2, "max").sum())(x)
     np.testing.assert_array_equal(np.asarray(grad), np.asarray(want))
@@ -55,7 +55,7 @@ def test_max_gradient_goes_to_the_first_maximum_only():
 def test_nan_and_inf_propagate_like_reduce_window():
     x = np.zeros((1, 4, 4, 1), np.float32)
     x[0, 0, 1, 0], x[0, 2, 2, 0], x[0, 3, 0, 0] = np.nan, np.inf, -np.inf
-    got = np.asarray(layers.tile_max_pool(jnp.asarray(x), 2))
+    got = np.asarray(pooling.tile_max_pool(jnp.asarray(x), 2))
     np.testing.assert_array_equal(got, np.asarray(_reference(jnp.asarray(x), 2, "max")))
     assert np.isnan(got[0, 0, 0, 0]) and got[0, 1, 1, 0] == np.inf
 
@@ -69,7 +69,7 @@ def test_second_order_gradient_matches():
 
         return jax.jvp(jax.grad(f), (x,), (jnp.ones_like(x),))[1]
 
-    got = hvp(lambda v: layers.tile_max_pool(v, 2))
+    got = hvp(lambda v: pooling.tile_max_pool(v, 2))
     want = hvp(lambda v: _reference(v, 2, "max"))
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
@@ -86,6 +86,6 @@ def test_pool_module_uses_tiles_only_where_they_are_exact(kind):
 
 def test_jit_and_vmap_compose():
     x = jnp.asarray(np.random.default_rng(2).normal(size=(3, 2, 6, 6, 4)), jnp.float32)
-    got = jax.jit(jax.vmap(jax.grad(lambda v: layers.tile_max_pool(v, 2).sum())))(x)
+    got = jax.jit(jax.vmap(jax.grad(lambda v: pooling.tile_max_pool(v, 2).sum())))(x)
     want = jax.vmap(jax.grad(lambda v: _reference(v, 2, "max").sum()))(x)
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))

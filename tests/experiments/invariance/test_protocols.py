@@ -10,8 +10,8 @@ import pytest
 from cnn_jax import stats
 from cnn_jax.datasets import redgreen
 from cnn_jax.measure import two_dots
-from cnn_jax.nn.layers import tile_pool
 from cnn_jax.nn.model_spec import spec_from_config
+from cnn_jax.nn.pooling import tile_pool
 from cnn_jax.outputs import predictions
 from experiments.invariance import analysis as ana
 from experiments.invariance import evaluate as ev
