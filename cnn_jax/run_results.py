@@ -139,16 +139,19 @@ def _clear(workdir: Path, stored: dict[str, Any]) -> None:
             path.unlink()
 
 
-def previous_run(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any] | None:
+def previous_run(
+    config: ml_collections.ConfigDict, workdir: Path, *, locked: bool = False
+) -> dict[str, Any] | None:
     """The finished results of this very run in `workdir`, or None (nothing, or a partial run
     of the same identity to resume). Another identity raises one line naming the fields, or
-    is cleared with `train.overwrite`."""
+    is cleared with `train.overwrite`, but only by a caller holding the workdir's lock
+    (`locked`): a second process must never delete what a live run is writing."""
     stored = identity.stored_config(workdir)
     if stored is None:
         return None
     diffs = identity.differences(identity.fields(stored), identity.fields(config))
     if diffs and config.train.get("overwrite", False):
-        if jax.process_index() == 0:
+        if locked and jax.process_index() == 0:
             _clear(workdir, stored)
         return None
     if diffs:

@@ -108,9 +108,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     if main_process:
         workdir.mkdir(parents=True, exist_ok=True)
     with WorkdirLock(workdir) if main_process else contextlib.nullcontext():
-        finished = run_results.previous_run(
-            config, workdir
-        )  # again, now that no one else can write
+        # Again, now that no one else can write: only now may train.overwrite clear the run.
+        finished = run_results.previous_run(config, workdir, locked=main_process)
         return finished if finished is not None else _train(run, workdir, quiet)
 
 

@@ -12,6 +12,7 @@ from cnn_jax import steps
 from cnn_jax.config import identity
 from cnn_jax.outputs.writers import read_json, read_metrics
 from cnn_jax.system.preemption import Preempted
+from cnn_jax.system.workdir_lock import WorkdirLock, WorkdirLockedError
 from cnn_jax.train import train_and_evaluate
 from experiments.configs import smoke
 
@@ -113,3 +114,19 @@ def test_overwrite_discards_a_run_with_other_settings(tmp_path: Path, finished: 
     results = train_and_evaluate(config, workdir)
     assert results["steps"] == 4 and results[identity.KEY] == identity.of(config)
     assert max(r["step"] for r in read_metrics(workdir)) == 4
+
+
+def test_overwrite_waits_for_the_lock_before_deleting_anything(
+    tmp_path: Path, finished: Path, data_dir
+):
+    workdir = tmp_path / "live"
+    workdir.mkdir()
+    for name in ("config.json", "results.json", "metrics.jsonl"):
+        (workdir / name).write_bytes((finished / name).read_bytes())
+    config = _tiny(data_dir)
+    config.train.num_epochs, config.train.overwrite = 1, True
+    with WorkdirLock(workdir):  # a live run holds the workdir
+        before = _snapshot(workdir)
+        with pytest.raises(WorkdirLockedError, match="is in use"):
+            train_and_evaluate(config, workdir)
+        assert _snapshot(workdir) == before  # nothing of the live run was cleared
