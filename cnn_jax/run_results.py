@@ -125,13 +125,37 @@ def write_results(
 _OUTPUTS = ("checkpoints", "config.json", "results.json", "metrics.jsonl", "predictions")
 
 
-def _clear(workdir: Path, stored: dict[str, Any]) -> None:
-    """Removes what the trainer wrote for the stored run (train.overwrite)."""
+def _member_dirs(workdir: Path, stored: dict[str, Any]) -> list[Path]:
+    """The member dirs of the stored K-member run in `workdir` (none for a single run)."""
     seed, num = int(stored.get("seed", 0)), int((stored.get("train") or {}).get("num_seeds", 1))
     spec = grid.GridSpec.from_config(stored.get("grid"))
     seeds = grid.member_seeds(spec, seed, num)
-    members = grid.member_dirs(workdir, spec, seeds) if len(seeds) > 1 else []
-    paths = [workdir / n for n in _OUTPUTS] + members
+    return grid.member_dirs(workdir, spec, seeds) if len(seeds) > 1 else []
+
+
+def member_parent(run_dir: Path, results: dict[str, Any]) -> Path:
+    """The run that trained `run_dir` (`run_dir` itself unless its results.json names a
+    `vmapped_parent`). A parent is followed only if its own config.json lists `run_dir` as
+    member `seed_index`: a results file cannot send a reader to another directory."""
+    if "vmapped_parent" not in results:
+        return run_dir
+    value, k = results["vmapped_parent"], results.get("seed_index")
+    where = f"{Path(run_dir) / 'results.json'}: vmapped_parent {value!r}"
+    parent = Path(run_dir) / value if isinstance(value, str) and value else None
+    stored = identity.stored_config(parent) if parent is not None else None
+    members = _member_dirs(parent, stored) if stored is not None else []
+    listed = type(k) is int and 0 <= k < len(members)
+    if not listed or members[k].resolve() != Path(run_dir).resolve():
+        raise ValueError(
+            f"{where} is not the run that trained this member (no config.json there lists it "
+            f"as member {k!r}); allowed: the path the trainer wrote, or retrain the run"
+        )
+    return parent
+
+
+def _clear(workdir: Path, stored: dict[str, Any]) -> None:
+    """Removes what the trainer wrote for the stored run (train.overwrite)."""
+    paths = [workdir / n for n in _OUTPUTS] + _member_dirs(workdir, stored)
     for path in paths + list(workdir.glob("events.out.tfevents.*")):
         if path.is_dir():
             shutil.rmtree(path)

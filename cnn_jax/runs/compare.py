@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cnn_jax import run_results
 from cnn_jax.config import identity
 from cnn_jax.outputs.writers import read_json
 
@@ -66,7 +67,7 @@ def find_runs(patterns: Iterable[str]) -> list[Path]:
 def load_run(run_dir: Path) -> dict[str, Any]:
     """{'run', 'results', 'config', 'identity'} of one run directory."""
     results = read_json(run_dir / "results.json")
-    parent = run_dir / results["vmapped_parent"] if "vmapped_parent" in results else run_dir
+    parent = run_results.member_parent(run_dir, results)
     config_path = parent / "config.json"
     config = read_json(config_path) if config_path.exists() else {}
     seed = results.get("seed", config.get("seed", 0))

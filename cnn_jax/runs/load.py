@@ -14,14 +14,14 @@ from typing import Any
 import jax
 import ml_collections
 
-from cnn_jax import datasets
+from cnn_jax import datasets, run_results
 from cnn_jax.config import identity
-from cnn_jax.system.checkpoint import Checkpointer, training_carry
 from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.nn.model_spec import ModelSpec
 from cnn_jax.nn.models import CNN
 from cnn_jax.outputs.writers import read_json
 from cnn_jax.run_setup import build
+from cnn_jax.system.checkpoint import Checkpointer, training_carry
 
 
 @dataclasses.dataclass
@@ -44,7 +44,7 @@ def load_run(run_dir: str | Path, seed_index: int | None = None) -> LoadedRun:
     run_dir = Path(run_dir)
     results_path = run_dir / "results.json"
     if results_path.exists() and "vmapped_parent" in (results := read_json(results_path)):
-        return load_run(run_dir / results["vmapped_parent"], results["seed_index"])
+        return load_run(run_results.member_parent(run_dir, results), results["seed_index"])
     if not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"run_dir: no config.json in {run_dir}; is it a training workdir?")
     config = ml_collections.ConfigDict(identity.stored_config(run_dir))

@@ -32,7 +32,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cnn_jax.runs.provenance import dataset_checksum, file_sha256, load_average, provenance, repo_root
+from cnn_jax.runs.provenance import (
+    dataset_checksum,
+    file_sha256,
+    load_average,
+    provenance,
+    repo_root,
+)
 
 __all__ = [
     "collect", "dataset_checksum", "load_average", "maybe_publish", "publish", "repo_root",

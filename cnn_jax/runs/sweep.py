@@ -38,9 +38,10 @@ from typing import Any, Protocol
 
 import ml_collections
 
+from cnn_jax import run_results
 from cnn_jax.config import grid, identity
-from cnn_jax.runs import launch
 from cnn_jax.outputs.writers import read_json
+from cnn_jax.runs import launch
 from cnn_jax.train import train_and_evaluate
 
 Job = tuple[str, Callable[..., Any], dict[str, Any]]
@@ -96,7 +97,7 @@ def cached_results(path: Path, config: ml_collections.ConfigDict, seed: int) -> 
     if not (path / "results.json").exists():
         return None
     results = read_json(path / "results.json")
-    parent = path / results["vmapped_parent"] if "vmapped_parent" in results else path
+    parent = run_results.member_parent(path, results)
     stored = identity.stored_config(parent)
     if stored is None:
         raise ValueError(

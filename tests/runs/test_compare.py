@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cnn_jax.runs import compare
 from cnn_jax.config import identity
 from cnn_jax.outputs.writers import atomic_write_json
+from cnn_jax.runs import compare
 from experiments.configs import smoke
 from tests.conftest import REPO
 
@@ -21,6 +21,8 @@ def _run(path: Path, *, lr: float, seed: int, accuracy: float, vmapped: bool = F
     with a summary results.json and a seed dir."""
     config = smoke.get_config()
     config.optim.learning_rate, config.seed = lr, seed
+    if vmapped:  # seeds seed - 1 and seed as one program; this member is its second
+        config.seed, config.train.num_seeds = seed - 1, 2
     config.train.log_every_steps = 7 if seed else 5  # logging: not a difference
     stored = dict(config.to_dict(), **{identity.KEY: identity.of(config)})
     path.mkdir(parents=True)
@@ -32,7 +34,7 @@ def _run(path: Path, *, lr: float, seed: int, accuracy: float, vmapped: bool = F
         atomic_write_json(path / "results.json", {"per_seed": [entry], "test_accuracy": accuracy})
         path = path / f"seed_{seed}"
         path.mkdir()
-        entry["vmapped_parent"] = ".."
+        entry["vmapped_parent"], entry["seed_index"] = "..", 1
     atomic_write_json(path / "results.json", entry)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from cnn_jax.config import launcher
-from cnn_jax.runs import launch
 from cnn_jax.config_validation import validate_config
+from cnn_jax.runs import launch
 from experiments.configs import smoke
 
 

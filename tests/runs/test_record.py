@@ -14,8 +14,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from cnn_jax.runs import readme_blocks, record
 from cnn_jax.datasets import Dataset, Split
+from cnn_jax.runs import readme_blocks, record
 
 
 def _split(n: int, seed: int) -> Split:
