@@ -83,7 +83,8 @@ def validate_config(config: Any, workdir: str | Path | None = None) -> None:
     check_spatial_sizes(spec, image_shape)
     subset = (cfg["dataset"].get("options") or {}).get("train_subset")
     train = dict(cfg["train"], num_seeds=members)  # a grid's members are seeds too
-    memory.check(spec, image_shape, train, cfg["dataset"]["name"], subset)
+    field = "train.num_seeds" if GridSpec.from_config(cfg.get("grid")) is None else "grid.values"
+    memory.check(spec, image_shape, train, cfg["dataset"]["name"], subset, members_field=field)
 
 
 def _check_grid(cfg: Mapping[str, Any]) -> int:

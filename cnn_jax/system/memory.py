@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -68,12 +69,19 @@ def estimate_bytes(
 
 
 def available_bytes() -> int | None:
-    """Free memory of the first device (accelerators) or of the host (CPU); None if unknown."""
+    """Free memory of the first device (accelerators), or of the host (CPU) within this
+    process's cgroup limit (a container or a SLURM job sees its limit, not the machine's);
+    None if unknown."""
     device = jax.local_devices()[0]
     if device.platform != "cpu":
         stats = device.memory_stats() or {}
         if "bytes_limit" in stats:
             return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    known = [b for b in (_host_available_bytes(), cgroup_available_bytes()) if b is not None]
+    return min(known) if known else None
+
+
+def _host_available_bytes() -> int | None:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -87,14 +95,63 @@ def available_bytes() -> int | None:
         return None
 
 
+# (controller dir under the cgroup mount, limit file, usage file): cgroup v2, then v1.
+_CGROUP_FILES = (("", "memory.max", "memory.current"),
+                 ("memory", "memory.limit_in_bytes", "memory.usage_in_bytes"))  # fmt: skip
+_UNLIMITED = 2**60  # v1 writes "no limit" as a page-rounded 2**63 - 1
+
+
+def cgroup_available_bytes(
+    proc_cgroup: Path = Path("/proc/self/cgroup"), mount: Path = Path("/sys/fs/cgroup")
+) -> int | None:
+    """The tightest (limit - usage) of this process's memory cgroup and its ancestors, v2 or
+    v1 (the kernel's per-cgroup accounting, Documentation/admin-guide/cgroup-v2.rst); None
+    without a memory limit."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    found = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for sub, limit_file, usage_file in _CGROUP_FILES:
+            if (controllers == "") != (sub == "") or (sub and sub not in controllers.split(",")):
+                continue
+            base = mount / sub if sub else mount
+            for folder in _ancestors(base, path):
+                found.append(_headroom(folder / limit_file, folder / usage_file))
+    known = [b for b in found if b is not None]
+    return min(known) if known else None
+
+
+def _ancestors(base: Path, path: str) -> list[Path]:
+    """`base/path` and each of its parents up to `base` (those that exist)."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    folders = [base.joinpath(*parts[:n]) for n in range(len(parts), -1, -1)]
+    return [f for f in folders if f.is_dir()]
+
+
+def _headroom(limit_file: Path, usage_file: Path) -> int | None:
+    try:
+        limit, usage = limit_file.read_text().strip(), int(usage_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if limit == "max" or not limit.isdigit() or int(limit) >= _UNLIMITED:
+        return None
+    return max(int(limit) - usage, 0)
+
+
 def check(
     spec: ModelSpec,
     image_shape: tuple[int, int, int],
     train: Mapping[str, Any],
     dataset: str,
     train_subset: int | None = None,
+    members_field: str = "train.num_seeds",
 ) -> None:
-    """Raises one ValueError line when the estimate exceeds 90% of the available memory."""
+    """Raises one ValueError line when the estimate exceeds 90% of the available memory,
+    naming the field to lower (`members_field`: what sets `train["num_seeds"]`, the
+    program's members: seeds, or grid points x seeds)."""
     free = available_bytes()
     if free is None:
         return
@@ -104,9 +161,11 @@ def check(
         return
     seeds = int(train.get("num_seeds", 1) or 1)
     fits = int((usable - need["shared"]) // need["per_seed"]) if usable > need["shared"] else 0
-    field = "train.num_seeds" if seeds > 1 and fits >= 1 else "train.batch_size"
-    value = seeds if field == "train.num_seeds" else train["batch_size"]
-    allowed = f"at most {fits} seeds" if field == "train.num_seeds" else "a smaller batch"
+    by_members = seeds > 1 and fits >= 1
+    field = members_field if by_members else "train.batch_size"
+    value = seeds if by_members else train["batch_size"]
+    unit = "seeds" if members_field == "train.num_seeds" else "members (grid points x seeds)"
+    allowed = f"at most {fits} {unit}" if by_members else "a smaller batch"
     shape = "x".join(str(d) for d in image_shape)
     raise ValueError(
         f"{field}: {value} needs about {need['total'] / GIB:.1f} GiB ({seeds} seed(s), batch "
