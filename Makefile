@@ -10,7 +10,8 @@ BENCH_ARGS ?=
 # as root and never fatal: without it everything runs on glibc's malloc, slower.
 TCMALLOC_PKG := libtcmalloc-minimal4
 
-.PHONY: install run test test-fast lint format data bench bench-gpu readme clean
+.PHONY: install run test test-fast test-py312 test-py313 lint format data bench bench-gpu \
+	device-wheels readme clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +36,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow" tests $(PYTEST_ARGS)
 
+# The fast suite on Python 3.12 / 3.13 with another jax (JAX=0.11.2, 0.12.0.1 or newest), in a
+# venv of its own (.venv-py312-jax$(JAX)); docs/accelerators.md has the measured results.
+JAX ?= 0.11.2
+test-py312:
+	bash scripts/test_python.sh 3.12 $(JAX)
+
+test-py313:
+	bash scripts/test_python.sh 3.13 $(JAX)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
@@ -53,9 +63,18 @@ bench: $(STAMP)
 readme: $(STAMP)
 	$(PY) -m cnn_jax.runs.readme_blocks
 
-# On a GPU machine: accelerator builds of jax and torch, device tests, benchmarks/REPORT_gpu.md.
+# On a GPU machine with no network (docs/accelerators.md): the wheels from `make device-wheels`
+# on top of its own jax and torch, then smoke training, device tests and benchmarks/gpu.py,
+# each phase's output in $(DEVICE_OUT) as soon as it ends, within DEVICE_BUDGET seconds.
+DEVICE_OUT ?= $(or $(OUT),/tmp/cnn_jax-device-check)
+DEVICE_BUDGET ?= 480
+DEVICE_ARGS ?=
 bench-gpu:
-	bash scripts/bench_gpu.sh
+	bash scripts/device_check.sh $(DEVICE_OUT) --budget-s $(DEVICE_BUDGET) $(DEVICE_ARGS)
+
+# On a networked machine: the wheels the GPU machine lacks (Python 3.12, manylinux x86_64) -> .whl/
+device-wheels: $(STAMP)
+	$(PY) scripts/device_wheels.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

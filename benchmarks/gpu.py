@@ -1,6 +1,6 @@
-"""Accelerator checks and benchmark -> benchmarks/REPORT_gpu.md (run by scripts/bench_gpu.sh).
+"""Accelerator checks and benchmark -> a Markdown report (run by scripts/device_check.sh).
 
-    python -m benchmarks.gpu                       # on a GPU/TPU host: the report of record
+    python -m benchmarks.gpu --report "$OUT/REPORT_gpu.md" --budget-s 200   # on a GPU host
     python -m benchmarks.gpu --cpu-fallback --report /tmp/r.md   # tiny sizes on CPU: code path
 
 Checks (each PASS/FAIL with a reason): the train step sharded over all devices (batch split
@@ -13,12 +13,18 @@ Time to accuracy: an airbench-style run (Jordan 2024: batch 512-1024, short warm
 decay, a fixed number of epochs) of resnet_small on synthetic CIFAR-10-shaped data (50k/10k
 32x32x3, 10 classes: class templates + shifts + noise); its difficulty is not CIFAR-10's, so
 the time is a speed figure for this shape of workload, not a CIFAR-10 result.
+
+The report is rewritten after each section, so a run stopped part-way leaves what it measured.
+`--budget-s`: sections (checks, speed, time to accuracy, K-seed strategies, in that order)
+that would start with less than their minimum left are skipped and named in the report;
+time to accuracy stops at its target or at the budget.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import time
 import traceback
 
@@ -165,7 +171,19 @@ def torch_speed(batch: int, steps: int, rounds: int, **kw) -> dict:
     return {"img/s": t.median, "TFLOP/s": t.median * flops / 1e12, "compile s": step.compile_sec}
 
 
-def speed_rows(batch: int, steps: int, rounds: int, mm: int) -> tuple[list[dict], dict]:
+TORCH_ROWS = (
+    ("torch eager fp32", {}, "float32"),
+    ("torch eager bf16 autocast", {"autocast_bf16": True}, "bfloat16"),
+    ("torch.compile bf16 autocast", {"autocast_bf16": True, "compile": True}, "bfloat16"),
+)
+TORCH_ROW_MIN_S = 30.0  # a torch row (torch.compile included) starts only with this much left
+
+
+def speed_rows(
+    batch: int, steps: int, rounds: int, mm: int, deadline: float = math.inf
+) -> tuple[list[dict], dict]:
+    """jax (float32, bfloat16) and, when torch sees the device, PyTorch rows; torch rows that
+    would start too close to `deadline` (time.monotonic()) are listed as skipped."""
     peaks = {"float32": matmul_peak(mm, jnp.float32), "bfloat16": matmul_peak(mm, jnp.bfloat16)}
     rows = []
     for dtype in ("float32", "bfloat16"):
@@ -174,18 +192,19 @@ def speed_rows(batch: int, steps: int, rounds: int, mm: int) -> tuple[list[dict]
         )
         rows[-1]["% matmul peak"] = 100 * rows[-1]["TFLOP/s"] / peaks[dtype]
     device = _torch_device()
-    if device:
-        for label, kw, dtype in (
-            ("torch eager fp32", {}, "float32"),
-            ("torch eager bf16 autocast", {"autocast_bf16": True}, "bfloat16"),
-            ("torch.compile bf16 autocast", {"autocast_bf16": True, "compile": True}, "bfloat16"),
-        ):
-            try:
-                row = {"contender": label, **torch_speed(batch, steps, rounds, device=device, **kw)}
-                row["% matmul peak"] = 100 * row["TFLOP/s"] / peaks[dtype]
-            except Exception as e:
-                row = {"contender": label, "img/s": f"failed: {type(e).__name__}: {e}"[:120]}
-            rows.append(row)
+    if not device:
+        rows.append({"contender": "torch", "img/s": "not run: torch absent or no CUDA device"})
+        return rows, peaks
+    for label, kw, dtype in TORCH_ROWS:
+        if deadline - time.monotonic() < TORCH_ROW_MIN_S:
+            rows.append({"contender": label, "img/s": "not run: out of time (--budget-s)"})
+            continue
+        try:
+            row = {"contender": label, **torch_speed(batch, steps, rounds, device=device, **kw)}
+            row["% matmul peak"] = 100 * row["TFLOP/s"] / peaks[dtype]
+        except Exception as e:
+            row = {"contender": label, "img/s": f"failed: {type(e).__name__}: {e}"[:120]}
+        rows.append(row)
     return rows, peaks
 
 
@@ -199,8 +218,11 @@ def _torch_device() -> str | None:
     return "cuda" if torch.cuda.is_available() else None
 
 
-def time_to_accuracy(ds, batch: int, epochs: int, target: float) -> dict:
-    """Trains resnet_small, tests after every epoch; wall (compile included) to `target`."""
+def time_to_accuracy(
+    ds, batch: int, epochs: int, target: float, deadline: float = math.inf
+) -> dict:
+    """Trains resnet_small, tests after every epoch; wall (compile included) to `target`.
+    Stops once the target is reached or when the next epoch would pass `deadline`."""
     from cnn_jax import input_pipeline, run_setup, train
 
     t0 = time.perf_counter()
@@ -214,8 +236,12 @@ def time_to_accuracy(ds, batch: int, epochs: int, target: float) -> dict:
             state, _ = run.train_step(state, b)
         acc = train.evaluate(run, state, ds.test)[0][0]["accuracy"]
         curve.append((epoch + 1, round(time.perf_counter() - t0, 2), round(acc, 4)))
-        if reached is None and acc >= target:
+        if acc >= target:
             reached = curve[-1]
+            break
+        epoch_s = curve[-1][1] / (epoch + 1)
+        if time.monotonic() + epoch_s > deadline:
+            break
     return {"curve": curve, "reached": reached, "target": target, "batch": batch}
 
 
@@ -235,67 +261,119 @@ def seed_strategies(ds, batch: int, num_seeds: int) -> dict:
     return seed_strategy.measure(train_step, problem)
 
 
-def report(checks, rows, peaks, tta, seeds, args) -> str:
+def header(args, cpu_fallback: bool) -> str:
     desc = common.machine_description()
     dev = jax.devices()[0]
-    lines = [
-        "# Accelerator benchmark report",
-        f"Written by `python -m benchmarks.gpu` on "
-        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}"
-        + (
-            " (**CPU fallback: code-path check, not a device figure**)" if args.cpu_fallback else ""
-        ),
-        f"Device: {jax.device_count()} x {dev.device_kind} ({jax.default_backend()}); jax "
-        f"{desc['jax']}; load {desc['load_avg_1m']}. Matmul peak measured ({args.matmul}^2): "
-        f"float32 {peaks['float32']:.1f} TFLOP/s, bfloat16 {peaks['bfloat16']:.1f} TFLOP/s.",
-        "## Device checks",
-        common.markdown_table(checks),
-        f"## resnet_small, 32x32x3, batch {args.batch} (median of {args.rounds} rounds)",
-        common.markdown_table(rows),
-        f"## K = {args.seeds} seeds, resnet_small, batch {args.seed_batch}: img/s per strategy",
-        common.markdown_table(
-            [{"strategy": k, "img/s": v} for k, v in seeds["images_per_sec"].items()]
-        )
-        + f"\n\nFastest: {seeds['strategy']}; the trainer's rule here: "
-        f"{seed_strategy.rule()}.",
-        "## Time to accuracy (synthetic CIFAR-10-shaped data, resnet_small)",
-    ]
+    when = f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}"
+    note = " (**CPU fallback: code-path check, not a device figure**)" if cpu_fallback else ""
+    budget = f"; budget {args.budget_s:.0f} s" if args.budget_s else ""
+    precision = jax.config.jax_default_matmul_precision or "default"
+    return (
+        f"# Accelerator benchmark report\n\nWritten by `python -m benchmarks.gpu` on {when}"
+        f"{note}{budget}.\nDevice: {jax.device_count()} x {dev.device_kind} "
+        f"({jax.default_backend()}); jax {desc['jax']}; Python {desc['python']}; "
+        f"load {desc['load_avg_1m']}; float32 matmul precision {precision} (TF32 on "
+        "NVIDIA GPUs when default)."
+    )
+
+
+def speed_section(rows: list[dict], peaks: dict, args) -> str:
+    return (
+        f"## resnet_small, 32x32x3, batch {args.batch} (median of {args.rounds} rounds)\n\n"
+        f"Matmul peak measured ({args.matmul}^2): float32 {peaks['float32']:.1f} TFLOP/s, "
+        f"bfloat16 {peaks['bfloat16']:.1f} TFLOP/s.\n\n" + common.markdown_table(rows)
+    )
+
+
+def seeds_section(seeds: dict, args) -> str:
+    table = common.markdown_table(
+        [{"strategy": k, "img/s": v} for k, v in seeds["images_per_sec"].items()]
+    )
+    return (
+        f"## K = {args.seeds} seeds, resnet_small, batch {args.seed_batch}: img/s per strategy"
+        f"\n\n{table}\n\nFastest: {seeds['strategy']}; the trainer's rule here: "
+        f"{seed_strategy.rule()}."
+    )
+
+
+def tta_section(tta: dict) -> str:
     curve = [
         {"epoch": e, "wall s (compile incl.)": w, "test accuracy": a} for e, w, a in tta["curve"]
     ]
-    lines.append(common.markdown_table(curve))
     hit = tta["reached"]
-    lines.append(
-        f"Target {100 * tta['target']:.0f}% test accuracy: "
+    return (
+        "## Time to accuracy (synthetic CIFAR-10-shaped data, resnet_small)\n\n"
+        + common.markdown_table(curve)
+        + f"\n\nTarget {100 * tta['target']:.0f}% test accuracy: "
         + (f"reached at epoch {hit[0]} after {hit[1]:.1f} s." if hit else "not reached.")
     )
-    return "\n\n".join(lines) + "\n"
+
+
+class Report:
+    """The report file, rewritten whole after every section added."""
+
+    def __init__(self, path: str, head: str) -> None:
+        self.path, self.parts = path, [head]
+        self.write()
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        self.write()
+        print(text + "\n", flush=True)
+
+    def write(self) -> None:
+        with open(self.path, "w") as f:
+            f.write("\n\n".join(self.parts) + "\n")
+
+
+# Sections in the order they run: seconds each needs at least (device, CPU fallback).
+SECTION_MIN_S = {"speed": (60, 20), "time to accuracy": (45, 15), "K-seed strategies": (90, 30)}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-fallback", action="store_true", help="tiny sizes, CPU allowed")
     parser.add_argument("--report", default=str(common.REPO / "benchmarks" / "REPORT_gpu.md"))
+    parser.add_argument("--budget-s", type=float, default=0.0, help="seconds (0: no limit)")
     args = parser.parse_args(argv)
+    if args.budget_s < 0:
+        parser.error(f"--budget-s {args.budget_s:g} not allowed; allowed: 0 (no limit) or more")
     tiny = args.cpu_fallback
     if jax.default_backend() == "cpu" and not tiny:
         parser.error("no accelerator visible to jax (backend cpu); use --cpu-fallback to test")
+    deadline = time.monotonic() + args.budget_s if args.budget_s else math.inf
     args.batch, args.rounds, args.matmul = (32, 2, 512) if tiny else (512, 7, 8192)
+    args.seeds, args.seed_batch = (2, 16) if tiny else (8, 128)
     steps, epochs = (2, 2) if tiny else (20, 10)
+    report = Report(args.report, header(args, tiny))
     ds = synthetic_cifar(*((512, 256) if tiny else (50_000, 10_000)))
     checks = run_checks(ds)
-    print(common.markdown_table(checks), flush=True)
-    rows, peaks = speed_rows(args.batch, steps, args.rounds, args.matmul)
-    print(common.markdown_table(rows), flush=True)
-    args.seeds, args.seed_batch = (2, 16) if tiny else (8, 128)
-    seeds = seed_strategies(ds, args.seed_batch, args.seeds)
-    print(seeds, flush=True)
-    tta = time_to_accuracy(ds, 64 if tiny else 512, epochs, 0.94)
-    text = report(checks, rows, peaks, tta, seeds, args)
-    with open(args.report, "w") as f:
-        f.write(text)
-    print(text + f"\nReport: {args.report}")
-    if any(c["result"] == "FAIL" for c in checks):
+    report.add("## Device checks\n\n" + common.markdown_table(checks))
+    sections = {
+        "speed": lambda: speed_section(
+            *speed_rows(args.batch, steps, args.rounds, args.matmul, deadline), args
+        ),
+        "time to accuracy": lambda: tta_section(
+            time_to_accuracy(ds, 64 if tiny else 512, epochs, 0.94, deadline)
+        ),
+        "K-seed strategies": lambda: seeds_section(
+            seed_strategies(ds, args.seed_batch, args.seeds), args
+        ),
+    }
+    failed = any(c["result"] == "FAIL" for c in checks)
+    for name, build in sections.items():
+        left = deadline - time.monotonic()
+        if left < SECTION_MIN_S[name][int(tiny)]:
+            report.add(f"## {name}\n\nNot run: {max(left, 0):.0f} s of the budget left.")
+            continue
+        try:
+            report.add(build())
+        except Exception as e:  # the next sections still run; the report says what broke
+            traceback.print_exc()
+            report.add(f"## {name}\n\nFailed: {type(e).__name__}: {str(e)[:200]}")
+            failed = True
+    print(f"Report: {args.report}")
+    if failed:
         raise SystemExit(1)
 
 

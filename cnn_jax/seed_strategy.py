@@ -29,7 +29,7 @@ Which one: `CNN_JAX_SEED_STRATEGY` = `auto` (default: a measurement cached for t
 backend/model/shape/batch/K if there is one, else the rule), `measure` (time every strategy
 now for a few steps, cache the result), `rule`, or a strategy's name. The documented rule:
 `unrolled` on CPU (measured above), `vmap` on GPU/TPU (one wide
-program keeps the device busy; not measured in this repo yet, see scripts/bench_gpu.sh).
+program keeps the device busy; not measured in this repo yet, see docs/accelerators.md).
 The choice and any measured speeds go into results.json (`seed_strategy`).
 """
 

@@ -20,7 +20,7 @@ import pytest
 from cnn_jax import datasets
 from cnn_jax.config_validation import validate_config
 from experiments.configs import smoke
-from tests.conftest import REPO
+from tests.conftest import REPO, child_pythonpath
 
 NAN = float("nan")
 
@@ -205,7 +205,7 @@ def test_batch_size_must_divide_over_the_devices():
 def run_cli(
     data_dir: Path, *args: str, devices: int = 1, config: str = "experiments/configs/smoke.py"
 ) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+    env = dict(os.environ, PYTHONPATH=child_pythonpath(), JAX_PLATFORMS="cpu")
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env.pop("CNN_JAX_DEBUG", None)
     cmd = [sys.executable, "-m", "experiments.train", f"--config={config}"]

@@ -76,7 +76,7 @@ from cnn_jax.nn import model_spec as ms
 from cnn_jax.system import parallel
 from cnn_jax.nn.models import CNN
 from cnn_jax.optim import make_optimizer
-assert jax.device_count() == 8, jax.devices()
+assert jax.default_backend() == "cpu" and jax.device_count() == 8, jax.devices()
 spec = ms.spec_from_config({"preset": "mnist_cnn", "batch_norm": True}, 10)
 model = CNN(spec)
 tx, _ = make_optimizer({"name": "adamw", "learning_rate": 1e-3, "weight_decay": 1e-4}, 10, 1)
@@ -108,7 +108,9 @@ print("OK")
 
 
 def test_sharded_step_on_8_devices_equals_single_device():
-    result = run_python(SHARDED, devices=8)
+    """In a child on the CPU backend with 8 fake devices, on any host: a 1-GPU machine has
+    one device, and fake devices exist on the CPU backend only."""
+    result = run_python(SHARDED, devices=8, env={"JAX_PLATFORMS": "cpu"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK" in result.stdout
 

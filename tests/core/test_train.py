@@ -49,5 +49,5 @@ def test_logged_train_windows_say_what_their_names_say(tmp_path: Path, data_dir:
             if row["step"] % 5 == 0:  # a window lasts at most the run: at least its images / run
                 assert row["images_per_sec"] >= window_images / results["wall_time_sec"], row
             rates.append(row["images_per_sec"])
-    # The windows' rates are of the order of the run's own throughput.
-    assert 0.1 < sorted(rates)[len(rates) // 2] / results["train_images_per_sec"] < 10
+    # The run's throughput counts the first step's compilation too: most windows beat it.
+    assert sorted(rates)[len(rates) // 2] >= 0.5 * results["train_images_per_sec"]

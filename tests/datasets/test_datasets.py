@@ -23,6 +23,7 @@ import tensorflow_datasets as tfds
 from cnn_jax import datasets
 from cnn_jax.datasets import core, digits, idx, mnist, options, shapes, storage
 from cnn_jax.datasets.core import DatasetIntegrityError, DatasetNotFoundError
+from tests.conftest import child_pythonpath
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL_SHAPES = {"num_train": 60, "num_validation": 12, "num_test": 18, "image_size": 16}
@@ -438,7 +439,7 @@ def test_concurrent_preparation_is_safe(tmp_path):
         "ds = datasets.load('shapes', data_dir=sys.argv[1], num_train=3000); "
         "print(int(ds.train.images.sum()))"
     )
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=child_pythonpath())
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code, str(tmp_path)],

@@ -22,7 +22,7 @@ from absl import flags
 from experiments import cli
 from experiments import train as train_main
 from experiments.configs import smoke
-from tests.conftest import REPO
+from tests.conftest import REPO, child_pythonpath
 
 SMOKE = "experiments/configs/smoke.py"
 HOLD = "import sys, time\nfrom cnn_jax.system.workdir_lock import WorkdirLock\n" + (
@@ -245,7 +245,7 @@ def test_help_shows_the_flags_and_main_config_fields(capsys, monkeypatch):
 
 
 def _subprocess(args: list[str], **kw) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO), CNN_JAX_FAST="0", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, PYTHONPATH=child_pythonpath(), CNN_JAX_FAST="0", JAX_PLATFORMS="cpu")
     env.pop("CNN_JAX_DEBUG", None)
     cmd = [sys.executable, "-m", "experiments.train", f"--config={SMOKE}", *args]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, **kw)
@@ -259,7 +259,7 @@ def test_missing_config_file_in_a_real_process(tmp_path: Path):
 
 
 def test_a_busy_workdir_names_its_holder(tmp_path: Path, data_dir: Path):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=child_pythonpath())
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
     )

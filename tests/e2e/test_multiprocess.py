@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, child_pythonpath
 
 pytestmark = [
     pytest.mark.slow,
@@ -70,7 +70,7 @@ def free_port() -> int:
 def env_for(hook_dir: Path, record_dir: Path, cache_dir: Path) -> dict:
     env = dict(os.environ)
     env.update(
-        PYTHONPATH=f"{hook_dir}{os.pathsep}{REPO}",
+        PYTHONPATH=child_pythonpath(hook_dir, REPO),
         XLA_FLAGS="--xla_force_host_platform_device_count=1",
         JAX_PLATFORMS="cpu",
         JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, child_pythonpath
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -76,7 +76,7 @@ def shared_dir(tmp_path_factory) -> Path:
 def child_env(shared_dir: Path, pause_at: int | None = None, pause_in: str = "") -> dict:
     env = dict(os.environ)
     env.update(
-        PYTHONPATH=f"{shared_dir / 'hook'}{os.pathsep}{REPO}",
+        PYTHONPATH=child_pythonpath(shared_dir / "hook", REPO),
         XLA_FLAGS="--xla_force_host_platform_device_count=1",
         JAX_PLATFORMS="cpu",
         JAX_COMPILATION_CACHE_DIR=str(shared_dir / "xla_cache"),

@@ -27,7 +27,7 @@ from cnn_jax.runs.sweep import run_sweep, train_unit
 from cnn_jax.system import runtime
 from experiments.configs import smoke
 from tests import slurm_cluster
-from tests.conftest import REPO
+from tests.conftest import child_pythonpath
 
 # One worker runs the whole module under `pytest -n 2 --dist loadgroup` (.ci/run): one
 # cluster and one local reference sweep, not one per worker.
@@ -185,7 +185,7 @@ def test_srun_two_tasks_meet_through_slurms_environment(cluster, tmp_path: Path)
         " jax.device_count(), 'gathered', ranks.ravel().tolist(), flush=True)\n"
     )
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo")
-    env.update(XLA_FLAGS="--xla_force_host_platform_device_count=1", PYTHONPATH=str(REPO))
+    env.update(XLA_FLAGS="--xla_force_host_platform_device_count=1", PYTHONPATH=child_pythonpath())
     srun = ["srun", "--ntasks=2", "--cpus-per-task=1", "--time=5", "--kill-on-bad-exit=1"]
     done = subprocess.run(
         [*srun, sys.executable, "-c", code],

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cnn_jax.system.workdir_lock import LOCK_NAME, WorkdirLock, WorkdirLockedError
-from tests.conftest import REPO
+from tests.conftest import child_pythonpath
 
 HOLD = """
 import sys, time
@@ -48,7 +48,7 @@ def test_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path):
 
 
 def test_a_live_process_in_another_interpreter_is_named(tmp_path: Path):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=child_pythonpath())
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
     )
