@@ -10,6 +10,7 @@ that the file it locked is still the one on disk), so a finished workdir holds n
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -43,7 +44,7 @@ class WorkdirLock:
     def acquire(self) -> None:
         """Takes the lock (creating the workdir's lock file) or raises WorkdirLockedError."""
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -63,6 +64,20 @@ class WorkdirLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd
+
+    def _open(self) -> int:
+        """The lock file's descriptor, never through a symbolic link (a `.lock` link would
+        make the lock write into whatever it points to)."""
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            if e.errno not in (errno.ELOOP, errno.EISDIR):
+                raise
+            what = "a symbolic link" if self.path.is_symlink() else "a directory"
+            raise WorkdirLockedError(
+                f"workdir: {self.path} is {what}, not this project's lock file; allowed: a "
+                "workdir whose .lock the trainer made (remove that entry if you made it)"
+            ) from None
 
     def release(self) -> None:
         """Removes the lock file and releases the lock; idempotent."""

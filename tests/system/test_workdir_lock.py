@@ -61,3 +61,21 @@ def test_a_live_process_in_another_interpreter_is_named(tmp_path: Path):
         holder.wait()
     with WorkdirLock(tmp_path):  # the killed holder's lock is free again
         pass
+
+
+@pytest.mark.parametrize("kind", ["symlink", "directory"])
+def test_a_lock_entry_the_trainer_did_not_make_is_one_line_and_left_alone(
+    tmp_path: Path, kind: str
+):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    lock = tmp_path / "run" / LOCK_NAME
+    lock.parent.mkdir()
+    if kind == "symlink":
+        lock.symlink_to(target)
+    else:
+        lock.mkdir()
+    with pytest.raises(WorkdirLockedError, match=rf"{LOCK_NAME} is a (symbolic link|directory)"):
+        WorkdirLock(lock.parent).acquire()
+    assert target.read_text() == "keep me"  # the link's target is never opened for writing
+    assert lock.is_symlink() if kind == "symlink" else lock.is_dir()
