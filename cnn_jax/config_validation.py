@@ -71,6 +71,7 @@ def validate_config(config: Any, workdir: str | Path | None = None) -> None:
             raise ValueError(f"{section}: {cfg.get(section)!r}; allowed: a config section")
     check_int("seed", cfg.get("seed", 0), minimum=0)
     specs.check_train(cfg["train"])
+    _check_seed_range(cfg.get("seed", 0), cfg["train"].get("num_seeds", 1))
     optim.check_optim(cfg["optim"])
     members = _check_grid(cfg)
     early_stopping.check_early_stopping(cfg.get("early_stopping"))
@@ -85,6 +86,18 @@ def validate_config(config: Any, workdir: str | Path | None = None) -> None:
     train = dict(cfg["train"], num_seeds=members)  # a grid's members are seeds too
     field = "train.num_seeds" if GridSpec.from_config(cfg.get("grid")) is None else "grid.values"
     memory.check(spec, image_shape, train, cfg["dataset"]["name"], subset, members_field=field)
+
+
+_SEED_LIMIT = 2**32  # seeds are uint32 in the input pipeline and jax.random.key
+
+
+def _check_seed_range(seed: int, num_seeds: int) -> None:
+    """The run's last seed (seed + num_seeds - 1) must fit in 32 bits."""
+    if seed + num_seeds - 1 >= _SEED_LIMIT:
+        raise ValueError(
+            f"seed: {seed} not allowed with train.num_seeds={num_seeds}; allowed: integers "
+            f">= 0 with seed + num_seeds - 1 < 2**32 ({_SEED_LIMIT - num_seeds} at most)"
+        )
 
 
 def _check_grid(cfg: Mapping[str, Any]) -> int:

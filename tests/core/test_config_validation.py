@@ -104,6 +104,8 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("model_key_typo", {"model.kernal_size": 3}, "model.kernal_size", "kernel_size"),
     ("optim_key_typo", {"optim.learning_rat": 0.1}, "optim.learning_rat", "learning_rate"),
     ("negative_seed", {"seed": -1}, "seed", ">= 0"),
+    ("seed_past_32_bits", {"seed": 2**32}, "seed", "< 2**32"),
+    ("last_seed_past_32_bits", {"seed": 2**32 - 2, "train.num_seeds": 3}, "seed", "< 2**32"),
     (
         "blur_size_too_big",
         {"model.preset": "mnist_cnn", "model.pool": "blur", "model.blur_size": 9},
