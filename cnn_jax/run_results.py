@@ -24,7 +24,12 @@ from cnn_jax import metrics, seed_strategy
 from cnn_jax.config import grid, identity
 from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.outputs import predictions
-from cnn_jax.outputs.writers import atomic_write_json, git_revision, read_json
+from cnn_jax.outputs.writers import (
+    UnreadableJSONError,
+    atomic_write_json,
+    git_revision,
+    read_json,
+)
 
 PREDICTED_SPLITS = ("validation", "test")
 
@@ -184,5 +189,8 @@ def previous_run(
         kind = "finished" if finished else "partial"
         raise ValueError(identity.mismatch_message(workdir, diffs, fix, kind))
     if (workdir / "results.json").exists():
-        return read_json(workdir / "results.json")
+        try:
+            return read_json(workdir / "results.json")
+        except UnreadableJSONError:  # cut short after training: resume and write it again
+            return None
     return None

@@ -75,9 +75,18 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=to_jsonable) + "\n")
 
 
+class UnreadableJSONError(ValueError):
+    """A record file that is not valid JSON (truncated, or written by something else)."""
+
+
 def read_json(path: str | os.PathLike) -> Any:
-    """The JSON value stored in `path`."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """The JSON value stored in `path`; UnreadableJSONError naming the file when it is not
+    JSON (a file cut short by a kill or a full disk, say)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f"line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "not UTF-8"
+        raise UnreadableJSONError(f"{path}: not valid JSON ({where})") from None
 
 
 def git_revision(repo_dir: str | os.PathLike | None = None) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -130,3 +131,16 @@ def test_overwrite_waits_for_the_lock_before_deleting_anything(
         with pytest.raises(WorkdirLockedError, match="is in use"):
             train_and_evaluate(config, workdir)
         assert _snapshot(workdir) == before  # nothing of the live run was cleared
+
+
+def test_a_results_file_cut_short_is_written_again_from_the_checkpoint(
+    tmp_path: Path, finished: Path, data_dir
+):
+    workdir = tmp_path / "cut"
+    shutil.copytree(finished, workdir)
+    whole = read_json(finished / "results.json")
+    text = (workdir / "results.json").read_text()
+    (workdir / "results.json").write_text(text[: len(text) // 2])  # killed mid-write elsewhere
+    results = train_and_evaluate(_tiny(data_dir), workdir)
+    assert results["test_accuracy"] == whole["test_accuracy"]
+    assert read_json(workdir / "results.json")["test_accuracy"] == whole["test_accuracy"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 from cnn_jax.outputs import writers
 from cnn_jax.outputs.writers import (
     MetricsWriter,
+    UnreadableJSONError,
     atomic_write_json,
     atomic_write_text,
     git_revision,
@@ -208,3 +210,11 @@ def test_git_revision_in_a_temporary_repo(tmp_path: Path, monkeypatch):
     (repo / "a.py").write_text("x = 2\n")
     assert git_revision(repo) == f"{head}-dirty"
     assert json.dumps(git_revision())  # This checkout: a str (or None in an sdist).
+
+
+@pytest.mark.parametrize("content", [b'{"test_accuracy": 0.9', b"\xff\xfe not text"])
+def test_an_unreadable_record_names_its_file(tmp_path: Path, content: bytes):
+    path = tmp_path / "results.json"
+    path.write_bytes(content)
+    with pytest.raises(UnreadableJSONError, match=rf"^{re.escape(str(path))}: not valid JSON"):
+        read_json(path)
