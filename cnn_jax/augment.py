@@ -56,7 +56,7 @@ class AugmentSpec:
         return parse(cls, values, check_augment)
 
 
-# The fields and their defaults (every augmentation off) are `config_spec.AugmentSpec`'s.
+# The fields and their defaults (every augmentation off) are `AugmentSpec`'s, above.
 _DEFAULTS: dict[str, Any] = dataclasses.asdict(AugmentSpec())
 AUGMENT_KEYS = tuple(_DEFAULTS)
 

@@ -52,7 +52,7 @@ class RunSetup:
     train_step: Callable  # jitted (state, batch) -> (state, metric sums)
     eval_step: Callable  # jitted (state, batch) -> (metric sums, per-example top1/p_correct)
     num_epochs: int = 1  # train.num_epochs x train.budget_factor (`budget_epochs`)
-    # The typed config sections (`config_spec`), each parsed and checked once by `build`.
+    # The typed config sections (each owner's spec), each parsed and checked once by `build`.
     train: TrainSpec | None = None
     dataset_spec: DatasetSpec | None = None
     optim: OptimSpec | None = None
@@ -183,7 +183,7 @@ def budget_epochs(train_cfg: Any) -> int:
 def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = None) -> RunSetup:
     """Builds a RunSetup from a config (loading the dataset unless given).
 
-    Each section is parsed (and checked) once into its `config_spec` spec here; everything
+    Each section is parsed (and checked) once into its typed spec here; everything
     downstream reads the specs, not the ConfigDict."""
     train_cfg = TrainSpec.from_config(config.train)
     dataset_spec = DatasetSpec.from_config(config.dataset)

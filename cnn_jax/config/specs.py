@@ -1,13 +1,10 @@
-"""Typed, frozen specs of config sections, parsed once (`from_config`), defaults in one place.
+"""The `train` and `dataset` sections as typed, frozen specs, with their one-line checks.
 
-The consumers used to read the sections with `config.<section>.get(key, default)` in many
-places, with defaults that disagreed (log_every_steps 50 in the trainer and the validator,
-20 in base.py only by chance of the config). Each `from_config` validates its section with
-`config_validation`'s one-line messages and returns the typed spec; `run_setup.build` parses
-every section once and stores the specs on the `RunSetup` (`train`, `dataset_spec`, `optim`,
-`augment`, `early_stopping`), and the trainer, optimizer, augmentation and early stopping
-read only the specs. The model section has its own spec (`model_spec.ModelSpec`,
-`spec_from_config`).
+Every section is parsed once (`from_config`: checked, then typed, defaults in one place) and
+`run_setup.build` keeps the specs on the `RunSetup`, so the trainer and its parts read specs,
+never `config.<section>.get(key, default)` with defaults of their own. The other sections'
+specs live with the code that uses them: `optim.OptimSpec`, `augment.AugmentSpec`,
+`early_stopping.EarlyStoppingSpec`, `nn.model_spec.ModelSpec`, `config.launcher`.
 """
 
 from __future__ import annotations
