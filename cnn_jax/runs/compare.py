@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_jax import run_results
-from cnn_jax.config import identity
+from cnn_jax.config import grid, identity
 from cnn_jax.outputs.writers import read_json
 
 # (column, dotted path in results.json)
@@ -70,6 +70,11 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     parent = run_results.member_parent(run_dir, results)
     config_path = parent / "config.json"
     config = read_json(config_path) if config_path.exists() else {}
+    if parent != run_dir and config:  # a member: its own seed and grid point, not the unit's
+        member = grid.member_config(config, results["seed_index"])
+        fields = identity.seed_fields(member, member["seed"])
+        return {"run": str(run_dir), "results": results, "fields": fields,
+                "identity": identity.of(member)}  # fmt: skip
     seed = results.get("seed", config.get("seed", 0))
     fields = identity.seed_fields(config, seed) if config else {"seed": seed}
     run_id = results.get(identity.KEY) or config.get(identity.KEY)

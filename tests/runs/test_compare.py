@@ -106,3 +106,27 @@ def test_command_prints_and_writes_markdown_and_csv(runs: Path, tmp_path: Path):
     assert missing.stderr.strip().splitlines() == [
         f"error: runs: {str(tmp_path / 'none')!r} matches nothing; allowed: workdirs or globs"
     ]
+
+
+def test_grid_members_show_their_own_values_and_identity(tmp_path: Path):
+    config = smoke.get_config()
+    config.grid = {"fields": ["optim.learning_rate"], "values": [[1e-3], [1e-2]],
+                   "dirs": ["../lr_small", "../lr_big"]}  # fmt: skip
+    stored = dict(config.to_dict(), **{identity.KEY: identity.of(config)})
+    (tmp_path / "unit").mkdir()
+    atomic_write_json(tmp_path / "unit" / "config.json", stored)
+    for k, name in enumerate(("lr_small", "lr_big")):
+        (tmp_path / name / "seed_0").mkdir(parents=True)
+        entry = {"seed": 0, "test_accuracy": 0.9 + k / 100, identity.KEY: stored[identity.KEY]}
+        entry.update(vmapped_parent="../../unit", seed_index=k)
+        atomic_write_json(tmp_path / name / "seed_0" / "results.json", entry)
+    runs = {Path(r["run"]).parent.name: r for r in map(compare.load_run, compare.find_runs(
+        [str(tmp_path / "lr_*")]))}  # fmt: skip
+    assert runs["lr_big"]["fields"]["optim.learning_rate"] == 1e-2
+    assert runs["lr_small"]["fields"]["optim.learning_rate"] == 1e-3
+    # A member's identity is that of a separate run of its setting, not the grid unit's.
+    separate = smoke.get_config()
+    separate.optim.learning_rate = 1e-2
+    assert runs["lr_big"]["identity"] == identity.of(separate)
+    _, rows = compare.compare([str(tmp_path / "lr_*")], where=["optim.learning_rate=0.01"])
+    assert [Path(r["run"]).parent.name for r in rows] == ["lr_big"]
