@@ -73,7 +73,8 @@ def validate_config(config: Any, workdir: str | Path | None = None) -> None:
     specs.check_train(cfg["train"])
     _check_seed_range(cfg.get("seed", 0), cfg["train"].get("num_seeds", 1))
     optim.check_optim(cfg["optim"])
-    members = _check_grid(cfg)
+    grid_spec = GridSpec.from_config(cfg.get("grid"))
+    members = _check_grid(cfg, grid_spec)
     early_stopping.check_early_stopping(cfg.get("early_stopping"))
     augment.check_augment(cfg.get("augment"))
     launcher.check_section(cfg.get("launcher"))
@@ -84,7 +85,7 @@ def validate_config(config: Any, workdir: str | Path | None = None) -> None:
     check_spatial_sizes(spec, image_shape)
     subset = (cfg["dataset"].get("options") or {}).get("train_subset")
     train = dict(cfg["train"], num_seeds=members)  # a grid's members are seeds too
-    field = "train.num_seeds" if GridSpec.from_config(cfg.get("grid")) is None else "grid.values"
+    field = "train.num_seeds" if grid_spec is None else "grid.values"
     memory.check(spec, image_shape, train, cfg["dataset"]["name"], subset, members_field=field)
 
 
@@ -100,10 +101,9 @@ def _check_seed_range(seed: int, num_seeds: int) -> None:
         )
 
 
-def _check_grid(cfg: Mapping[str, Any]) -> int:
+def _check_grid(cfg: Mapping[str, Any], spec: GridSpec | None) -> int:
     """The `grid` section (`cnn_jax.config.grid`) and every grid point's optimizer settings; returns
     how many members the run trains."""
-    spec = GridSpec.from_config(cfg.get("grid"))
     num_seeds = int(cfg["train"].get("num_seeds", 1) or 1)
     for point in range(spec.size if spec is not None else 0):
         values = {f.split(".", 1)[1]: v for f, v in spec.overrides(point).items()}

@@ -53,11 +53,16 @@ def plain(section: Mapping[str, Any] | Any) -> Any:
     return section.to_dict() if hasattr(section, "to_dict") else section
 
 
+def as_dict(section: Mapping[str, Any] | Any) -> dict[str, Any]:
+    """ConfigDict (placeholders become None) or mapping -> a plain dict."""
+    return section.to_dict() if hasattr(section, "to_dict") else dict(section)
+
+
 def plain_or_self(section: Any) -> Any:
     """A plain dict of a section, or the value itself when it is not a mapping (the checks
     then report it as not a config section)."""
     if hasattr(section, "to_dict") or isinstance(section, Mapping):
-        return dict(plain(section))
+        return as_dict(section)
     return section
 
 
@@ -71,8 +76,3 @@ def parse(cls: type[_Spec], values: Any, check: Callable[[Any], None]) -> _Spec:
     spec = cls(**{f.name: given[f.name] for f in fields if f.name in given})
     typed = {f.name: _CASTS[f.type](getattr(spec, f.name)) for f in fields if f.type in _CASTS}
     return dataclasses.replace(spec, **typed)
-
-
-def as_dict(section: Mapping[str, Any] | Any) -> dict[str, Any]:
-    """ConfigDict (placeholders become None) or mapping -> a plain dict."""
-    return section.to_dict() if hasattr(section, "to_dict") else dict(section)
