@@ -52,7 +52,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
 data: $(STAMP)
-	bash scripts/fetch_data.sh
+	$(VENV)/bin/cnn-jax-data mnist fashion_mnist
 
 # Benchmarks -> benchmarks/REPORT.md. PyTorch is a benchmark-only extra (not in requirements.lock).
 bench: $(STAMP)

@@ -80,6 +80,10 @@ def validate_config(config: Any, workdir: str | Path | None = None) -> None:
     launcher.check_section(cfg.get("launcher"))
     if workdir is not None:
         check_workdir(workdir)
+        if grid_spec is not None:
+            num_seeds = int(cfg["train"].get("num_seeds", 1) or 1)
+            seeds = grid.member_seeds(grid_spec, cfg.get("seed", 0), num_seeds)
+            grid.check_member_dirs(Path(workdir), grid_spec, seeds)
     image_shape, num_classes = _check_dataset(cfg["dataset"])
     spec = _check_model(cfg["model"], num_classes)
     check_spatial_sizes(spec, image_shape)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,18 +26,29 @@ from cnn_jax.outputs import predictions
 from cnn_jax.outputs.writers import (
     UnreadableJSONError,
     atomic_write_json,
+    file_sha256,
     git_revision,
     read_json,
 )
+from cnn_jax.system import checkpoint
 
 PREDICTED_SPLITS = ("validation", "test")
 
 
 def shared_fields(
-    run: Any, model_summary: Any, *, step: int, start_step: int, train_time: float, t_start: float
+    run: Any,
+    model_summary: Any,
+    *,
+    step: int,
+    start_step: int,
+    timed_from_step: int,
+    train_time: float,
+    wall_time: float,
 ) -> dict[str, Any]:
-    """What every seed of the run shares: budget, model size, data, machine, timing."""
-    trained = (step - start_step) * run.train.batch_size * run.num_seeds
+    """What every seed of the run shares: budget, model size, data, machine, timing (the
+    seconds of every process that trained it; `train_time` covers the steps after
+    `timed_from_step`)."""
+    trained = (step - timed_from_step) * run.train.batch_size * run.num_seeds
     return {
         "steps": step,
         "epochs": run.num_epochs,
@@ -53,7 +63,7 @@ def shared_fields(
         "num_seeds": run.num_seeds,
         "train_time_sec": train_time,
         "train_images_per_sec": trained / max(train_time, 1e-9),
-        "wall_time_sec": time.time() - t_start,
+        "wall_time_sec": wall_time,
         "resumed_from_step": start_step,
         "git_revision": git_revision(),
         "jax_version": jax.__version__,
@@ -81,20 +91,27 @@ def seed_entries(
 
 def write_predictions(
     dirs: Sequence[Path], split_labels: Mapping[str, Any], per_example: Mapping[str, dict]
-) -> None:
+) -> list[dict[str, str]]:
     """`<member dir>/predictions/<split>.npz` for every member (`RunSetup.member_dirs`) and
-    predicted split."""
+    predicted split; returns each member's {split: sha256 of its file}, which its results
+    hold (`predictions.HASHES`) so that readers can tell the file is the one the run wrote."""
+    hashes: list[dict[str, str]] = [{} for _ in dirs]
     for name, outputs in per_example.items():
-        top1, p_correct = outputs["top1"], outputs["p_correct"]
+        top1, p_correct, logits = outputs["top1"], outputs["p_correct"], outputs.get("logits")
         if len(dirs) == 1:
             top1, p_correct = top1[None], p_correct[None]
+            logits = None if logits is None else logits[None]
         for k, member_dir in enumerate(dirs):
+            path = predictions.path_of(member_dir, name)
             predictions.save(
-                predictions.path_of(member_dir, name),
+                path,
                 labels_n=split_labels[name],
                 top1_n=top1[k],
                 p_correct_n=p_correct[k],
+                logits_nc=None if logits is None else logits[k],
             )
+            hashes[k][name] = file_sha256(path)
+    return hashes
 
 
 def assemble(
@@ -128,6 +145,8 @@ def write_results(
 
 
 _OUTPUTS = ("checkpoints", "config.json", "results.json", "metrics.jsonl", "predictions")
+_EVENTS = "events.out.tfevents.*"
+_DISCARD = "a new --workdir, or --config.train.overwrite=True to discard that run"
 
 
 def _member_dirs(workdir: Path, stored: dict[str, Any]) -> list[Path]:
@@ -135,7 +154,27 @@ def _member_dirs(workdir: Path, stored: dict[str, Any]) -> list[Path]:
     seed, num = int(stored.get("seed", 0)), int((stored.get("train") or {}).get("num_seeds", 1))
     spec = grid.GridSpec.from_config(stored.get("grid"))
     seeds = grid.member_seeds(spec, seed, num)
+    if spec is not None:  # a config.json's dirs are checked as the command's were
+        grid.check_member_dirs(workdir, spec, seeds)
     return grid.member_dirs(workdir, spec, seeds) if len(seeds) > 1 else []
+
+
+def check_members_free(workdir: Path, dirs: Sequence[Path]) -> None:
+    """Refuses member dirs whose results.json is another run's (a separate run's own, or a
+    member of another grid or K-seed run), before this run writes over them: one line."""
+    for member_dir in dirs:
+        path = member_dir / "results.json"
+        if not path.is_file():
+            continue
+        results = read_json(path)
+        parent = results.get("vmapped_parent") if isinstance(results, dict) else None
+        parent = parent if isinstance(parent, str) and parent else None
+        if parent is None or (member_dir / parent).resolve() != workdir.resolve():
+            owner = f"the run in {(member_dir / parent).resolve()}" if parent else "its own run"
+            raise ValueError(
+                f"grid.dirs: {member_dir} holds the results of {owner}; allowed: dirs of this "
+                "run's own, or a new --workdir"
+            )
 
 
 def member_parent(run_dir: Path, results: dict[str, Any]) -> Path:
@@ -158,39 +197,95 @@ def member_parent(run_dir: Path, results: dict[str, Any]) -> Path:
     return parent
 
 
-def _clear(workdir: Path, stored: dict[str, Any]) -> None:
-    """Removes what the trainer wrote for the stored run (train.overwrite)."""
-    paths = [workdir / n for n in _OUTPUTS] + _member_dirs(workdir, stored)
-    for path in paths + list(workdir.glob("events.out.tfevents.*")):
+def _clear(workdir: Path, stored: dict[str, Any] | None) -> None:
+    """Removes what the trainer wrote for the stored run (train.overwrite); without a
+    readable config.json, the run's own files (its member dirs are not known)."""
+    members = _member_dirs(workdir, stored) if stored is not None else []
+    for path in [workdir / n for n in _OUTPUTS] + members + list(workdir.glob(_EVENTS)):
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
 
 
+def _checkpoint_conflict(workdir: Path, wanted: dict[str, Any], proven: bool) -> str | None:
+    """Why the newest checkpoint is not this run's: saved with other settings, or (when
+    config.json does not `proven` it) with no identity at all; None when it agrees."""
+    newest = checkpoint.newest_identity(workdir / "checkpoints")
+    if newest is None:
+        return None
+    step, fields = newest
+    where = f"workdir: {workdir / 'checkpoints'} step {step}"
+    if fields is None:
+        if proven:
+            return None
+        return (
+            f"{where} carries no run identity and config.json is missing, so nothing proves "
+            f"which settings trained it; allowed: {_DISCARD}"
+        )
+    diffs = identity.differences(fields, wanted)
+    if diffs:
+        return f"{where} was trained with other settings ({identity.describe(diffs)}); " + (
+            f"allowed: {_DISCARD}"
+        )
+    return None
+
+
+def _results_conflict(workdir: Path, expected: str) -> str | None:
+    """Why results.json is not this run's (it holds another identity hash), or None."""
+    try:
+        results = read_json(workdir / "results.json")
+    except (FileNotFoundError, UnreadableJSONError):  # none, or cut short: written again
+        return None
+    held = results.get(identity.KEY) if isinstance(results, dict) else None
+    if held is None or held == expected:
+        return None
+    return (
+        f"workdir: {workdir / 'results.json'} holds the results of another run (run_identity "
+        f"{held!r}, this config's {expected!r}); allowed: {_DISCARD}"
+    )
+
+
+def _conflict(
+    config: ml_collections.ConfigDict, workdir: Path, stored: dict[str, Any] | None
+) -> str | None:
+    """Why `workdir` holds, or may hold, another run than `config`'s: config.json, the
+    newest checkpoint and results.json must each agree with it (so a lost or replaced
+    config.json proves nothing); one line, or None."""
+    wanted = identity.fields(config)
+    if stored is not None:
+        diffs = identity.differences(identity.fields(stored), wanted)
+        if diffs:
+            kind = "finished" if (workdir / "results.json").exists() else "partial"
+            return identity.mismatch_message(workdir, diffs, _DISCARD, kind)
+    expected = (stored is not None and identity.stored_hash(workdir)) or identity.of(config)
+    return _checkpoint_conflict(workdir, wanted, stored is not None) or _results_conflict(
+        workdir, expected
+    )
+
+
 def previous_run(
     config: ml_collections.ConfigDict, workdir: Path, *, locked: bool = False
 ) -> dict[str, Any] | None:
     """The finished results of this very run in `workdir`, or None (nothing, or a partial run
-    of the same identity to resume). Another identity raises one line naming the fields, or
-    is cleared with `train.overwrite`, but only by a caller holding the workdir's lock
+    of the same identity to resume). Another identity, or one nothing proves, raises one line,
+    or is cleared with `train.overwrite`, but only by a caller holding the workdir's lock
     (`locked`): a second process must never delete what a live run is writing."""
-    stored = identity.stored_config(workdir)
-    if stored is None:
-        return None
-    diffs = identity.differences(identity.fields(stored), identity.fields(config))
-    if diffs and config.train.get("overwrite", False):
+    try:
+        stored = identity.stored_config(workdir)
+    except ValueError as unreadable:  # config.json damaged: it proves nothing
+        stored, conflict = None, str(unreadable)
+    else:
+        conflict = _conflict(config, workdir, stored)
+    if conflict and config.train.get("overwrite", False):
         if locked and jax.process_index() == 0:
             _clear(workdir, stored)
         return None
-    if diffs:
-        finished = (workdir / "results.json").exists()
-        fix = "a new --workdir, or --config.train.overwrite=True to discard that run"
-        kind = "finished" if finished else "partial"
-        raise ValueError(identity.mismatch_message(workdir, diffs, fix, kind))
-    if (workdir / "results.json").exists():
+    if conflict:
+        raise ValueError(conflict)
+    if stored is not None and (workdir / "results.json").exists():
         try:
             return read_json(workdir / "results.json")
         except UnreadableJSONError:  # cut short after training: resume and write it again
             return None
-    return None
+    return None  # without config.json the checkpoint, which proved it, resumes the run

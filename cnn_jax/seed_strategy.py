@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import statistics
 import time
@@ -54,6 +55,7 @@ CHUNK = 2
 ENV = "CNN_JAX_SEED_STRATEGY"
 MODES = ("auto", "measure", "rule", *STRATEGIES)
 CACHE_ENV = "CNN_JAX_SEED_STRATEGY_CACHE"
+log = logging.getLogger(__name__)
 MEASURE_STEPS, MEASURE_ROUNDS = 2, 3
 
 if TYPE_CHECKING:
@@ -269,8 +271,12 @@ def _load_cache() -> dict:
 
 
 def _save_cache(cache: dict) -> None:
+    """Stores the measured decisions; an unwritable cache only costs a measurement next time."""
     path = cache_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
+        tmp.replace(path)
+    except OSError as e:
+        log.warning("seed strategy cache %s not written (%s); set %s", path, e.strerror, CACHE_ENV)

@@ -149,9 +149,10 @@ def make_eval_step(
     model: nn.Module, *, mean: Sequence[float], std: Sequence[float]
 ) -> Callable[[TrainState, dict[str, jax.Array]], tuple[Metrics, Metrics]]:
     """Returns the pure function (state, batch with 'mask') -> (metric sums, per-example
-    outputs), in eval mode. Per example: `top1` [B] int32 and `p_correct` [B] float32
-    (softmax probability of the true class), for `cnn_jax.outputs.predictions`; they stay on the
-    device until the whole split is done, so no extra host sync per batch."""
+    outputs), in eval mode. Per example: `top1` [B] int32, `p_correct` [B] float32 (softmax
+    probability of the true class) and `logits` [B, classes] float32, for
+    `cnn_jax.outputs.predictions`; they stay on the device until the whole split is done, so no
+    extra host sync per batch."""
 
     def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[Metrics, Metrics]:
         variables = {"params": state.params, "batch_stats": state.batch_stats}
@@ -161,6 +162,7 @@ def make_eval_step(
         per_example = {
             "top1": jnp.argmax(logits, -1).astype(jnp.int32),
             "p_correct": jnp.take_along_axis(probs, batch["label"][:, None], axis=-1)[:, 0],
+            "logits": logits,
         }
         return _sums(logits, batch["label"], batch["mask"]), per_example
 
@@ -192,6 +194,15 @@ def summarize(sums: Metrics) -> list[dict[str, float]]:
     loss, accuracy, [objective, grad_norm]. One dict per seed: a single seed gives a list of one.
     """
     return declared_metrics.report(jax.device_get(sums))
+
+
+def nonfinite_members(sums: Metrics | None) -> dict[int, int]:
+    """{member: its first step with a NaN/Inf loss, gradient or parameters} in these sums
+    (member 0 alone for a single run); empty when every member stayed finite."""
+    if sums is None or "first_nonfinite_step" not in sums:
+        return {}
+    steps = np.atleast_1d(np.asarray(jax.device_get(sums["first_nonfinite_step"])))
+    return {k: int(step) for k, step in enumerate(steps.reshape(-1)) if step != NO_STEP}
 
 
 def first_nonfinite_step(sums: Metrics | None) -> int | None:

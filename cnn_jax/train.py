@@ -34,6 +34,7 @@ from cnn_jax.config_validation import validate_config
 from cnn_jax.datasets import Split
 from cnn_jax.early_stopping import EarlyStopping, select_where
 from cnn_jax.nn.summary import summary
+from cnn_jax.outputs import predictions
 from cnn_jax.outputs.writers import MetricsWriter, atomic_write_json, hparams_of
 from cnn_jax.run_setup import RunSetup, build
 from cnn_jax.system.checkpoint import Checkpointer, training_carry
@@ -47,7 +48,8 @@ def evaluate(
     run: RunSetup, params_state: steps.TrainState, split: Split, *, per_example: bool = False
 ) -> tuple[list[dict], dict[str, np.ndarray] | None]:
     """Mean loss and accuracy per seed on a whole split (eval mode), and with `per_example`
-    the per-image top1 / p_correct ([n] or [K, n]), fetched once at the end."""
+    the per-image top1 / p_correct ([n] or [K, n]) and logits ([n, C] or [K, n, C]), fetched
+    once at the end."""
     batch_size = run.train.eval_batch(run.mesh.devices.size)
     total, outputs = None, []
     batches = input_pipeline.eval_batches(split.images, split.labels, batch_size)
@@ -60,7 +62,11 @@ def evaluate(
         return steps.summarize(total), None
     host = jax.device_get(outputs)
     n = len(split.labels)  # eval_batches pads the last batch only: the first n are real
-    arrays = {k: np.concatenate([o[k] for o in host], axis=-1)[..., :n] for k in host[0]}
+    arrays = {}
+    for key in host[0]:  # the example axis: last, or before the class axis of the logits
+        axis = -2 if key == "logits" else -1
+        joined = np.concatenate([o[key] for o in host], axis=axis)
+        arrays[key] = joined[..., :n, :] if axis == -2 else joined[..., :n]
     return steps.summarize(total), arrays
 
 
@@ -77,14 +83,62 @@ def _train_batches(run: RunSetup, epoch: int, start_batch: int):
     return input_pipeline.prefetch_to_device(batches, run.mesh, seed_axis=run.vmapped)
 
 
-def _check_finite(window: steps.Metrics | None) -> None:
-    bad = steps.first_nonfinite_step(window)
-    if bad is not None:
-        raise NonFiniteError(
-            f"non-finite loss, gradient or parameters at step {bad}; stopped before saving "
-            "it. The last good checkpoint is kept: lower optim.learning_rate or set "
-            "optim.grad_clip_norm"
-        )
+def _check_finite(run: RunSetup, window: steps.Metrics | None) -> None:
+    """Raises NonFiniteError naming the first bad step (and, with K members, which ones)."""
+    bad = steps.nonfinite_members(window)
+    if not bad:
+        return
+    which = ""
+    if run.vmapped:
+        names = [f"{_member_name(run, k)} at step {step}" for k, step in sorted(bad.items())]
+        shown = "; ".join(names[:3]) + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
+        which = f" (members: {shown})"
+    raise NonFiniteError(
+        f"non-finite loss, gradient or parameters at step {min(bad.values())}{which}; stopped "
+        "before saving it. The last good checkpoint is kept: lower optim.learning_rate or set "
+        "optim.grad_clip_norm"
+    )
+
+
+def _member_name(run: RunSetup, k: int) -> str:
+    """Member `k` as a reader finds it: its seed, and for a grid its dir and values."""
+    if run.grid is None:
+        return f"seed {run.seeds[k]}"
+    values = ", ".join(f"{f}={v:g}" for f, v in run.member_point(k)["grid_point"].items())
+    return f"{run.grid.dirs[k // run.train.num_seeds]}/seed_{run.seeds[k]} ({values})"
+
+
+class RunClock:
+    """The run's training and wall seconds over every process that trained it. Each
+    checkpoint saves them (`meta`), so a resumed run, even one resumed at its last step,
+    reports the whole run's time and throughput rather than its own process's."""
+
+    def __init__(self, meta: dict[str, Any], start_step: int, t_start: float):
+        self.train_sec = float(meta.get("train_time_sec", 0.0))
+        self.wall_before = float(meta.get("wall_time_sec", 0.0))
+        # A checkpoint saved without the clock: only this process's steps are timed.
+        self.timed_from_step = 0 if "train_time_sec" in meta else start_step
+        self.t_start, self.t_epoch = t_start, None
+
+    def start_epoch(self) -> None:
+        self.t_epoch = time.time()
+
+    def end_epoch(self) -> None:
+        self.train_sec += time.time() - self.t_epoch
+        self.t_epoch = None
+
+    def wall_sec(self) -> float:
+        return self.wall_before + time.time() - self.t_start
+
+    def meta(self) -> dict[str, float]:
+        """What a checkpoint saves: the seconds so far, and when (records logged later at the
+        checkpoint's step are the final evaluation's, which a resumed run logs again)."""
+        running = 0.0 if self.t_epoch is None else time.time() - self.t_epoch
+        return {
+            "train_time_sec": self.train_sec + running,
+            "wall_time_sec": self.wall_sec(),
+            "saved_at": time.time(),
+        }
 
 
 def initial_carry(run: RunSetup, early: EarlyStopping | None) -> dict[str, Any]:
@@ -110,7 +164,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     with WorkdirLock(workdir) if main_process else contextlib.nullcontext():
         # Again, now that no one else can write: only now may train.overwrite clear the run.
         finished = run_results.previous_run(config, workdir, locked=main_process)
-        return finished if finished is not None else _train(run, workdir, quiet)
+        if finished is not None:
+            return finished
+        with _member_locks(run, workdir) if main_process else contextlib.nullcontext():
+            return _train(run, workdir, quiet)
+
+
+@contextlib.contextmanager
+def _member_locks(run: RunSetup, workdir: Path):
+    """The locks of the member dirs outside the workdir (a grid's), held while training, and
+    a check that none holds another run's results: two runs never write one member's records."""
+    outside = [
+        d for d in run.member_dirs(workdir) if not d.resolve().is_relative_to(workdir.resolve())
+    ]
+    run_results.check_members_free(workdir, outside)  # before anything is made there
+    with contextlib.ExitStack() as locks:
+        for member_dir in outside:
+            member_dir.mkdir(parents=True, exist_ok=True)
+            locks.enter_context(WorkdirLock(member_dir))
+        run_results.check_members_free(workdir, outside)  # and once no one else can write
+        yield
 
 
 def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
@@ -127,6 +200,9 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
         save_every_steps=every,
         max_to_keep=cfg.keep_checkpoints,
         fingerprint=run.fingerprint(),
+        identity=identity.fields(run.config),
+        # Without config.json only the checkpoint itself can prove which run it is.
+        require_identity=not (workdir / "config.json").is_file(),
     )
     start_step = 0
     restored = ckpt.restore_latest(carry)
@@ -136,16 +212,22 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
             early.state = {k: np.asarray(v) for k, v in carry["early_stopping"].items()}
         if not quiet:
             print(f"Resuming from the checkpoint at step {start_step} in {workdir}.")
+    clock = RunClock(ckpt.restored_meta, start_step, t_start)
     if main_process:
         stored = dict(run.config.to_dict(), **{identity.KEY: identity.of(run.config)})
         atomic_write_json(workdir / "config.json", stored)
     dirs = run.member_dirs(workdir)
     writers = [  # process 0 writes; resuming drops lines logged after the checkpoint
-        MetricsWriter(member_dir, tensorboard=cfg.tensorboard, resume_from_step=start_step)
+        MetricsWriter(
+            member_dir,
+            tensorboard=cfg.tensorboard,
+            resume_from_step=start_step,
+            logged_by=ckpt.restored_meta.get("saved_at"),
+        )
         for member_dir in (dirs if main_process else [])
     ]
     try:
-        step, train_time = _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet)
+        step = _loop(run, carry, ckpt, writers, early, start_step, clock, quiet)
         final, per_example = _final_evaluation(run, carry, early, writers, step)
         for k, writer in enumerate(writers):  # TensorBoard HParams: settings + final metrics
             final_k = {split: per_seed[k] for split, per_seed in final.items()}
@@ -159,8 +241,9 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
         model_summary,
         step=step,
         start_step=start_step,
-        train_time=train_time,
-        t_start=t_start,
+        timed_from_step=clock.timed_from_step,
+        train_time=clock.train_sec,
+        wall_time=clock.wall_sec(),
     )
     entries = run_results.seed_entries(run.seeds, final, early)
     for k, entry in enumerate(entries):
@@ -168,7 +251,9 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
     if not main_process:
         return run_results.assemble(run.seeds, shared, entries)
     labels = {name: getattr(run.dataset, name).labels for name in per_example}
-    run_results.write_predictions(dirs, labels, per_example)
+    hashes = run_results.write_predictions(dirs, labels, per_example)
+    for entry, member_hashes in zip(entries, hashes):
+        entry[predictions.HASHES] = member_hashes
     return run_results.write_results(workdir, dirs, run.seeds, shared, entries)
 
 
@@ -177,7 +262,7 @@ def _write(writers: list[MetricsWriter], step: int, split: str, per_seed: list[d
         writer.write(step, split, values)
 
 
-def _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet) -> tuple[int, float]:
+def _loop(run, carry, ckpt, writers, early, start_step, clock: RunClock, quiet) -> int:
     """The epochs: train steps, logging windows, checkpoints, validation, early stopping."""
     cfg = run.train
     total_steps, log_every = run.steps_per_epoch * run.num_epochs, cfg.log_every_steps
@@ -189,12 +274,12 @@ def _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet) -> tuple
         unit="step",
         dynamic_ncols=True,
     )
-    step, train_time, window_start = start_step, 0.0, time.time()
+    step, window_start = start_step, time.time()
     with PreemptionGuard() as guard, progress:
         for epoch in range(start_step // run.steps_per_epoch, run.num_epochs):
             if early is not None and early.all_stopped:
                 break
-            t_epoch = time.time()
+            clock.start_epoch()
             for batch in _train_batches(run, epoch, step - epoch * run.steps_per_epoch):
                 carry["state"], metrics = run.train_step(carry["state"], batch)
                 carry["window"] = steps.accumulate(carry["window"], metrics)
@@ -205,7 +290,7 @@ def _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet) -> tuple
                     step % ckpt.every == 0,
                 )
                 if at_log or at_save or guard.requested:
-                    _check_finite(carry["window"])
+                    _check_finite(run, carry["window"])
                 if at_log:
                     per_seed = steps.summarize(carry["window"])
                     # Every member's images over the window's seconds (the program's throughput,
@@ -221,22 +306,22 @@ def _loop(run, carry, ckpt, writers, early, start_step, workdir, quiet) -> tuple
                     )
                     carry["window"], window_start = run.empty_window(), time.time()
                 if guard.requested:
-                    ckpt.maybe_save(step, carry, force=True)
+                    ckpt.maybe_save(step, carry, force=True, meta=clock.meta())
                     ckpt.wait()
                     raise Preempted(
                         f"signal {guard.requested} at step {step}: checkpoint saved in "
-                        f"{workdir}; run the same command again to resume"
+                        f"{ckpt.directory.parent}; run the same command again to resume"
                     )
                 if step % run.steps_per_epoch:  # epoch ends save after validation below
-                    ckpt.maybe_save(step, carry)
+                    ckpt.maybe_save(step, carry, meta=clock.meta())
             jax.block_until_ready(carry["state"])
-            train_time += time.time() - t_epoch
+            clock.end_epoch()
             if (epoch + 1) % cfg.eval_every_epochs == 0 or step == total_steps:
                 _validate(run, carry, early, writers, step, epoch, progress, quiet)
-            ckpt.maybe_save(step, carry)
-    ckpt.maybe_save(step, carry, force=True)
+            ckpt.maybe_save(step, carry, meta=clock.meta())
+    ckpt.maybe_save(step, carry, force=True, meta=clock.meta())
     ckpt.wait()
-    return step, train_time
+    return step
 
 
 def _validate(run, carry, early, writers, step, epoch, progress, quiet) -> None:

@@ -8,3 +8,8 @@
 
 A new study: copy a study folder, rename it, edit its variants and configs.
 """
+
+if __name__ == "experiments":  # a checkout: configs import `cnn_jax.experiments` (see there)
+    from . import packaged_name
+
+    packaged_name.install()

@@ -23,6 +23,7 @@ import ml_collections
 from absl import app, flags
 from absl import logging as absl_logging
 
+from cnn_jax.runs import progress, record
 from cnn_jax.runs.launch import UnitsFailed
 from cnn_jax.system import parallel, runtime
 from cnn_jax.system.preemption import NonFiniteError, Preempted
@@ -32,6 +33,9 @@ from . import config_cli, config_files
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
 flags.DEFINE_bool("debug", False, "Show full tracebacks for configuration errors.")
+flags.DEFINE_bool(
+    "verbose", False, "One line per finished run (stdout) besides the progress bar (stderr)."
+)
 flags.DEFINE_bool(
     "overwrite", False, "Discard a run trained with other settings in --workdir (train.overwrite)."
 )
@@ -179,7 +183,10 @@ def main(
             config = config_cli.load(resolve_config(config_arg or default_config), overrides)
             if FLAGS.overwrite:
                 config.train.overwrite = True
-            run(config, workdir)
+            record.check_publishable(config)  # a record from a dirty tree: refused up front
+            name = installed_command or _module(argv[0])
+            with progress.study(name, verbose=FLAGS.verbose):  # the sweeps report into it
+                run(config, workdir)
 
         run_guarded(go)
 
@@ -189,20 +196,28 @@ def main(
 def help_text(program: str, default_config: str, default_workdir: str) -> str:
     """Usage, the flags, and every field of the default config with its value."""
     command = installed_command or f"python -m {_module(program)}"
+    shown = config_files.name_of(default_config)
     lines = [
-        f"usage: {command} [--config=FILE] [--workdir=DIR] [--debug] "
+        f"usage: {command} [--config=FILE] [--workdir=DIR] [--debug] [--verbose] "
         "[--overwrite] [--config.<field>=<value> ...]",
         "",
         "flags:",
-        f"  --config=FILE   experiment config, a Python file with get_config() ({default_config})",
-        f"                  or a packaged config: {', '.join(config_files.names())}",
-        f"  --workdir=DIR   checkpoints, metrics, results; rerun to resume ({default_workdir})",
+        "  --config=FILE   experiment config, a Python file with get_config(), or a packaged",
+        *textwrap.wrap(
+            f"config (default: {shown}): {', '.join(config_files.names())}",
+            96,
+            initial_indent=" " * 18,
+            subsequent_indent=" " * 18,
+        ),
+        "  --workdir=DIR   checkpoints, metrics, results; rerun to resume "
+        f"(default: {default_workdir})",
         "  --debug         full tracebacks instead of one-line errors",
+        "  --verbose       one line per finished run (stdout) besides the progress bar (stderr)",
         "  --overwrite     discard a run trained with other settings in --workdir",
         "  --config.<field>=<value>   set any field below, e.g. --config.train.num_epochs=3",
         "  --distributed --coordinator_address --num_processes --process_id   multi-process",
         "",
-        f"config fields ({default_config}):",
+        f"config fields ({shown}):",
     ]
     try:
         config = config_cli.load_file(resolve_config(default_config))

@@ -26,7 +26,12 @@ from typing import Any
 import ml_collections
 
 # Fields of a section that accept more than their declared value's type.
+# The package of the general configs, by its installed name (a checkout answers to it too:
+# experiments/packaged_name.py); copied configs import their base from here.
+PACKAGED_CONFIGS = "cnn_jax.experiments.configs"
 MIXED = {"model.padding": (str, int), "model.pool_padding": (str, int)}
+# Optional (undeclared) fields parsed as a type rather than as a Python literal.
+OPTIONAL_TYPES = {"experiment.record_allow_dirty": bool}
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -49,6 +54,7 @@ def optional_fields(config: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
         "train": specs.TRAIN_KEYS,
         "early_stopping": early_stopping.EARLY_STOPPING_KEYS,
         "augment": augment.AUGMENT_KEYS,
+        "experiment": ("record_as", "record_allow_dirty"),  # cnn_jax.runs.record
     }
 
 
@@ -58,7 +64,7 @@ def load_file(path_arg: str) -> ml_collections.ConfigDict:
     if not path.is_file():
         raise ValueError(
             f"--config: no file {path_arg!r}; allowed: a Python file defining get_config(), "
-            "e.g. --config=experiments/configs/smoke.py"
+            "e.g. --config=my_config.py, or a packaged config, e.g. --config=smoke"
         )
     try:
         name = _module_name(path)
@@ -77,12 +83,15 @@ def load_file(path_arg: str) -> ml_collections.ConfigDict:
         ) from None
     except ValueError:
         raise
+    except ImportError as e:
+        if e.name is None and "no known parent package" in str(e):  # a copied packaged config
+            raise ValueError(
+                f"--config: {path}{_line_in(e, path)}: a relative import outside a package; "
+                f"import absolutely, e.g. `from {PACKAGED_CONFIGS} import base`"
+            ) from None
+        raise _load_error(e, path) from None
     except Exception as e:  # anything the file's code raises
-        line = _line_in(e, path)
-        raise ValueError(
-            f"--config: {path}{line} failed to load ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); fix the file"
-        ) from None
+        raise _load_error(e, path) from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise ValueError(
             f"--config: get_config() of {path} returned {type(config).__name__}; "
@@ -106,6 +115,15 @@ def _module_name(path: Path) -> str:
         sys.path.insert(0, str(folder))
     importlib.import_module(".".join(parts[:-1]))
     return ".".join(parts)
+
+
+def _load_error(error: BaseException, path: Path) -> ValueError:
+    """One line: the file (and line) whose code raised `error`, and the error's first line."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return ValueError(
+        f"--config: {path}{_line_in(error, path)} failed to load "
+        f"({type(error).__name__}: {text}); fix the file"
+    )
 
 
 def _line_in(error: BaseException, path: Path) -> str:
@@ -173,7 +191,8 @@ def apply_override(config: ml_collections.ConfigDict, field: str, text: str) -> 
             del section[key]
             section[key] = value
     elif key in optional_fields(config).get(where, ()):
-        section[key] = _literal(text)
+        kind = OPTIONAL_TYPES.get(field)
+        section[key] = _parse(field, text, None, kind) if kind else _literal(text)
     else:
         raise _unknown(config, field, where)
 
@@ -181,6 +200,8 @@ def apply_override(config: ml_collections.ConfigDict, field: str, text: str) -> 
 def _unknown(config: Mapping[str, Any], field: str, where: str) -> ValueError:
     known = optional_fields(config).get(where)
     allowed = ", ".join(known) if known else "the fields the config file declares (see --help)"
+    if where == "experiment":  # a study's own fields, plus the record's
+        allowed = f"the fields the config file declares (see --help), {allowed}"
     return ValueError(f"--config.{field}: no such config field; allowed: {allowed}")
 
 

@@ -4,9 +4,9 @@ General configs live in `configs/` and are named by their stem (`--config=digits
 study's configs live in `<study>/configs/` and are named `<study>/<stem>`
 (`--config=invariance/mnist`). A repository path given from another directory
 (`experiments/invariance/configs/mnist.py`) also names the packaged file, so the installed
-commands work from anywhere; any other value is a path. `experiments.config_cli.load_file`
-imports the file as a module of its package, so `from . import base` works in both the
-repository (`experiments...`) and an installed wheel (`cnn_jax.experiments...`).
+commands work from anywhere; any other value is a path. Packaged configs import each other
+absolutely (`from cnn_jax.experiments.configs import base`), the installed name, which a
+checkout answers to as well (`packaged_name`), so a copy of one runs from any folder.
 """
 
 from __future__ import annotations
@@ -48,3 +48,13 @@ def resolve(value: str) -> Path:
         f"--config: {value!r} is neither a file nor a packaged config; allowed: a path to a "
         f".py file with get_config(), or one of: {', '.join(names())}"
     )
+
+
+def name_of(value: str) -> str:
+    """How `--help` shows a config: its packaged name when `value` names a packaged config
+    (`experiments/configs/digits.py` -> `digits`), else `value` as given."""
+    try:
+        path = resolve(value).resolve()
+    except ValueError:
+        return value
+    return next((name for name, p in _packaged().items() if p.resolve() == path), value)

@@ -9,6 +9,12 @@ directory its seeds' records go to (relative to the run's workdir):
                    "values": ((1e-3,), (3e-3,), (1e-2,)),
                    "dirs": ("../lr0.001", "../lr0.003", "../lr0.01")}
 
+A grid run is a small sweep of its own: each dir must resolve inside the folder holding the
+workdir, beside it or below it (for a sweep's grid unit in `<root>/_grids/<name>/`, inside the
+sweep root; `dirs_root`), and no two members' dirs may coincide or nest
+(`check_member_dirs`), so a config cannot send records, or `train.overwrite`'s deletions,
+anywhere else.
+
 With `train.num_seeds = S`, the run trains G x S members, point-major: member k is grid point
 k // S with seed `seed + k % S`. Members of one seed share its initialisation and its batch
 order (common random numbers: the grid points' comparison is paired). Member k's metrics,
@@ -35,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 TRACED = ("optim.learning_rate", "optim.weight_decay", "optim.l1", "optim.l2")
+UNITS_FOLDER = "_grids"  # a sweep's grid units train in <sweep root>/_grids/<name>/
 KEYS = ("fields", "values", "dirs")
 
 
@@ -124,6 +131,41 @@ def member_dirs(workdir: Path, spec: GridSpec | None, seeds: Sequence[int]) -> l
         return [workdir / f"seed_{s}" for s in seeds] if len(seeds) > 1 else [workdir]
     per_point = len(seeds) // spec.size
     return [workdir / spec.dirs[k // per_point] / f"seed_{s}" for k, s in enumerate(seeds)]
+
+
+def dirs_root(workdir: Path) -> Path:
+    """Where a run's grid member dirs may lie: the folder holding its workdir (the sweep root
+    for a sweep's grid unit, which sits in `<root>/_grids/<name>/`)."""
+    workdir = Path(workdir).resolve()
+    return workdir.parent.parent if workdir.parent.name == UNITS_FOLDER else workdir.parent
+
+
+def check_member_dirs(workdir: Path, spec: GridSpec, seeds: Sequence[int]) -> None:
+    """Each grid dir resolves (links followed) strictly inside `dirs_root(workdir)`, and is
+    neither the workdir nor above it, and no two members' dirs coincide or nest, since they
+    would overwrite or delete each other's records: one ValueError line naming the dir."""
+    workdir = Path(workdir).resolve()
+    root = dirs_root(workdir).resolve()
+    for d in spec.dirs:
+        target = (workdir / d).resolve()
+        if target == root or not target.is_relative_to(root):
+            raise ValueError(
+                f"grid.dirs: {d!r} resolves to {target}, not inside {root}; allowed: a dir "
+                "beside or below the run's workdir (for a sweep's grid unit, in its sweep root)"
+            )
+        if workdir.is_relative_to(target):
+            raise ValueError(
+                f"grid.dirs: {d!r} resolves to {target}, which holds the run's own workdir; "
+                "allowed: a dir of the members' own"
+            )
+    dirs = [m.resolve() for m in member_dirs(workdir, spec, seeds)]
+    for i, a in enumerate(dirs):
+        for b in dirs[i + 1 :]:
+            if a.is_relative_to(b) or b.is_relative_to(a):
+                raise ValueError(
+                    f"grid.dirs: members' dirs {a} and {b} overlap (their records would "
+                    "overwrite each other); allowed: dirs that neither coincide nor nest"
+                )
 
 
 def member_hparams(

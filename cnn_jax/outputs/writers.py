@@ -9,6 +9,7 @@ last line, which `read_metrics` skips and `MetricsWriter` repairs before appendi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -75,6 +76,15 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=to_jsonable) + "\n")
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (hex), read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class UnreadableJSONError(ValueError):
     """A record file that is not valid JSON (truncated, or written by something else)."""
 
@@ -136,12 +146,22 @@ def _parses(line: bytes) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
+def _before(record: dict, step: float, logged_by: float | None) -> bool:
+    """Whether `record` was logged before a checkpoint of `step` saved at time `logged_by`."""
+    at = record.get("step", 0)
+    if at != step or logged_by is None:
+        return at <= step
+    return record.get("time", 0) <= logged_by
+
+
 class MetricsWriter:
     """Appends metrics to `workdir/metrics.jsonl` and, optionally, TensorBoard events.
 
     `resume_from_step=S` (a run resumed from a checkpoint at step S) first rewrites
-    metrics.jsonl atomically keeping only lines with step <= S, and hides later
-    TensorBoard events, so a killed-and-resumed run logs what an uninterrupted one does.
+    metrics.jsonl atomically keeping only lines with step <= S (with `logged_by=T`, the
+    checkpoint's save time, only the step-S lines logged by T: what came after is logged
+    again), and hides later TensorBoard events, so a killed-and-resumed run logs what an
+    uninterrupted one does.
     TensorBoard keeps one point per tag and step (the final evaluation's validation point,
     at the step of the last epoch's, goes to metrics.jsonl and to `write_hparams`).
     """
@@ -152,12 +172,13 @@ class MetricsWriter:
         *,
         tensorboard: bool = True,
         resume_from_step: int | None = None,
+        logged_by: float | None = None,
     ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.path = self.workdir / METRICS_FILE
         if self.path.exists():
-            self._prepare_existing(resume_from_step)
+            self._prepare_existing(resume_from_step, logged_by)
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._tb = None
         self._tb_last_step: dict[str, int] = {}
@@ -167,7 +188,7 @@ class MetricsWriter:
             purge = None if resume_from_step is None else int(resume_from_step) + 1
             self._tb = SummaryWriter(logdir=str(self.workdir), purge_step=purge, flush_secs=30)
 
-    def _prepare_existing(self, resume_from_step: int | None) -> None:
+    def _prepare_existing(self, resume_from_step: int | None, logged_by: float | None) -> None:
         """Drops lines after the resume step, or just a torn last line when appending."""
         lines, tail = _split_lines(self.path.read_bytes())
         if self._set_aside_damaged(lines) or resume_from_step is not None:
@@ -175,7 +196,7 @@ class MetricsWriter:
             keep = [
                 line
                 for line in [*lines, tail]
-                if (record := _parses(line)) is not None and record.get("step", 0) <= last
+                if (record := _parses(line)) is not None and _before(record, last, logged_by)
             ]
             text = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in keep)
             atomic_write_text(self.path, text.decode("utf-8"))

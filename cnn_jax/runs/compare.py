@@ -4,11 +4,15 @@ r"""Compare runs across workdirs: one row per run, only the settings that differ
         --where model.activation=relu --markdown=compare.md --csv=compare.csv
     python -m cnn_jax.runs.compare runs/...          (the same)
 
-A run is a directory with results.json (a seed directory of a vmapped unit counts as its
-own run; the unit's summary results.json is skipped). Each row: the run's path, the
-config fields whose values differ between the runs (the run-identity fields of
-`cnn_jax.config.identity`, i.e. what changes the result, seed included), the final metrics, the
-wall time and the run identity hash (results.json's, else config.json's, else computed).
+A run is a directory with the trainer's results.json (a seed directory of a vmapped unit
+counts as its own run; the unit's summary results.json is skipped, and so is a study's own
+results.json, so a study folder compares its runs). Each row: the run's path, the config
+fields whose values differ between the runs (the run-identity fields of
+`cnn_jax.config.identity`, i.e. what changes the result, seed included; an unset field shows
+the value the trainer used, `effective`), the final metrics, the wall time and the run
+identity hash (results.json's, else config.json's, else computed). The printed table fits
+`--width` columns (longer cells cut, columns continued in further blocks); the Markdown and
+CSV files hold every cell in full.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import csv
 import glob
 import io
 import json
+import shutil
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,6 +31,7 @@ from typing import Any
 from cnn_jax import run_results
 from cnn_jax.config import grid, identity
 from cnn_jax.outputs.writers import read_json
+from cnn_jax.runs import effective
 
 # (column, dotted path in results.json)
 METRICS = (
@@ -47,8 +53,21 @@ def _get(data: Any, dotted: str) -> Any:
     return data
 
 
-def find_runs(patterns: Iterable[str]) -> list[Path]:
-    """Run directories under the given workdirs or globs (sorted, without duplicates)."""
+# Keys only the trainer's results.json has (a run, a vmapped member, a grid member).
+RUN_KEYS = (identity.KEY, "final", "vmapped_parent")
+
+
+def is_run(results: Any) -> bool:
+    """Whether a results.json is one run's: not a K-seed unit's summary (`per_seed`), not a
+    study's summary (none of the trainer's keys)."""
+    if not isinstance(results, dict) or "per_seed" in results:
+        return False
+    return any(key in results for key in RUN_KEYS)
+
+
+def find_runs(patterns: Iterable[str], skipped: list[Path] | None = None) -> list[Path]:
+    """Run directories under the given workdirs or globs (sorted, without duplicates); the
+    study summaries passed over are appended to `skipped`."""
     runs: set[Path] = set()
     for pattern in patterns:
         roots = [Path(p) for p in sorted(glob.glob(pattern))]
@@ -56,11 +75,17 @@ def find_runs(patterns: Iterable[str]) -> list[Path]:
             raise ValueError(f"runs: {pattern!r} matches nothing; allowed: workdirs or globs")
         for root in roots:
             found = [root] if root.name == "results.json" else list(root.rglob("results.json"))
-            for path in found:
-                if path.is_file() and "per_seed" not in read_json(path):  # not a unit summary
+            for path in filter(Path.is_file, found):
+                results = read_json(path)
+                if is_run(results):
                     runs.add(path.parent)
+                elif skipped is not None and "per_seed" not in results:
+                    skipped.append(path)
     if not runs:
-        raise ValueError(f"runs: no results.json under {list(patterns)}; allowed: run workdirs")
+        raise ValueError(
+            f"runs: no run's results.json under {list(patterns)} (a study's own summary is "
+            "not a run); allowed: run workdirs or a study folder holding runs"
+        )
     return sorted(runs)
 
 
@@ -149,11 +174,42 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def format_text(columns: list[str], rows: list[dict]) -> str:
-    """An aligned plain-text table."""
+DEFAULT_WIDTH = 120  # when stdout is no terminal
+MAX_RUN, MAX_CELL = 44, 28  # characters shown of a run's path (its end) and of another cell
+
+
+def _clip(text: str, limit: int, *, keep_end: bool = False) -> str:
+    if len(text) <= limit:
+        return text
+    return "…" + text[-(limit - 1) :] if keep_end else text[: limit - 1] + "…"
+
+
+def _blocks(widths: list[int], width: int) -> list[list[int]]:
+    """Column indices per block: the run column first in each, as many others as fit."""
+    blocks, current, used = [], [0], widths[0]
+    for i in range(1, len(widths)):
+        if len(current) > 1 and used + 2 + widths[i] > width:
+            blocks.append(current)
+            current, used = [0], widths[0]
+        current.append(i)
+        used += 2 + widths[i]
+    return [*blocks, current]
+
+
+def format_text(columns: list[str], rows: list[dict], width: int | None = None) -> str:
+    """An aligned plain-text table; with `width`, cells are cut and columns that do not fit
+    continue in further blocks (each starting with the run column)."""
     cells = [columns, *([_cell(r.get(c)) for c in columns] for r in rows)]
+    if width:
+        cells = [[_clip(line[0], MAX_RUN, keep_end=True)] + [_clip(v, MAX_CELL) for v in line[1:]]
+                 for line in cells]  # fmt: skip
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in cells)
+    blocks = _blocks(widths, width) if width else [list(range(len(columns)))]
+    text = [
+        "\n".join("  ".join(line[i].ljust(widths[i]) for i in block).rstrip() for line in cells)
+        for block in blocks
+    ]
+    return "\n\n".join(text)
 
 
 def format_markdown(columns: list[str], rows: list[dict]) -> str:
@@ -177,7 +233,14 @@ def compare(
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """(columns, rows) for the runs under `patterns`, kept where every `field=value` holds
     (any column or identity field), sorted by `sort`."""
-    runs = [load_run(path) for path in find_runs(patterns)]
+    skipped: list[Path] = []
+    runs = [load_run(path) for path in find_runs(patterns, skipped)]
+    if skipped:
+        names = ", ".join(str(p) for p in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
+        print(f"note: skipped {len(skipped)} study summary results.json: {names}", file=sys.stderr)
+    keys = {k for r in runs for k in r["fields"]}
+    for run in runs:  # unset fields: the values the trainer used
+        run["fields"] = effective.fill(run["fields"], keys)
     columns, rows = table(runs)
     known = set(columns) | {k for r in runs for k in r["fields"]}
     conditions = parse_where(where, known)
@@ -198,6 +261,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--where", action="append", default=[], help="field=value (repeat)")
     parser.add_argument("--markdown", help="also write the table as Markdown to this file")
     parser.add_argument("--csv", help="also write the table as CSV to this file")
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="columns of the printed table (default: the terminal's, else "
+        f"{DEFAULT_WIDTH}; 0: no limit)",
+    )
     return parser
 
 
@@ -209,10 +279,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    print(format_text(columns, rows))
+    width = args.width if args.width is not None else _terminal_width()
+    print(format_text(columns, rows, width))
     for path, fmt in ((args.markdown, format_markdown), (args.csv, format_csv)):
         if path:
             Path(path).write_text(fmt(columns, rows), encoding="utf-8")
+
+
+def _terminal_width() -> int:
+    return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
 
 
 if __name__ == "__main__":

@@ -37,13 +37,16 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, seed_index: int | None = None) -> LoadedRun:
-    """Rebuilds model and dataset from `run_dir/config.json` and restores the latest checkpoint.
+    """Rebuilds model and dataset from `run_dir/config.json` and restores its checkpoint:
+    the step results.json describes (the newest for a run still training), never another,
+    and nothing in the run is written, cleaned or renamed.
 
     Early-stopped runs return their best parameters, as the trainer's final evaluation did.
     """
     run_dir = Path(run_dir)
     results_path = run_dir / "results.json"
-    if results_path.exists() and "vmapped_parent" in (results := read_json(results_path)):
+    results = read_json(results_path) if results_path.exists() else None
+    if isinstance(results, dict) and "vmapped_parent" in results:
         return load_run(run_results.member_parent(run_dir, results), results["seed_index"])
     if not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"run_dir: no config.json in {run_dir}; is it a training workdir?")
@@ -52,12 +55,7 @@ def load_run(run_dir: str | Path, seed_index: int | None = None) -> LoadedRun:
     early = EarlyStopping.from_config(run.early_stopping, run.num_seeds)
     early_state = None if early is None else early.state
     carry = training_carry(run.init_state(), run.empty_window(), early_state)
-    ckpt = Checkpointer(run_dir / "checkpoints", save_every_steps=1, fingerprint=run.fingerprint())
-    restored = ckpt.restore_latest(carry)
-    ckpt.close()
-    if restored is None:
-        raise FileNotFoundError(f"run_dir: no checkpoint in {run_dir / 'checkpoints'}")
-    carry, step = restored
+    carry, step = _restore(run_dir, run, carry, results)
     source = carry["best"] or {
         "params": carry["state"].params,
         "batch_stats": carry["state"].batch_stats,
@@ -72,3 +70,36 @@ def load_run(run_dir: str | Path, seed_index: int | None = None) -> LoadedRun:
         variables = jax.tree.map(lambda x: x[seed_index], variables)
         config = run.member_config(seed_index)  # a grid member's own settings
     return LoadedRun(config, run.spec, run.model, variables, run.dataset, step)
+
+
+def _described_step(run_dir: Path, results: Any) -> int | None:
+    """The final step results.json records (None without results.json)."""
+    if results is None:
+        return None
+    step = results.get("steps") if isinstance(results, dict) else None
+    if type(step) is not int or step < 0:
+        raise ValueError(
+            f"{run_dir / 'results.json'}: steps {step!r} is not a step count; allowed: the "
+            "file the trainer wrote (rerun the training command to write it again)"
+        )
+    return step
+
+
+def _restore(run_dir: Path, run: Any, carry: Any, results: Any) -> tuple[Any, int]:
+    """(carry, step) of the checkpoint the record describes, read-only, checked against the
+    identity of config.json."""
+    ckpt = Checkpointer(
+        run_dir / "checkpoints",
+        save_every_steps=1,
+        fingerprint=run.fingerprint(),
+        identity=identity.fields(run.config),
+        read_only=True,
+    )
+    with ckpt:
+        step = _described_step(run_dir, results)
+        if step is not None:
+            return ckpt.restore_step(carry, step), step
+        restored = ckpt.restore_latest(carry)
+    if restored is None:
+        raise FileNotFoundError(f"run_dir: no checkpoint in {run_dir / 'checkpoints'}")
+    return restored

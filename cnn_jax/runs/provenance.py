@@ -1,8 +1,10 @@
 """Where a result comes from: the provenance record that `cnn_jax.runs.record.publish` writes.
 
-Fields (results/README.md has the table): the exact command, git revision and dirty state, the
-config, each dataset's name, sha256 checksum and split sizes, the machine, its load average,
-the wall time, the UTC date, library versions and the sha256 of every published file.
+Fields (results/README.md has the table): the command (as `python -m <module> <args>`, without
+this machine's paths: `command_line`), git revision and dirty state (and whether a dirty tree
+was allowed), the config, each dataset's name, sha256 checksum and split sizes, the machine, its
+load average, the wall time, the UTC date, library versions and the sha256 of every published
+file.
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ import hashlib
 import json
 import os
 import platform
-import shlex
 import socket
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cnn_jax.outputs.writers import to_jsonable
+from cnn_jax.runs import command_line
 
 _VERSIONED = ("jax", "jaxlib", "flax", "numpy", "optax", "ml-collections", "matplotlib")
 
@@ -72,10 +73,10 @@ def file_sha256(path: Path) -> str:
 
 
 def _command(command: str | None) -> str:
-    """`command`, else the exact interpreter command line of this process."""
+    """`command`, else this process's, as anyone can rerun it (`command_line.portable`)."""
     if command is not None:
-        return command
-    return shlex.join(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+        return command_line.portable_text(command, Path.cwd())
+    return command_line.portable(command_line.this_process(), Path.cwd())
 
 
 def _git_state(repo: Path) -> dict[str, Any]:
@@ -131,14 +132,20 @@ def provenance(
     command: str | None = None,
     load_at_start: Sequence[float] | None = None,
     files: Mapping[str, Path] | None = None,
+    git: Mapping[str, Any] | None = None,
+    dirty_allowed: bool = False,
 ) -> dict[str, Any]:
-    """The provenance record of a study run (see the module docstring for the fields)."""
+    """The provenance record of a study run (see the module docstring for the fields); `git`
+    is the tree's state when the caller has it already."""
+    git = dict(git if git is not None else _git_state(repo_root()))
+    if git.get("dirty"):
+        git["dirty_allowed"] = bool(dirty_allowed)
     config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})
     return {
         "study": study,
         "command": _command(command),
         "cwd": str(Path.cwd()),
-        "git": _git_state(repo_root()),
+        "git": git,
         "config": json.loads(json.dumps(config_dict, default=to_jsonable)),
         "datasets": _datasets(dataset),
         "machine": {

@@ -4,17 +4,18 @@
     python -m cnn_jax.runs.readme_blocks --check    # exit 1 naming each stale block and its file
 
 A block is everything between `<!-- results:<study> -->` and `<!-- /results:<study> -->`; it is
-replaced by `results/<study>/readme.md` (written by the study, published by `cnn_jax.runs.record`)
-plus a one-line footer from `results/<study>/provenance.json` (date, git revision, wall time,
-command). Every Markdown file of the repository that holds a marker is covered (README.md,
-docs/, each study's README under experiments/, benchmarks/): the files git lists, tracked or
-untracked but not ignored (without git, every `*.md`), less `results/`, `runs/`, `data/` and
-hidden folders (`_SKIPPED`); `--readme FILE` (repeatable) restricts the run to those files.
-Relative links in readme.md that name a file of the record are rewritten to point into
-`results/<study>/`, relative to the folder of the Markdown file holding the block. So the
-tables are never typed by hand: edit the study, rerun it, publish, regenerate. Bad markers or a
-missing record stop with one line naming the file (exit 2), before anything is written; a study
-of `results/` that no file shows (all files taken together) is a note.
+replaced by `results/<study>/readme.md` (written by the study, published by
+`cnn_jax.runs.record`) plus a one-line footer from `results/<study>/provenance.json` (date, git
+revision, whether the tree was dirty, wall time, and the command as `python -m ...` without the
+producing machine's paths, `command_line`). Every Markdown file of the repository that holds a
+marker is covered (README.md, docs/, each study's README under experiments/, benchmarks/): the
+files git lists, tracked or untracked but not ignored (without git, every `*.md`), less
+`results/`, `runs/`, `data/` and hidden folders (`_SKIPPED`); `--readme FILE` (repeatable)
+restricts the run to those files. Relative links in readme.md that name a file of the record are
+rewritten to point into `results/<study>/`, relative to the folder of the Markdown file holding
+the block. So the tables are never typed by hand: edit the study, rerun it, publish, regenerate.
+Bad markers or a missing record stop with one line naming the file (exit 2), before anything is
+written; a study of `results/` that no file shows (all files taken together) is a note.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ import argparse
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from cnn_jax.outputs.writers import atomic_write_text
-from cnn_jax.runs import record
+from cnn_jax.runs import command_line, record
+from cnn_jax.runs.provenance import file_sha256
 
 # A study name is a plain folder name; `<!-- results:<study> -->` (as in docs) is no marker.
 _MARKER = re.compile(r"<!-- (/?)results:([A-Za-z0-9_.-]+) -->")
@@ -67,15 +68,19 @@ def find_blocks(text: str, name: str = "README") -> list[tuple[str, int, int]]:
     return blocks
 
 
-def _shown_command(command: str) -> str:
-    """The command with the interpreter's path shortened to `python`."""
-    try:
-        argv = shlex.split(command)
-    except ValueError:
-        return command
-    if argv and Path(argv[0]).name.startswith("python"):
-        argv[0] = "python"
-    return shlex.join(argv)
+def _shown_command(prov: dict) -> str:
+    """The record's command as anyone can rerun it: `python -m <module> <args>`, paths made
+    relative to the folder it ran in (`cwd`), none of the producing machine's left."""
+    return command_line.portable_text(str(prov.get("command", "?")), prov.get("cwd") or ".")
+
+
+def _tree(git: dict) -> str:
+    """The revision, and how the tree stood: a forced dirty publish says it was forced."""
+    revision = (git.get("revision") or "unknown")[:10]
+    if not git.get("dirty"):
+        return revision
+    forced = f", published with {record.ALLOW_DIRTY_FIELD}" if git.get("dirty_allowed") else ""
+    return f"{revision} (dirty tree{forced})"
 
 
 def _wall(seconds: float) -> str:
@@ -86,16 +91,13 @@ def _wall(seconds: float) -> str:
 
 def footer(study: str, prov: dict) -> str:
     """The provenance line under a block: date, revision (dirty or not), wall time, command."""
-    git = prov.get("git") or {}
-    revision = (git.get("revision") or "unknown")[:10] + (
-        " (dirty tree)" if git.get("dirty") else ""
-    )
+    revision = _tree(prov.get("git") or {})
     load = (prov.get("load_average") or {}).get("at_publish")
     load_text = f", load {load[0]:.1f}" if load else ""
     return (
         f"<sub>Generated from `results/{study}/` (provenance.json): {prov.get('date_utc', '?')}, "
         f"git {revision}, wall {_wall(float(prov.get('wall_time_sec', 0)))}{load_text}, "
-        f"`{_shown_command(str(prov.get('command', '?')))}`</sub>"
+        f"`{_shown_command(prov)}`</sub>"
     )
 
 
@@ -125,8 +127,57 @@ def render(study: str, results: Path, results_prefix: str = "results") -> str:
         prov = json.loads(prov_path.read_text(encoding="utf-8"))
     except ValueError as e:
         raise BlockError(f"{prov_path}: not valid JSON ({e})") from None
+    check_record(folder, prov, prov_path)
     body = _relink(part.read_text(encoding="utf-8").strip(), study, folder, results_prefix)
     return f"\n{body}\n\n{footer(study, prov)}\n"
+
+
+# provenance.json fields a block reads -> the JSON types allowed (None: the field may be null).
+_FIELD_TYPES = {
+    "files": (dict,),
+    "git": (dict, type(None)),
+    "load_average": (dict, type(None)),
+    "wall_time_sec": (int, float),
+    "command": (str,),
+    "date_utc": (str,),
+}
+_REPUBLISH = "rerun and publish the study (cnn_jax.runs.record.publish)"
+
+
+def _check_types(prov: object, prov_path: Path) -> None:
+    """Each field a block reads has its type (one line naming the field otherwise)."""
+    if not isinstance(prov, dict):
+        raise BlockError(f"{prov_path}: holds {type(prov).__name__}, not an object; {_REPUBLISH}")
+    for field, types in _FIELD_TYPES.items():
+        value = prov.get(field)
+        if not isinstance(value, types) or isinstance(value, bool):
+            allowed = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise BlockError(
+                f"{prov_path}: {field} is {type(value).__name__}, expected {allowed}; {_REPUBLISH}"
+            )
+    load = (prov.get("load_average") or {}).get("at_publish")
+    if load is not None and not (
+        isinstance(load, list) and load and all(type(x) in (int, float) for x in load)
+    ):
+        raise BlockError(f"{prov_path}: load_average.at_publish {load!r} is no list of numbers")
+
+
+def check_record(folder: Path, prov: object, prov_path: Path) -> None:
+    """A record agrees with its provenance.json: the fields a block reads have their types,
+    and every file it lists is there, inside the record, with the sha256 it lists."""
+    _check_types(prov, prov_path)
+    for rel, entry in prov["files"].items():
+        path = folder / rel
+        expected = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(expected, str) or not _inside(path, folder):
+            raise BlockError(f"{prov_path}: files entry {rel!r} is malformed; {_REPUBLISH}")
+        if not path.is_file():
+            raise BlockError(f"{path}: listed in {prov_path.name} but missing; {_REPUBLISH}")
+        if file_sha256(path) != expected:
+            raise BlockError(
+                f"{path}: sha256 differs from the one {prov_path.name} lists (the file changed "
+                f"after it was published); restore it, or {_REPUBLISH}"
+            )
 
 
 def regenerate(

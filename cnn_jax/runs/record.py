@@ -13,6 +13,12 @@ pickles and any file over 2 MB are refused with one line naming the file.
 `maybe_publish(config, ...)` publishes as `config.experiment.record_as` when a (full) config
 sets it; studies pass `load_at_start=record.load_average()` taken when they start.
 
+A record comes from a committed tree: with uncommitted changes to tracked files, publishing is
+refused (one line naming them) unless forced (`allow_dirty=True`; by default the config's
+`experiment.record_allow_dirty`, or CNN_JAX_RECORD_ALLOW_DIRTY=1 for any publisher);
+provenance.json then says the dirty tree was allowed and the README footer says so.
+`check_publishable(config)` refuses before a study starts.
+
 The record is built in a temporary folder next to the target and renamed into place, so a
 killed publish leaves the old record or the new one, never a mix. A rerun whose files, config
 and dataset match the existing record is a no-op (the first provenance stays). A record that
@@ -33,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_jax.runs.provenance import (
+    _git_state,
     dataset_checksum,
     file_sha256,
     load_average,
@@ -41,9 +48,11 @@ from cnn_jax.runs.provenance import (
 )
 
 __all__ = [
-    "collect", "dataset_checksum", "load_average", "maybe_publish", "publish", "repo_root",
-    "results_dir",
+    "check_publishable", "collect", "dataset_checksum", "load_average", "maybe_publish",
+    "publish", "repo_root", "results_dir", "tree_state",
 ]  # fmt: skip
+ALLOW_DIRTY_FIELD = "experiment.record_allow_dirty"
+ALLOW_DIRTY_ENV = "CNN_JAX_RECORD_ALLOW_DIRTY"
 
 PROVENANCE = "provenance.json"
 README_PART = "readme.md"
@@ -108,6 +117,36 @@ def collect(workdir: str | os.PathLike, files: Sequence[str]) -> dict[str, Path]
     return chosen
 
 
+def tree_state() -> dict[str, Any]:
+    """The checkout's git revision and dirty state (`provenance`)."""
+    return _git_state(repo_root())
+
+
+def refuse_dirty(git: dict[str, Any], study: str) -> None:
+    """One ValueError line when `git` says the tree has uncommitted changes."""
+    if git.get("dirty"):
+        files = git.get("dirty_files") or []
+        shown = ", ".join(files[:3]) + (f" (+{len(files) - 3} more)" if len(files) > 3 else "")
+        raise ValueError(
+            f"record: {study} would be published from a tree with uncommitted changes ({shown}); "
+            f"commit them and rerun, or set {ALLOW_DIRTY_FIELD}=True (the footer then says so)"
+        )
+
+
+def _record_settings(config: Any) -> tuple[str | None, bool]:
+    """(experiment.record_as, whether a dirty tree is allowed) of a config (and the env)."""
+    experiment = (config.get("experiment") or {}) if hasattr(config, "get") else {}
+    allowed = experiment.get("record_allow_dirty") is True
+    return experiment.get("record_as") or None, allowed or os.environ.get(ALLOW_DIRTY_ENV) == "1"
+
+
+def check_publishable(config: Any) -> None:
+    """Refuses, before a study runs, a config that will publish from a dirty tree."""
+    study, allow_dirty = _record_settings(config)
+    if study and not allow_dirty:
+        refuse_dirty(tree_state(), study)
+
+
 def _same_record(existing: Path, new: dict[str, Any]) -> bool:
     """True when `existing` holds the same files (by sha256), config and datasets as `new`."""
     try:
@@ -151,14 +190,21 @@ def publish(
     command: str | None = None,
     results_root: str | os.PathLike = "results",
     load_at_start: Sequence[float] | None = None,
+    allow_dirty: bool | None = None,
 ) -> Path:
     """Publishes `files` (globs relative to `workdir`) as the record `results/<study>/`.
 
-    Returns the record folder. See the module docstring for what is refused, atomicity, the
+    Returns the record folder. See the module docstring for what is refused (a dirty tree
+    unless `allow_dirty`, None: as the config and environment say), atomicity, the
     identical-rerun no-op and how a differing older record is moved aside.
     """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", study or ""):
         raise ValueError(f"study: {study!r}; allowed: a plain folder name like 'invariance_mnist'")
+    if allow_dirty is None:
+        allow_dirty = _record_settings(config)[1]
+    git = tree_state()
+    if not allow_dirty:
+        refuse_dirty(git, study)
     chosen = collect(workdir, files)
     record = provenance(
         study=study,
@@ -168,6 +214,8 @@ def publish(
         command=command,
         load_at_start=load_at_start,
         files=chosen,
+        git=git,
+        dirty_allowed=allow_dirty,
     )
     root = results_dir(results_root)
     target = root / study
@@ -204,7 +252,7 @@ def maybe_publish(
 
     `kwargs` are publish's keywords (dataset, wall_time_sec, ...); `config` is passed on.
     """
-    study = (config.get("experiment") or {}).get("record_as") if hasattr(config, "get") else None
+    study, _ = _record_settings(config)
     if not study:
         return None
     return publish(study, workdir, files, config=config, **kwargs)

@@ -23,7 +23,9 @@ restarts where it was and the final table is the same.
 Units are jobs `(name, fn, kwargs)` with a module-level `fn` and plain kwargs (a config
 dict, a path string), so any launcher with `run(jobs)` can execute them elsewhere (e.g. a
 `cnn_jax.runs.launch.SlurmLauncher`); the default runs them here one after another, reporting each
-row as soon as its unit ends.
+row as soon as its unit ends: into the study's progress display when a study command opened
+one (`cnn_jax.runs.progress`: one count across all sweeps, per-row lines only with --verbose),
+else as one line per row.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import ml_collections
 from cnn_jax import run_results
 from cnn_jax.config import grid, identity
 from cnn_jax.outputs.writers import read_json
-from cnn_jax.runs import launch
+from cnn_jax.runs import launch, progress
 from cnn_jax.train import train_and_evaluate
 
 Job = tuple[str, Callable[..., Any], dict[str, Any]]
@@ -198,7 +200,7 @@ def _grid_unit(configs, workdir: Path, variants: Sequence[str], seeds: tuple[int
         return None
     values = [[float(x.get(f, 0.0)) for f in fields] for x in flat]
     name = identity.digest({"variants": list(variants), "seeds": list(seeds), "key": values})
-    home = workdir / "_grids" / name
+    home = workdir / grid.UNITS_FOLDER / name
     config = _seed_config(configs[variants[0]], seeds[0], len(seeds))
     dirs = tuple(os.path.relpath(workdir / v, home) for v in variants)
     config.grid = ml_collections.ConfigDict(
@@ -228,6 +230,9 @@ def run_sweep(
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     t0 = time.time()
     counter = _Reporter(len(configs) * len(seeds), verbose, on_result)
+    display = progress.current()
+    if display is not None:
+        display.add(len(configs) * len(seeds))
     pending: dict[str, tuple[int, ...]] = {}
     for variant, base in configs.items():
         waiting = []
@@ -248,11 +253,15 @@ def run_sweep(
     if launcher is None:
         for unit in units:
             t0 = time.time()
-            _, fn, kwargs = unit.job()
+            name, fn, kwargs = unit.job()
+            if display is not None:
+                display.unit(name)
             fn(**kwargs)
             rows.update(_unit_rows(unit, workdir, counter, t0))
     elif units:
         t0 = time.time()
+        if display is not None:
+            display.unit(f"{len(units)} units through {type(launcher).__name__}")
         launcher.run([unit.job() for unit in units])
         for unit in units:
             rows.update(_unit_rows(unit, workdir, counter, t0))
@@ -272,7 +281,8 @@ def _unit_rows(unit: Unit, workdir: Path, counter: _Reporter, t0: float) -> dict
 
 
 class _Reporter:
-    """Prints one progress line per row and calls `on_result`."""
+    """Counts each row (the study's progress display, when open), prints its line
+    (`progress.say`: with a display open, only when verbose) and calls `on_result`."""
 
     def __init__(self, total: int, verbose: bool, on_result: Callable | None):
         self.total, self.done, self.verbose, self.on_result = total, 0, verbose, on_result
@@ -288,11 +298,13 @@ class _Reporter:
             "status": status,
         }
         self.done += 1
+        display = progress.current()
+        if display is not None:
+            display.finished(cached=status == "cached")
         if self.verbose:
-            print(
+            progress.say(
                 f"[{self.done}/{self.total}] {variant} seed {seed}: test accuracy "
-                f"{results['test_accuracy']:.4f} ({status}, {time.time() - t0:.1f} s)",
-                flush=True,
+                f"{results['test_accuracy']:.4f} ({status}, {time.time() - t0:.1f} s)"
             )
         if self.on_result is not None:
             self.on_result(row)

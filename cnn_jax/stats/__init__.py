@@ -1,4 +1,4 @@
-"""Intervals, paired comparisons, multiplicity and verdicts for seeds x test-image studies.
+"""Intervals and paired comparisons for seeds x test-image studies, and the claims engine.
 
 Data model: a variant is scored on the same N test images by S training seeds, giving a crossed
 ``[seeds, images]`` matrix (``scores_sn``) of per-image scores (0/1 correctness or a metric). Both
@@ -15,23 +15,26 @@ interaction about 3x), so:
 * differences (`paired_difference`): t-interval and p-value from the same variance of the
   per-(seed, image) paired differences: no bootstrap resolution floor on p; TOST for equivalence.
 
-Calibration figures: ``python -m experiments.calibration.main`` (the calibration study).
+What a study claims and the label each claim earns is decided in one place, the claims engine:
+`claims` (claim types, margins, estimates), `evidence` (estimates from scores, seeds or records),
+`judge` (one Holm family per study, Holm-compatible intervals), `budgets` (budget interactions),
+`censored` (times to a target), `power` (what would decide an inconclusive claim; ``python -m
+cnn_jax.stats plan``). Calibration figures: ``python -m experiments.calibration.main``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import special
 from scipy import stats as scipy_stats
 
 from cnn_jax.stats.crossed import level_intervals, paired_t, tost_t
-from cnn_jax.stats.multiplicity import holm
+from cnn_jax.stats.multiplicity import holm as holm  # re-exported: stats.holm
 
-VERDICTS = ("held", "contradicted", "equivalent", "inconclusive")
 _CHUNK = 2_000_000  # resampled elements materialised per chunk, bounds memory
 
 
@@ -63,13 +66,11 @@ class Comparison:
     low: float
     high: float
     p_value: float
-    p_adjusted: float | None
     n_seeds: int
     n_images: int
     method: str
     p_equivalence: float | None = None
     margin: float | None = None
-    p_equivalence_adjusted: float | None = None
     se: float | None = None
     df: float | None = None
     confidence: float = 0.95
@@ -78,11 +79,9 @@ class Comparison:
         return asdict(self)
 
     def fmt(self, scale: float = 100.0, digits: int = 2) -> str:
-        """Table row: 'name: +0.42 [+0.11, +0.73]  p=0.004  p_holm=0.012'."""
+        """Table row: 'name: +0.42 [+0.11, +0.73]  p=0.004  p_tost=0.3'."""
         d, lo, hi = (f"{v * scale:+.{digits}f}" for v in (self.delta, self.low, self.high))
         row = f"{self.name}: {d} [{lo}, {hi}]  p={self.p_value:.3g}"
-        if self.p_adjusted is not None:
-            row += f"  p_holm={self.p_adjusted:.3g}"
         if self.p_equivalence is not None:
             row += f"  p_tost={self.p_equivalence:.3g}"
         return row
@@ -233,7 +232,6 @@ def paired_difference(
         low=low,
         high=high,
         p_value=min(1.0, r["p"]),
-        p_adjusted=None,
         n_seeds=a.shape[0],
         n_images=a.shape[1],
         method="paired crossed t (Satterthwaite)",
@@ -276,23 +274,6 @@ def mcnemar_exact(a_correct_n, b_correct_n) -> float:
     return float(min(1.0, 2 * scipy_stats.binom.cdf(min(n_ab, n_ba), n_ab + n_ba, 0.5)))
 
 
-def adjust(comparisons: Sequence[Comparison]) -> list[Comparison]:
-    """Copies with Holm-adjusted p's over one study's family (raw p's kept).
-
-    The family is every p a verdict can rest on: each comparison's difference p and, where a margin
-    was given, its TOST p, all in one Holm family; so the chance that any verdict of the study
-    ('held', 'contradicted' or 'equivalent') is false is at most alpha.
-    """
-    cs = list(comparisons)
-    p = [c.p_value for c in cs] + [c.p_equivalence for c in cs if c.p_equivalence is not None]
-    adj = iter(holm(p)) if p else iter(())
-    out = [replace(c, p_adjusted=float(next(adj))) for c in cs]
-    return [
-        replace(c, p_equivalence_adjusted=float(next(adj))) if c.p_equivalence is not None else c
-        for c in out
-    ]
-
-
 def tost_p(comparison_or_samples, margin: float) -> float:
     """TOST p (Schuirmann 1987, J. Pharmacokin. Biopharm. 15:657) for H1: |delta| < margin.
 
@@ -310,44 +291,3 @@ def tost_p(comparison_or_samples, margin: float) -> float:
         raise ValueError("comparison_or_samples: allowed: a Comparison or finite replicates")
     tail = max(np.sum(x <= -m), np.sum(x >= m))
     return float((1 + tail) / (x.size + 1))
-
-
-def _equivalence_p(c: Comparison, margin: float) -> float:
-    if c.margin is not None and math.isclose(c.margin, margin):
-        return c.p_equivalence_adjusted if c.p_equivalence_adjusted is not None else c.p_equivalence
-    if c.p_adjusted is not None:
-        raise ValueError(
-            f"verdict: margin={margin} but comparison {c.name!r} was adjusted with margin="
-            f"{c.margin}; pass margin= to paired_difference before adjust()"
-        )
-    return tost_p(c, margin)
-
-
-def verdict(
-    c: Comparison, *, claimed_sign: int, margin: float | None = None, alpha: float = 0.05
-) -> str:
-    """Verdict on the claim sign(a - b) = claimed_sign: held/contradicted/equivalent/inconclusive.
-
-    held: p < alpha and delta has the claimed sign; contradicted: p < alpha, opposite sign;
-    equivalent: not significant and the TOST p < alpha for ``margin``; inconclusive otherwise.
-    The Holm-adjusted p's are used when set (`adjust`). Not significant is never 'held'.
-    """
-    if claimed_sign not in (-1, 1):
-        raise ValueError(f"claimed_sign: {claimed_sign!r}; allowed: +1 (a > b) or -1 (a < b)")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha: {alpha!r}; allowed: strictly between 0 and 1")
-    p = c.p_adjusted if c.p_adjusted is not None else c.p_value
-    if p < alpha and c.delta != 0:
-        return "held" if np.sign(c.delta) == claimed_sign else "contradicted"
-    if margin is not None and _equivalence_p(c, _check_margin(margin)) < alpha:
-        return "equivalent"
-    return "inconclusive"
-
-
-def budget_verdict(verdicts_by_budget: Mapping[str, str]) -> str:
-    """The common verdict of one claim across training budgets, else 'budget-dependent'."""
-    vs = dict(verdicts_by_budget)
-    bad = {k: v for k, v in vs.items() if v not in VERDICTS}
-    if not vs or bad:
-        raise ValueError(f"verdicts_by_budget: {vs!r}; allowed: {{budget: one of {VERDICTS}}}")
-    return next(iter(vs.values())) if len(set(vs.values())) == 1 else "budget-dependent"

@@ -50,12 +50,15 @@ class Margin:
 
     ``relative`` x the baseline's error rate (b's error, `Estimate.reference_error`), never below
     the absolute ``floor``: a margin that scales with the error cannot excuse doubling it, which
-    a fixed 2-point margin did at a 2% error rate. ``value``: a fixed absolute margin.
+    a fixed 2-point margin did at a 2% error rate. ``cap``: never above this (a baseline near
+    chance has a large error, and 20% of it would call anything 'equivalent'). ``value``: a
+    fixed absolute margin.
     """
 
     value: float | None = None
     relative: float | None = None
     floor: float = 0.0
+    cap: float | None = None
 
     def __post_init__(self) -> None:
         if (self.value is None) == (self.relative is None):
@@ -66,6 +69,8 @@ class Margin:
                 raise ValueError(f"margin.{name}: {x!r}; allowed: a positive number")
         if not (math.isfinite(self.floor) and self.floor >= 0):
             raise ValueError(f"margin.floor: {self.floor!r}; allowed: a number >= 0")
+        if self.cap is not None and not (math.isfinite(self.cap) and self.cap >= self.floor):
+            raise ValueError(f"margin.cap: {self.cap!r}; allowed: a number >= margin.floor")
 
     def resolve(self, reference_error: float | None) -> tuple[float, str]:
         """(margin, how it was set), e.g. (0.0046, '20% of b's error 2.3%')."""
@@ -74,9 +79,12 @@ class Margin:
         if reference_error is None:
             raise ValueError("margin.relative: the estimate has no reference_error (b's error)")
         scaled = self.relative * float(reference_error)
+        of = f"{self.relative:.0%} of b's error {100 * reference_error:.1f}%"
+        if self.cap is not None and scaled > self.cap:
+            return float(self.cap), f"absolute cap (below {of})"
         if scaled >= self.floor:
-            return scaled, f"{self.relative:.0%} of b's error {100 * reference_error:.2g}%"
-        return float(self.floor), f"absolute floor (above {self.relative:.0%} of b's error)"
+            return scaled, of
+        return float(self.floor), f"absolute floor (above {of})"
 
 
 @dataclass(frozen=True)
@@ -159,10 +167,16 @@ class Hypothesis:
     side: int
 
     def p_value(self, e: Estimate) -> float:
-        """One-sided t p-value (se = 0: 0 when delta is strictly on the alternative's side)."""
+        """One-sided t p-value.
+
+        se = 0 (every paired difference equal): the smallest p a sign-flip randomization test
+        over seeds and images can give, 2^-(S + N - 1) (2^-S over seeds alone), when delta is
+        strictly on the alternative's side; a t-test has no scale there, and p = 0 would claim
+        more than S seeds can show.
+        """
         z = self.side * (e.delta - self.null)
         if e.se == 0:
-            return 0.0 if z > 0 else 1.0
+            return 0.5 ** (e.n_seeds + max(e.n_images, 1) - 1) if z > 0 else 1.0
         return float(scipy_stats.t.sf(z / e.se, e.df))
 
 

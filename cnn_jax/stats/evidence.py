@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
+from cnn_jax.stats.censored import CensoredComparison
 from cnn_jax.stats.claims import Estimate
 from cnn_jax.stats.crossed import crossed_components
 
@@ -56,6 +57,18 @@ def seed_estimate(a: Sequence[float], b: Sequence[float]) -> Estimate:
         raise ValueError(f"seed values: {d.size} finite paired seeds; allowed: >= 2")
     se = float(d.std(ddof=1) / math.sqrt(d.size))
     return Estimate(float(d.mean()), se, float(d.size - 1), d.size, 1, "paired t over seeds")
+
+
+def censored_estimate(c: CensoredComparison) -> Estimate:
+    """A paired restricted-mean time comparison (`cnn_jax.stats.censored.compare_times`) as an
+    Estimate over seeds; `extra` keeps what its table must say: the runs that reached the target
+    per arm, the Kaplan-Meier medians, the restriction and the log-rank p."""
+    extra = {
+        "reached": [c.reached_a, c.reached_b], "n_runs": c.n_pairs,
+        "medians": [c.median_a, c.median_b], "restriction": c.restriction,
+        "rmst": [c.rmst_a, c.rmst_b], "logrank_p": c.logrank_p,
+    }  # fmt: skip
+    return Estimate(c.delta, c.se, float(c.df), c.n_pairs, 1, c.method, extra=extra)
 
 
 def pooled_from_dof(df: float | None, n_seeds: int, n_images: int) -> bool | None:

@@ -42,8 +42,9 @@ class Verdict:
 
     @property
     def p_holm(self) -> float | None:
-        """The adjusted p behind the label: its deciding test; for 'inconclusive' the claim's
-        own test ('held'; for an equivalence claim the larger TOST p)."""
+        """The adjusted p behind the label: its deciding test; for 'inconclusive' the closest
+        call of the directional tests (held or contradicted; an equivalence claim: the larger
+        TOST p), so a cell never shows p 1 beside an interval that excludes 0."""
         if not self.tests:
             return None
         p = {}
@@ -55,7 +56,8 @@ class Verdict:
                 p[key] = max(p.get(key, 0.0), t["p_holm"])
         if self.label in p:
             return p[self.label]
-        return p.get("held", p.get("equivalent"))
+        directional = [p[k] for k in ("held", "contradicted") if k in p]
+        return min(directional) if directional else p.get("equivalent")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able, flat: the schema `python -m cnn_jax.stats plan --record` reads."""

@@ -3,10 +3,16 @@
 Orbax's API keeps moving, so the rest of the code only sees `Checkpointer`: save every N
 steps, keep the newest few, restore the newest *readable* step into a target pytree
 (abstract or concrete, its shardings are used), and refuse checkpoints written by another
-model config (`CheckpointMismatchError`). Incomplete saves never count: Orbax writes each
+model config or run identity (`CheckpointMismatchError`). Each step's metadata carries the
+identity fields of the config that trained it (`cnn_jax.config.identity`), so a workdir
+whose config.json was lost or replaced still proves what its checkpoints are, and a few
+numbers the caller saves with the step (`meta`, e.g. the training time so far). Incomplete
+saves never count: Orbax writes each
 step into a temporary directory and renames it when complete, and removes leftovers when
 the manager opens. A finalised step whose files were later damaged is skipped with a
-warning, moved aside as `<step>.corrupt-<time>` and the previous step is used instead.
+warning, moved aside as `<step>.corrupt-<time>` and the previous step is used instead;
+a `read_only` Checkpointer (for readers of a finished run) changes nothing on disk and
+restores exactly the step asked for.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,9 +30,13 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocm
 
+from cnn_jax.config import identity as run_identity
+
 log = logging.getLogger(__name__)
 PyTree = Any
 _STATE, _META = "state", "meta"
+_FIELDS = "identity_fields"  # meta key: the identity fields of the config that saved the step
+_DISCARD = "a new --workdir, or --config.train.overwrite=True to discard that run"
 
 
 class CheckpointMismatchError(ValueError):
@@ -37,7 +48,8 @@ class NoReadableCheckpointError(ValueError):
 
 
 class _QuietOrbax(logging.Filter):
-    """Drops Orbax's INFO/DEBUG records (several per save, through absl), and asyncio's
+    """Drops Orbax's INFO/DEBUG records (several per save, through absl) and its notes that a
+    read-only reader is read-only, and asyncio's
     'exception was never retrieved' errors for the TensorStore reads that a restore of a
     damaged checkpoint abandons (each dumps kilobytes of spec; we log one warning)."""
 
@@ -49,6 +61,8 @@ class _QuietOrbax(logging.Filter):
             return True
         if record.exc_info and "raised an exception" in record.getMessage():
             return False  # a save thread's traceback: the same error is raised in the caller
+        if "read only" in record.getMessage() or "read_only=True" in record.getMessage():
+            return False  # what a read-only reader asked for
         return record.levelno >= logging.WARNING
 
 
@@ -124,6 +138,11 @@ def _reraise(error: Exception, directory: Path) -> NoReturn:
     raise error
 
 
+def _reason(error: Exception) -> str:
+    """A restore failure on one line: its type and the first line of its message."""
+    return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
+
+
 def training_carry(state: Any, window: Any, early_state: dict | None) -> dict[str, Any]:
     """What a training checkpoint holds, so every reader restores the same tree: the train
     state, the open logging window's metric sums (a resumed run logs the same first window),
@@ -140,9 +159,12 @@ def training_carry(state: Any, window: Any, early_state: dict | None) -> dict[st
 class Checkpointer:
     """Saves a training state every `save_every_steps` steps and restores the newest one.
 
-    `fingerprint` (e.g. a hash of the model config) is stored with every step; restoring
-    a step stored under another fingerprint raises `CheckpointMismatchError` (no check
-    when `fingerprint` is None). Use as a context manager, or call `close()`.
+    `fingerprint` (e.g. a hash of the model config) and `identity` (the run's identity
+    fields) are stored with every step; restoring a step stored under another fingerprint
+    or identity raises `CheckpointMismatchError` (no check when they are None), and with
+    `require_identity` so does a step that carries no identity (nothing else proves it).
+    `read_only` never writes, cleans or renames anything. Use as a context manager, or call
+    `close()`.
     """
 
     def __init__(
@@ -153,6 +175,9 @@ class Checkpointer:
         max_to_keep: int = 3,
         async_save: bool = False,
         fingerprint: str | None = None,
+        identity: Mapping[str, Any] | None = None,
+        require_identity: bool = False,
+        read_only: bool = False,
     ):
         if save_every_steps < 1:
             raise ValueError(f"save_every_steps: {save_every_steps}; allowed: >= 1")
@@ -160,6 +185,10 @@ class Checkpointer:
             raise ValueError(f"max_to_keep: {max_to_keep}; allowed: >= 1")
         self.directory = Path(directory).absolute()
         self.fingerprint = fingerprint
+        self.identity = None if identity is None else dict(identity)
+        self.require_identity = require_identity
+        self.read_only = read_only
+        self.restored_meta: dict[str, Any] = {}  # the meta saved with the step last restored
         self.every = save_every_steps
         options = ocp.CheckpointManagerOptions(
             # Explicit policies: Orbax's default one also saves the very first step.
@@ -168,7 +197,9 @@ class Checkpointer:
             ),
             preservation_policy=ocm.LatestN(max_to_keep),
             enable_async_checkpointing=async_save,
-            cleanup_tmp_directories=True,
+            cleanup_tmp_directories=not read_only,
+            create=not read_only,
+            read_only=read_only,
         )
         self._mngr = ocp.CheckpointManager(
             self.directory,
@@ -187,10 +218,13 @@ class Checkpointer:
         """All finalised steps on disk, oldest first."""
         return sorted(self._mngr.all_steps())
 
-    def maybe_save(self, step: int, state: PyTree, *, force: bool = False) -> bool:
+    def maybe_save(
+        self, step: int, state: PyTree, *, force: bool = False, meta: Mapping | None = None
+    ) -> bool:
         """Saves `state` as `step` if step % save_every_steps == 0 (or `force`); True if saved.
 
-        A step that is already on disk is never overwritten (returns False).
+        `meta` (JSON values) is stored beside it and comes back as `restored_meta`. A step
+        that is already on disk is never overwritten (returns False).
         """
         step = int(step)
         due = force or step % self.every == 0 or self._mngr.reached_preemption(step)
@@ -200,13 +234,21 @@ class Checkpointer:
         args = ocp.args.Composite(
             **{
                 _STATE: ocp.args.StandardSave(state),
-                _META: ocp.args.JsonSave({"config_fingerprint": self.fingerprint}),
+                _META: ocp.args.JsonSave(self._meta(meta)),
             }
         )
         try:
             return bool(self._mngr.save(step, args=args, force=force))
         except Exception as e:  # Orbax/TensorStore wrap OS errors in many types
             _reraise(e, self.directory)
+
+    def _meta(self, extra: Mapping | None) -> dict[str, Any]:
+        """What a step's metadata holds: the fingerprint, the identity and `extra`."""
+        meta = dict(extra or {}, config_fingerprint=self.fingerprint)
+        if self.identity is not None:
+            meta[run_identity.KEY] = run_identity.digest(self.identity)
+            meta[_FIELDS] = self.identity
+        return meta
 
     def _check_space(self, state: PyTree) -> None:
         """Refuses a save that cannot fit (ENOSPC naming the directory) before Orbax starts
@@ -222,7 +264,8 @@ class Checkpointer:
 
         `target` gives structure, shapes, dtypes and shardings (arrays or
         ShapeDtypeStructs). Unreadable newer steps are skipped with a warning and moved
-        aside; a different fingerprint or tree raises `CheckpointMismatchError`.
+        aside (a `read_only` Checkpointer raises instead); a different fingerprint,
+        identity or tree raises `CheckpointMismatchError`.
         """
         abstract = jax.tree.map(_abstract, target)
         failed: dict[int, str] = {}
@@ -232,7 +275,9 @@ class Checkpointer:
             except CheckpointMismatchError:
                 raise
             except Exception as e:  # Orbax/TensorStore raise many types for damaged files.
-                failed[step] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+                failed[step] = _reason(e)
+                if self.read_only:
+                    break
                 continue
             msg = "Checkpoint step %d in %s is unreadable (%s); using step %d."
             for bad, reason in failed.items():  # warned only when there is a fallback
@@ -249,15 +294,39 @@ class Checkpointer:
             )
         return None
 
-    def _restore_step(self, step: int, abstract: PyTree) -> PyTree:
+    def restore_step(self, target: PyTree, step: int) -> PyTree:
+        """The state saved as exactly `step` (no fallback to another step): a missing or
+        unreadable step raises NoReadableCheckpointError naming it."""
+        if step not in self._mngr.all_steps():
+            raise NoReadableCheckpointError(
+                f"checkpoint step {step} is not in {self.directory} (steps "
+                f"{self.all_steps()}); retrain the run to get it back"
+            )
+        try:
+            return self._restore_step(step, jax.tree.map(_abstract, target))
+        except CheckpointMismatchError:
+            raise
+        except Exception as e:
+            raise NoReadableCheckpointError(
+                f"checkpoint step {step} in {self.directory} is unreadable ({_reason(e)[:120]}); "
+                "retrain the run to get it back"
+            ) from None
+
+    def read_meta(self, step: int) -> dict[str, Any]:
+        """The metadata saved with `step` (fingerprint, identity, the caller's `meta`)."""
         meta = self._mngr.restore(step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()}))
-        stored = meta[_META].get("config_fingerprint")
+        return dict(meta[_META] or {})
+
+    def _restore_step(self, step: int, abstract: PyTree) -> PyTree:
+        meta = self.read_meta(step)
+        stored = meta.get("config_fingerprint")
         if self.fingerprint is not None and stored != self.fingerprint:
             raise CheckpointMismatchError(
                 f"checkpoint step {step} in {self.directory} was written by another model "
-                f"config (fingerprint {stored!r}, expected {self.fingerprint!r}); use a new "
-                "workdir or delete its checkpoints"
+                f"config (fingerprint {stored!r}, expected {self.fingerprint!r}); allowed: "
+                f"{_DISCARD}"
             )
+        self._check_identity(step, meta)
         tree_metadata = self._mngr.item_metadata(step)[_STATE]
         if tree_metadata is not None:  # None when _METADATA is missing: restore will tell.
             difference = _first_difference(tree_metadata, abstract)
@@ -268,7 +337,29 @@ class Checkpointer:
                 )
         args = ocp.args.Composite(**{_STATE: ocp.args.StandardRestore(abstract)})
         restored = self._mngr.restore(step, args=args)[_STATE]
+        self.restored_meta = meta
         return jax.tree.map(_match_key_type, restored, abstract)
+
+    def _check_identity(self, step: int, meta: Mapping[str, Any]) -> None:
+        """Refuses a step saved by a run of other settings, or (with `require_identity`)
+        one that carries no identity at all."""
+        if self.identity is None:
+            return
+        stored = meta.get(_FIELDS)
+        where = f"checkpoint step {step} in {self.directory}"
+        if not isinstance(stored, dict):
+            if self.require_identity:
+                raise CheckpointMismatchError(
+                    f"{where} carries no run identity and nothing else proves which settings "
+                    f"trained it; allowed: {_DISCARD}"
+                )
+            return
+        diffs = run_identity.differences(stored, self.identity)
+        if diffs:
+            raise CheckpointMismatchError(
+                f"{where} was trained with other settings ({run_identity.describe(diffs)}); "
+                f"allowed: {_DISCARD}"
+            )
 
     def _move_aside(self, steps: list[int]) -> None:
         """Renames unreadable step dirs so they neither shadow nor block later saves."""
@@ -299,3 +390,21 @@ class Checkpointer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def newest_identity(directory: str | os.PathLike) -> tuple[int, dict[str, Any] | None] | None:
+    """(step, identity fields) of the newest finalised checkpoint in `directory`, read without
+    changing anything; the fields are None when that step carries none (saved by an older
+    version, or its metadata is unreadable). None when there is no checkpoint."""
+    directory = Path(directory).absolute()
+    if not directory.is_dir():
+        return None
+    with Checkpointer(directory, save_every_steps=1, read_only=True) as ckpt:
+        steps = ckpt.all_steps()
+        if not steps:
+            return None
+        try:
+            fields = ckpt.read_meta(steps[-1]).get(_FIELDS)
+        except Exception:  # damaged metadata proves nothing
+            fields = None
+    return steps[-1], fields if isinstance(fields, dict) else None

@@ -28,6 +28,7 @@ import dataclasses
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
@@ -178,7 +179,10 @@ def apply(environ: MutableMapping[str, str] | None = None) -> Applied:
             skipped.append(f"{ENV_CACHE}=0")
         else:
             cache_dir = str(Path(cache_setting) if cache_setting else default_cache_dir(env))
-            enable_compilation_cache(cache_dir)
+            unusable = enable_compilation_cache(cache_dir)
+            if unusable:
+                skipped.append(unusable)
+                cache_dir = None
         result = Applied(flags, cache_dir, loaded_allocator(), tuple(skipped))
     log.debug("runtime defaults: %s", result)
     if environ is None:
@@ -186,10 +190,22 @@ def apply(environ: MutableMapping[str, str] | None = None) -> Applied:
     return result
 
 
-def enable_compilation_cache(cache_dir: str | Path) -> None:
-    """Turns on JAX's persistent compilation cache in `cache_dir` (created if missing)."""
+def enable_compilation_cache(cache_dir: str | Path) -> str | None:
+    """Turns on JAX's persistent compilation cache in `cache_dir` (created if missing); a
+    directory that cannot be created or written leaves the cache off (a run only compiles
+    more), and the one-line reason, also logged as a warning, is returned."""
     import jax
 
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=cache_dir).close()  # writable, as root too on a RO mount
+    except OSError as e:
+        reason = (
+            f"compilation cache {cache_dir} is unusable ({e.strerror or e}): compiling without "
+            f"it; set {ENV_CACHE} to a writable directory, or to 0"
+        )
+        log.warning(reason)
+        return reason
     jax.config.update("jax_compilation_cache_dir", str(cache_dir))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECS)
+    return None

@@ -14,8 +14,9 @@ learning rate is chosen on validation accuracy there, only the chosen one's test
 are read, and only the chosen ones train at the other budgets. From each seed's
 metrics.jsonl: the first logged step whose windowed training accuracy reaches each target
 (1 - training error), and its seconds (steps x steady s/step, compile excluded). Linear
-collapse: `experiments.anatomy.collapse`. Every claim at every budget goes through
-`anatomy_report.judge` (paired tests, one Holm family). Writes to --workdir:
+collapse: `experiments.anatomy.collapse`. The study declares its claims; the claims engine
+judges them (`experiments.anatomy.claims`: one Holm family, steps to a target compared as
+restricted mean times, the identity checked exactly). Writes to --workdir:
 runs/<budget>/<variant>/..., results.json, grid.md, speed.md, claims.md, readme.md,
 activation_curves.png; full configs publish to results/<experiment.record_as>.
 """
@@ -33,12 +34,16 @@ import numpy as np
 
 from cnn_jax import stats
 from cnn_jax.nn import activation_kinds
+from cnn_jax.outputs.claims_report import claims_markdown
+from cnn_jax.outputs.markdown import markdown_table
 from cnn_jax.outputs.writers import atomic_write_json, atomic_write_text
 from cnn_jax.run_setup import load_dataset
 from cnn_jax.runs import record
+from cnn_jax.stats.budgets import ClaimResult
+from cnn_jax.stats.claims import Claim
 
 from .. import cli
-from . import collapse, plots, report
+from . import claims, collapse, plots, report
 
 # Every conv and dense layer uses Flax's default initialiser (noted in every table row).
 INIT = "LeCun normal, var 1/fan_in (Flax default; Glorot: 2/(fan_in+fan_out), He: 2/fan_in)"
@@ -167,24 +172,46 @@ def speedup(speed_a: Mapping[str, list], speed_b: Mapping[str, list], target: fl
             "interval": None if iv is None else iv.as_dict(), "lower_bound": censored}  # fmt: skip
 
 
-def claim_specs(exp, target: float) -> list[report.ClaimSpec]:
-    """Seed-level speed claims on the chosen learning rates, BN for sigmoid, then collapse."""
-    key = f"seed:censored_steps_{target:g}"
-    err = f"{1 - target:.0%} training error"
-    specs = [
-        report.ClaimSpec("ReLU trains faster than tanh (Krizhevsky 2012)", "relu", "tanh", -1,
-                         f"steps to {err}, each at its chosen lr", metric=key),
-        report.ClaimSpec("ReLU trains faster than sigmoid (seed notes)", "relu", "sigmoid", -1,
-                         f"steps to {err}; unreached = budget", metric=key),
-        report.ClaimSpec("batch norm lets a sigmoid CNN train (Ioffe & Szegedy 2015)",
-                         "sigmoid_bn", "sigmoid", +1, "test accuracy, each at its chosen lr"),
+def declare(exp: ml_collections.ConfigDict, reference_known: bool) -> list[Claim]:
+    """The trained claims: speed on the chosen learning rates, BN for sigmoid, then collapse.
+
+    Speed: steps to experiment.krizhevsky_target, better = fewer (Krizhevsky et al. 2012);
+    BN: test accuracy (Ioffe & Szegedy 2015). Only claims whose activations were trained.
+    """
+    target = float(exp.krizhevsky_target)
+    chosen = "each at its chosen lr"
+    declared = [
+        claims.time_to_target("ReLU trains faster than tanh (Krizhevsky 2012)", "relu", "tanh",
+                              target, chosen),
+        claims.time_to_target("ReLU trains faster than sigmoid (seed notes)", "relu", "sigmoid",
+                              target, chosen),
+        claims.accuracy("batch norm lets a sigmoid CNN train (Ioffe & Szegedy 2015)",
+                        "sigmoid_bn", "sigmoid", f"test accuracy, {chosen}"),
     ]  # fmt: skip
     present = set(exp.activations)
-    specs = [s for s in specs if s.a in present and s.b in present]
-    return specs + collapse.claim_specs(exp)
+    declared = [c for c in declared if c.a in present and c.b in present]
+    return declared + collapse.declare(exp, reference_known)
 
 
-def _readme(meta, speed_md: str, speedups: Mapping, claims_md: str) -> str:
+def judge_study(
+    exp: ml_collections.ConfigDict,
+    random_check: Mapping[str, Any],
+    trained: Sequence[Mapping[str, Any]],
+    speed: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    accuracy_of: claims.AccuracySource,
+    reference_known: bool,
+) -> list[ClaimResult]:
+    """Every claim of the study through the engine (fresh runs and re-analysed records alike)."""
+    budgets = list(exp.budgets)
+    evidence = [collapse.identity_evidence(random_check, trained, budgets)]
+    evidence += claims.gather(
+        declare(exp, reference_known), accuracy_of, speed, float(exp.krizhevsky_target)
+    )
+    return claims.judge_claims(evidence)
+
+
+def readme_text(meta: Mapping[str, Any], speed_md: str, speedups: Mapping, claims_md: str) -> str:
+    """The record's readme: setup line, speed table, speed-ups, claims (fresh or re-analysed)."""
     lines = [
         f"**Activations** on {meta['dataset']} {meta['image_shape']}: 4-layer CNN, "
         f"{len(meta['seeds'])} seeds, learning rate per activation chosen on validation from "
@@ -249,18 +276,18 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
             speedups[budget] = speedup(speed[budget]["relu"], speed[budget]["tanh"], krizhevsky)
     random_check = collapse.random_collapse_check()
     trained = [
-        collapse.trained_collapse_check(r["run_dir"])
-        for budget_rows in rows.values()
+        dict(collapse.trained_collapse_check(r["run_dir"]), budget=budget)
+        for budget, budget_rows in rows.items()
         for r in budget_rows
         if r["variant"] == "collapse_deep_linear"
     ]
-    claims = [collapse.exact_claim(random_check, trained)]
-    claims += report.judge(claim_specs(exp, krizhevsky), aliased, speed)
+    judged = judge_study(exp, random_check, trained, speed, claims.fresh_accuracy(aliased), True)
+    claim_dicts = [r.as_dict() for r in judged]
     budgets = list(exp.budgets)
-    claims_md = report.claims_markdown(claims, budgets)
+    claims_md = claims_markdown(claim_dicts, budgets)
     g_headers, g_rows = grid_table(groups, exp, workdir / "runs")
     s_headers, s_rows = speed_table(chosen, speed, groups, targets)
-    speed_md = report.markdown_table(s_headers, s_rows)
+    speed_md = markdown_table(s_headers, s_rows)
     ds = load_dataset(config)  # the validated dataset section (`DatasetSpec`)
     meta = {
         "dataset": ds.name, "image_shape": list(ds.image_shape), "seeds": list(exp.seeds),
@@ -280,18 +307,18 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         "speedup_relu_vs_tanh": speedups,
         "random_collapse_check": random_check,
         "trained_collapse_checks": trained,
-        "claims": claims,
-        "verdicts": report.verdict_counts(claims),
+        "claims": claim_dicts,
+        "verdicts": claims.counts(claim_dicts),
     }
     atomic_write_json(workdir / "results.json", results)
-    atomic_write_text(workdir / "grid.md", report.markdown_table(g_headers, g_rows))
+    atomic_write_text(workdir / "grid.md", markdown_table(g_headers, g_rows))
     atomic_write_text(workdir / "speed.md", speed_md)
     atomic_write_text(workdir / "claims.md", claims_md)
-    atomic_write_text(workdir / "readme.md", _readme(meta, speed_md, speedups, claims_md))
+    atomic_write_text(workdir / "readme.md", readme_text(meta, speed_md, speedups, claims_md))
     last = budgets[-1]
     curves = {a: speed[last][a]["curve"] for a in chosen[last] if a in speed[last]}
     plots.curves_figure(curves, krizhevsky, workdir / "activation_curves.png")
-    print(report.markdown_table(g_headers, g_rows), speed_md, claims_md, sep="\n")
+    print(markdown_table(g_headers, g_rows), speed_md, claims_md, sep="\n")
     files = ["results.json", "grid.md", "speed.md", "claims.md", "readme.md", "*.png"]
     record.maybe_publish(
         config, workdir, files, dataset=ds, wall_time_sec=time.time() - t0,

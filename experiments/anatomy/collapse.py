@@ -1,11 +1,12 @@
 """Linear collapse: without an activation a stack of convolutions is one convolution.
 
-Held or not is decided by the exact identity, not by an accuracy test: (a) random stacks
+The identity is an exact claim, checked numerically, not tested: (a) random stacks
 compose into one conv (`cnn_jax.measure.linear_collapse`) for VALID and CIRCULAR padding, SAME zero
 padding differs at the border only; (b) every trained deep linear CNN is collapsed into a
 one-conv CNN whose logits must match to 1e-5 (relative to the logit scale). The accuracy of
 the deep linear net against a trained single conv and against the same depth with ReLU is
-then a statistics question (`anatomy_report.judge`: equivalence within a margin, or not).
+then a statistics question for the claims engine (`experiments.anatomy.claims`): "no better
+than one conv" is a non-superiority claim with a margin.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from cnn_jax.measure import im2col, linear_collapse
 from cnn_jax.nn.model_spec import spec_from_config
 from cnn_jax.nn.models import CNN
 from cnn_jax.runs.load import load_run
+from cnn_jax.stats.claims import Claim, Estimate, Kind, Margin
 from cnn_jax.steps import normalize
 
-from . import report
+from . import claims
 
 VARIANTS = ("deep_linear", "single_conv", "deep_relu")
 TOLERANCE = 1e-5  # max |logit difference| / max(1, max |logit|)
@@ -138,11 +140,20 @@ def relative_errors(random_check: Mapping[str, Any], trained: Sequence[Mapping[s
     return rel + [c["max_abs_logit_diff"] / max(c["logit_scale"], 1.0) for c in trained]
 
 
-def exact_claim(random_check: Mapping[str, Any], trained: Sequence[Mapping[str, Any]]) -> dict:
-    """'held' when every composed conv reproduces its stack's outputs to TOLERANCE."""
-    worst = max(relative_errors(random_check, trained))
+IDENTITY = "a stack of convolutions without activation equals one convolution"
+MARGIN_FLOOR = 0.005  # half a point: a relative margin never shrinks below it
+
+
+def budget_of(check: Mapping[str, Any], budgets: Sequence[str]) -> str | None:
+    """The budget a trained check belongs to: its 'budget', or the budget folder of its run."""
+    if check.get("budget") is not None:
+        return str(check["budget"])
+    return next((p for p in Path(check["run_dir"]).parts if p in budgets), None)
+
+
+def _evidence_text(random_check: Mapping[str, Any], trained: Sequence[Mapping[str, Any]]) -> str:
     rc = random_check
-    evidence = (
+    text = (
         f"random stack {rc['kernels']} (strides {rc['strides']}) = one "
         f"{rc['composed_kernel'][0]}x{rc['composed_kernel'][1]} conv, stride "
         f"{rc['composed_stride']}: max |diff| VALID {rc['max_abs_diff_valid']:.1e}, CIRCULAR "
@@ -151,30 +162,61 @@ def exact_claim(random_check: Mapping[str, Any], trained: Sequence[Mapping[str, 
         f"(differs there, as the algebra says)"
     )
     if trained:
-        evidence += (
+        text += (
             f"; {len(trained)} trained deep linear CNNs collapsed: max logit difference "
             f"{max(c['max_abs_logit_diff'] for c in trained):.1e}, same prediction on "
             f"{min(c['same_prediction_fraction'] for c in trained):.0%} of test images"
         )
-    evidence += f"; worst relative error {worst:.1e} (tolerance {TOLERANCE:.0e})"
-    return report.fixed_claim(
-        "a stack of convolutions without activation equals one convolution",
-        "held" if worst <= TOLERANCE else "contradicted",
-        evidence,
-    )
+    return text + "; deviation: max |difference| / max(1, output scale)"
 
 
-def claim_specs(exp: ml_collections.ConfigDict) -> list[report.ClaimSpec]:
-    """The accuracy comparisons: equivalence of deep linear and one conv; ReLU depth pays."""
-    margin = float(exp.collapse.margin)
+def identity_evidence(
+    random_check: Mapping[str, Any], trained: Sequence[Mapping[str, Any]], budgets: Sequence[str]
+) -> tuple[Claim, dict[str, Estimate]]:
+    """The exact claim of linear collapse, its deviation at each budget (random + trained nets).
+
+    Exact, not tested: the composed conv must reproduce its stack's outputs to TOLERANCE
+    (relative to the output scale); no p-value, outside the Holm family.
+    """
+    claim = claims.identity(IDENTITY, "deep linear stack", "composed single conv",
+                            _evidence_text(random_check, trained), TOLERANCE)  # fmt: skip
+    out = {}
+    for budget in budgets:
+        mine = [c for c in trained if budget_of(c, budgets) in (budget, None)]
+        worst = max(relative_errors(random_check, mine))
+        images = min((int(c["images"]) for c in mine), default=1)
+        out[budget] = claims.exact_estimate(
+            worst, "composed conv vs stack (random and trained weights)", max(len(mine), 1), images
+        )
+    return claim, out
+
+
+def deep_linear_margin(exp: ml_collections.ConfigDict, reference_known: bool) -> Margin:
+    """How much better a deep linear net may be and still be "no better" than one conv.
+
+    A fraction (experiment.collapse.margin_relative) of the single conv's error when that error
+    is known (fresh runs), never below MARGIN_FLOOR; else experiment.collapse.margin, absolute
+    (records that kept no per-variant accuracy).
+    """
+    relative = exp.collapse.get("margin_relative")
+    if reference_known and relative:
+        return Margin(relative=float(relative), floor=MARGIN_FLOOR)
+    return Margin(value=float(exp.collapse.margin))
+
+
+def declare(exp: ml_collections.ConfigDict, reference_known: bool) -> list[Claim]:
+    """The accuracy claims: a deep linear net is no better than one conv; ReLU depth pays.
+
+    "No better" is non-superiority (a deep linear net significantly worse supports it).
+    """
     return [
-        report.ClaimSpec(
-            f"a deep linear CNN is no better than one conv (equivalent within "
-            f"±{100 * margin:.0f} points)", "collapse_deep_linear", "collapse_single_conv", +1,
-            "trained separately, same data and budget", margin=margin,
+        claims.accuracy(
+            "a deep linear CNN is no better than one conv", "collapse_deep_linear",
+            "collapse_single_conv", "trained separately, same data and budget",
+            kind=Kind.NON_SUPERIORITY, margin=deep_linear_margin(exp, reference_known),
         ),
-        report.ClaimSpec(
+        claims.accuracy(
             "with a nonlinearity, depth pays (deep ReLU beats deep linear)",
-            "collapse_deep_relu", "collapse_deep_linear", +1, "same 3 layers",
+            "collapse_deep_relu", "collapse_deep_linear", "same 3 layers",
         ),
     ]  # fmt: skip

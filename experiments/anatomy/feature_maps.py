@@ -34,6 +34,7 @@ import numpy as np
 
 from cnn_jax.measure import visualize
 from cnn_jax.nn import receptive_field
+from cnn_jax.outputs.markdown import markdown_table
 from cnn_jax.outputs.writers import atomic_write_json, atomic_write_text, read_json
 from cnn_jax.run_setup import build
 from cnn_jax.runs.load import LoadedRun, load_run
@@ -41,7 +42,6 @@ from cnn_jax.runs.sweep import run_sweep
 from cnn_jax.steps import normalize
 
 from .. import cli
-from . import report
 
 
 def obtain_run(config: ml_collections.ConfigDict, workdir: Path) -> tuple[LoadedRun, str]:
@@ -101,7 +101,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         [r.name, r.kernel, r.stride, r.output_size[0], r.size[0], r.jump[0], r.start[0]]
         for r in rows
     ]
-    atomic_write_text(workdir / "receptive_field.md", report.markdown_table(rf_headers, rf_rows))
+    atomic_write_text(workdir / "receptive_field.md", markdown_table(rf_headers, rf_rows))
 
     files = []
     visualize.save_filter_grid(
@@ -174,7 +174,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         results["test_accuracy"] = read_json(model_results)["test_accuracy"]
     results["top_title"] = TOP_TITLE
     atomic_write_json(workdir / "results.json", results)
-    print(report.markdown_table(rf_headers, rf_rows))
+    print(markdown_table(rf_headers, rf_rows))
     print(f"Wrote {', '.join(files)} and results.json to {workdir} ({time.time() - t0:.0f} s)")
     return results
 

@@ -11,10 +11,11 @@ large kernel at the same receptive field, matched in parameters and in FLOPs; ac
 against depth for k3 SAME / VALID and a large VALID kernel (only depths that fit); SAME /
 VALID / CIRCULAR on digits touching the canvas edge (`experiments.anatomy.border`). Every variant
 trains over seeds through `cnn_jax.runs.sweep.run_sweep` at each budget of experiment.budgets
-(train.budget_factor); verdicts come from paired per-image tests with Holm over the study
-(`experiments.anatomy.hyperparameters_claims`). Writes to --workdir: runs/<budget>/<variant>/...,
-results.json, table_<part>.md, claims.md, readme.md, hyperparameters.png; full configs
-publish them to results/<experiment.record_as> (`cnn_jax.runs.record`).
+(train.budget_factor); the study declares its claims
+(`experiments.anatomy.hyperparameters_claims`) and the claims engine judges them. Writes to
+--workdir: runs/<budget>/<variant>/..., results.json, table_<part>.md, claims.md, readme.md,
+hyperparameters.png; full configs publish them to results/<experiment.record_as>
+(`cnn_jax.runs.record`).
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ import numpy as np
 
 from cnn_jax import datasets
 from cnn_jax.config.specs import DatasetSpec
+from cnn_jax.outputs.claims_report import claims_markdown
+from cnn_jax.outputs.markdown import markdown_table
 from cnn_jax.outputs.predictions import path_of
 from cnn_jax.outputs.writers import atomic_write_json, atomic_write_text
 from cnn_jax.run_setup import check_dataset, load_dataset
 from cnn_jax.runs import record
 
 from .. import cli
-from . import border, plots, report, variants
+from . import border, claims, plots, report, variants
 from . import hyperparameters_claims as hclaims
 
 PARTS = ("stride", "kernels", "depth", "border")
@@ -96,7 +99,8 @@ def part_table(names, geometries, groups_by_budget, splits=("test",)) -> tuple[l
     return headers, rows
 
 
-def _readme(exp, tables: Mapping[str, str], claims_md: str, meta: Mapping[str, Any]) -> str:
+def readme_text(tables: Mapping[str, str], claims_md: str, meta: Mapping[str, Any]) -> str:
+    """The record's readme: setup line, one table per part, claims (fresh or re-analysed)."""
     lines = [
         f"**Conv hyperparameters** on {meta['dataset']} {meta['image_shape']}: "
         f"{len(meta['seeds'])} seeds, budgets {meta['budgets']} (x {meta['epochs']} epochs), "
@@ -105,7 +109,7 @@ def _readme(exp, tables: Mapping[str, str], claims_md: str, meta: Mapping[str, A
     ]
     for part, text in tables.items():
         lines += [f"*{part}*", "", text]
-    lines += ["*Claims* (paired per-image tests, Holm over the study; a − b in points)", ""]
+    lines += ["*Claims* (a − b in points; the claims engine, one Holm family for the study)", ""]
     return "\n".join(lines + [claims_md])
 
 
@@ -133,15 +137,14 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     groups = {b: report.by_variant(r) for b, r in rows.items()}
     choices = {b: hclaims.depth_choices(exp, g, size) for b, g in groups.items()}
     aliased = {b: hclaims.with_aliases(g, choices[b]) for b, g in groups.items()}
-    claims = hclaims.formula_claims(exp, geometries, size)
-    claims += report.judge(hclaims.claim_specs(exp, size), aliased)
-    budgets = list(exp.budgets)
-    claims_md = report.claims_markdown(claims, budgets)
+    judged = hclaims.judge_study(exp, geometries, size, claims.fresh_accuracy(aliased))
+    claim_dicts = [r.as_dict() for r in judged]
+    claims_md = claims_markdown(claim_dicts, list(exp.budgets))
     tables = {}
     for part, named in by_part.items():
         splits = ("test", "test_edge", "test_center") if part == "border" else ("test",)
         headers, table_rows = part_table(list(named), geometries, groups, splits)
-        tables[part] = report.markdown_table(headers, table_rows)
+        tables[part] = markdown_table(headers, table_rows)
         atomic_write_text(workdir / f"table_{part}.md", tables[part])
         atomic_write_text(workdir / f"table_{part}.csv", report.csv_text(headers, table_rows))
     meta = {
@@ -160,12 +163,12 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         "parts": {p: list(v) for p, v in by_part.items()},
         "geometry": geometries,
         "depth_choices": choices,
-        "claims": claims,
-        "verdicts": report.verdict_counts(claims),
+        "claims": claim_dicts,
+        "verdicts": claims.counts(claim_dicts),
     }
     atomic_write_json(workdir / "results.json", results)
     atomic_write_text(workdir / "claims.md", claims_md)
-    atomic_write_text(workdir / "readme.md", _readme(exp, tables, claims_md, meta))
+    atomic_write_text(workdir / "readme.md", readme_text(tables, claims_md, meta))
     plots.hyperparameters_figure(exp, by_part, geometries, groups, size,
                                          workdir / "hyperparameters.png")  # fmt: skip
     print("\n".join(tables.values()))

@@ -1,10 +1,11 @@
 """The seed notes' kernel / stride / padding claims, as comparisons without the old confounds.
 
 Formula claims (output size, how deep a VALID stack can go) are settled by the layer-size
-formula, checked against the traced model. Trained claims are paired per-image comparisons
-(`anatomy_report.judge`): stride at a fixed classifier, a stack of 3x3 convs against one
-large kernel at the same receptive field and matched parameters / FLOPs, the best depth
-(chosen on validation) that small kernels and padding allow, and border-touching digits.
+formula, checked against the traced model: exact claims, no test. Trained claims are paired
+per-image comparisons judged by the claims engine (`experiments.anatomy.claims`): stride at a
+fixed classifier, a stack of 3x3 convs against one large kernel at the same receptive field and
+matched parameters / FLOPs, the best depth (chosen on validation) that small kernels and padding
+allow, and border-touching digits.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import ml_collections
 import numpy as np
 
-from . import report
-from .report import ClaimSpec
+from cnn_jax.stats.budgets import ClaimResult
+from cnn_jax.stats.claims import Claim
+
+from . import claims
+from .claims import Estimates
 from .variants import MAX_DEPTH, depth_name, kernel_name, max_depth
 
 
@@ -49,97 +54,108 @@ def with_aliases(groups: Mapping[str, Sequence], choices: Mapping[str, str | Non
     return out
 
 
-def claim_specs(exp, size: int) -> list[ClaimSpec]:
+def declare(exp: ml_collections.ConfigDict, size: int) -> list[Claim]:
     """The trained comparisons of the study (one Holm family with every budget)."""
-    specs = []
-    parts = set(exp.parts)
+    out, parts = [], set(exp.parts)
     if "stride" in parts:
         s0, s1 = min(exp.stride.strides), max(exp.stride.strides)
         text = "a larger stride extracts less (lower accuracy)"
-        specs += [
-            ClaimSpec(text, f"stride{s0}_gap", f"stride{s1}_gap", +1, "same GAP classifier"),
-            ClaimSpec(
-                text, f"stride{s0}_flatten", f"stride{s1}_flatten_matched", +1,
-                "flatten heads, whole nets parameter-matched",
-            ),
+        out += [
+            claims.accuracy(text, f"stride{s0}_gap", f"stride{s1}_gap", "same GAP classifier"),
+            claims.accuracy(text, f"stride{s0}_flatten", f"stride{s1}_flatten_matched",
+                            "flatten heads, whole nets parameter-matched"),
         ]  # fmt: skip
     if "kernels" in parts:
-        text = "small kernels do better (a 3x3 stack vs one large kernel, same receptive field)"
-        for field in exp.kernels.fields:
-            for key in exp.kernels.get("match", ("params", "flops")):
-                specs.append(
-                    ClaimSpec(
-                        text, kernel_name(field, "stack"), kernel_name(field, key), +1,
-                        f"body receptive field {field}, matched {key}",
-                    )
-                )  # fmt: skip
+        out += _kernel_claims(exp)
     if "depth" in parts:
-        large = int(exp.depth.large_kernel)
-        specs += [
-            ClaimSpec(
-                "small kernels do better because more layers fit (VALID, depth chosen on "
-                "validation)", "best_k3_valid", f"best_k{large}_valid", +1,
-                f"3x3 vs {large}x{large}, each at its best feasible depth",
-            ),
-            ClaimSpec(
-                "padding allows deeper, better nets (depth chosen on validation)",
-                "best_k3_same", "best_k3_valid", +1, "3x3, SAME vs VALID, each at its best depth",
-            ),
-        ]  # fmt: skip
-        deepest = max(n for n in exp.depth.depths if n <= max_depth(3, 1, "VALID", size))
-        specs.append(
-            ClaimSpec(
-                "padding keeps accuracy at depth (same depth)",
-                depth_name(3, "SAME", deepest), depth_name(3, "VALID", deepest), +1,
-                f"3x3, depth {deepest} (the deepest VALID that fits)",
-            )
-        )  # fmt: skip
+        out += _depth_claims(exp, size)
     if "border" in parts:
         text = "padding keeps border information (digits touching the edge)"
-        for padding in ("same", "circular"):
-            if padding.upper() in exp.border.paddings:
-                specs.append(
-                    ClaimSpec(
-                        text, f"border_{padding}", "border_valid", +1,
-                        f"{padding.upper()} vs VALID, test digits touching the edge",
-                        split="test_edge",
-                    )
-                )  # fmt: skip
-    return specs
+        edge = "vs VALID, test digits touching the edge"
+        out += [
+            claims.accuracy(text, f"border_{p}", "border_valid", f"{p.upper()} {edge}",
+                            split="test_edge")
+            for p in ("same", "circular") if p.upper() in exp.border.paddings
+        ]  # fmt: skip
+    return out
 
 
-def formula_claims(exp, geometries: Mapping[str, Mapping[str, Any]], size: int) -> list[dict]:
-    """Output size with stride; how deep VALID stacks go per kernel; SAME keeps the size."""
+def _kernel_claims(exp: ml_collections.ConfigDict) -> list[Claim]:
+    text = "small kernels do better (a 3x3 stack vs one large kernel, same receptive field)"
+    return [
+        claims.accuracy(text, kernel_name(field, "stack"), kernel_name(field, key),
+                        f"body receptive field {field}, matched {key}")
+        for field in exp.kernels.fields
+        for key in exp.kernels.get("match", ("params", "flops"))
+    ]  # fmt: skip
+
+
+def _depth_claims(exp: ml_collections.ConfigDict, size: int) -> list[Claim]:
+    large = int(exp.depth.large_kernel)
+    deepest = max(n for n in exp.depth.depths if n <= max_depth(3, 1, "VALID", size))
+    return [
+        claims.accuracy(
+            "small kernels do better because more layers fit (VALID, depth chosen on "
+            "validation)", "best_k3_valid", f"best_k{large}_valid",
+            f"3x3 vs {large}x{large}, each at its best feasible depth",
+        ),
+        claims.accuracy(
+            "padding allows deeper, better nets (depth chosen on validation)",
+            "best_k3_same", "best_k3_valid", "3x3, SAME vs VALID, each at its best depth",
+        ),
+        claims.accuracy(
+            "padding keeps accuracy at depth (same depth)", depth_name(3, "SAME", deepest),
+            depth_name(3, "VALID", deepest), f"3x3, depth {deepest} (the deepest VALID that fits)",
+        ),
+    ]  # fmt: skip
+
+
+def _formula(text: str, deviation: float, evidence: str, budget: str) -> tuple[Claim, Estimates]:
+    """An exact formula claim: deviation 0 when the formula (and the traced model) say so."""
+    claim = claims.identity(text, "layer-size formula", "claim", evidence, tolerance=0.0)
+    method = "layer-size formula, equal to the traced model (checked for every variant)"
+    return claim, {budget: claims.exact_estimate(deviation, method)}
+
+
+def formula_evidence(
+    exp: ml_collections.ConfigDict, geometries: Mapping[str, Mapping[str, Any]], size: int,
+    budget: str,
+) -> list[tuple[Claim, Estimates]]:  # fmt: skip
+    """Output size with stride; how deep VALID stacks go per kernel; SAME keeps the size.
+
+    Each is exact: its deviation is how far the formula's numbers fall from the claim (pixels or
+    layers; 0 when it holds). `variants.geometry` refuses a variant whose formula sides differ
+    from the traced model's, so the formula stands for the model. Budget-free: shown at `budget`.
+    """
     out = []
     if "stride" in exp.parts:
         strides = sorted(int(s) for s in exp.stride.strides)
         sides = [geometries[f"stride{s}_gap"]["layer_sizes"][-1] for s in strides]
-        shrinks = all(a > b for a, b in zip(sides, sides[1:]))
-        out.append(
-            report.fixed_claim(
-                "a larger stride gives a smaller output",
-                "held" if shrinks else "contradicted",
-                f"last-layer side at strides {strides}: {sides} px (formula = traced model)",
-            )
-        )
+        short = max([b - a + 1 for a, b in zip(sides, sides[1:])] + [0])
+        evidence = f"last-layer side at strides {strides}: {sides} px"
+        out.append(_formula("a larger stride gives a smaller output", short, evidence, budget))
     kernels = (1, 3, 5, 7)
     depths = {k: max_depth(k, 1, "VALID", size) for k in kernels}
-    monotone = all(depths[a] >= depths[b] for a, b in zip(kernels[1:], kernels[2:]))
+    short = max([depths[b] - depths[a] for a, b in zip(kernels[1:], kernels[2:])] + [0])
     text = ", ".join(f"k{k}: {'any' if d >= MAX_DEPTH else d}" for k, d in depths.items())
-    out.append(
-        report.fixed_claim(
-            "small kernels shrink the maps less, so allow deeper nets",
-            "held" if monotone else "contradicted",
-            f"most VALID stride-1 layers on {size}x{size}: {text}",
-        )
-    )
+    evidence = f"most VALID stride-1 layers on {size}x{size}: {text}"
+    out.append(_formula("small kernels shrink the maps less, so allow deeper nets", short,
+                        evidence, budget))  # fmt: skip
     same = max_depth(3, 1, "SAME", size)
-    out.append(
-        report.fixed_claim(
-            "padding preserves the spatial size (so any depth fits)",
-            "held" if same >= MAX_DEPTH else "contradicted",
-            f"SAME at stride 1 keeps {size}x{size} at every depth; VALID 3x3 fits "
-            f"{depths[3]} layers",
-        )
-    )
+    out.append(_formula(
+        "padding preserves the spatial size (so any depth fits)", MAX_DEPTH - same,
+        f"SAME at stride 1 keeps {size}x{size} at every depth; VALID 3x3 fits {depths[3]} layers",
+        budget,
+    ))  # fmt: skip
     return out
+
+
+def judge_study(
+    exp: ml_collections.ConfigDict, geometries: Mapping[str, Mapping[str, Any]], size: int,
+    accuracy_of: claims.AccuracySource,
+) -> list[ClaimResult]:  # fmt: skip
+    """Every claim of the study through the engine (fresh runs and re-analysed records alike)."""
+    first = next(iter(exp.budgets))
+    evidence = formula_evidence(exp, geometries, size, first)
+    evidence += claims.gather(declare(exp, size), accuracy_of, None, 0.0)
+    return claims.judge_claims(evidence)

@@ -2,7 +2,7 @@
 intervals).
 
 Every accuracy point is the mean over seeds and test images with its seeds x images interval
-(`anatomy_report.accuracy_interval`); one colour per series, never reused in a figure.
+(`report.accuracy_interval`); one colour per series, never reused in a figure.
 """
 
 from __future__ import annotations

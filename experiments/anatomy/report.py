@@ -1,17 +1,12 @@
-"""Shared helpers of the CNN-anatomy studies: budgets, per-image matrices, claim verdicts, tables.
+"""Shared helpers of the CNN-anatomy studies: training at each budget, per-image matrices, curves.
 
-Every trained claim is a paired comparison of two variants on the same seeds and test images
-(`cnn_jax.stats.paired_difference` on [seeds, images] 0/1 correctness), or, for a per-seed
-quantity such as steps to a target training error, a paired t-test over seeds. All p's of a
-study (every claim at every budget) form one Holm family (`stats.adjust`); each claim gets
-`stats.verdict` at each budget and `stats.budget_verdict` across budgets. Claims settled by a
-formula or an exact identity carry their own verdict and are outside the family.
+The claims and their evidence live in `experiments.anatomy.claims`; the claims engine
+(`cnn_jax.stats.judge`) decides every label.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import math
@@ -21,7 +16,6 @@ from typing import Any
 
 import ml_collections
 import numpy as np
-from scipy import stats as scipy_stats
 
 from cnn_jax import stats
 from cnn_jax.outputs import predictions
@@ -29,7 +23,6 @@ from cnn_jax.outputs.writers import read_metrics
 from cnn_jax.runs.sweep import run_sweep
 from cnn_jax.system.preemption import NonFiniteError
 
-ALPHA = 0.05
 DIVERGED = "DIVERGED.txt"
 
 
@@ -135,143 +128,7 @@ def seed_values_fmt(values: Sequence[float], digits: int = 0) -> str:
     return f"{iv.estimate:.{digits}f} [{iv.low:.{digits}f}, {iv.high:.{digits}f}]"
 
 
-# ----------------------------------------------------------------------------- claims
-
-
-@dataclasses.dataclass(frozen=True)
-class ClaimSpec:
-    """A seed claim tested as variant a vs variant b: claimed sign of (a - b) on `metric`.
-
-    metric 'accuracy': per-image test correctness (or `split`); 'seed:<key>': one number per
-    seed from the caller's table (e.g. steps to a target). margin: equivalence margin (TOST).
-    """
-
-    claim: str
-    a: str
-    b: str
-    claimed_sign: int
-    what: str = ""
-    metric: str = "accuracy"
-    split: str = "test"
-    margin: float | None = None
-
-
-def seed_comparison(a: Sequence[float], b: Sequence[float], name: str) -> stats.Comparison:
-    """Paired t-test over seeds of one per-seed number (no images to cross)."""
-    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    d = x - y
-    n = d.size
-    if n < 2:
-        raise ValueError(f"{name}: {n} paired seeds; allowed: >= 2")
-    se = float(d.std(ddof=1) / math.sqrt(n))
-    if se == 0:  # identical differences: an exact two-sided sign test (n of n the same sign)
-        p, low, high = (1.0 if d[0] == 0 else min(1.0, 2 * 0.5**n)), float(d[0]), float(d[0])
-    else:
-        p = float(scipy_stats.ttest_rel(x, y).pvalue)
-        half = float(scipy_stats.t.ppf(1 - ALPHA / 2, n - 1)) * se
-        low, high = float(d.mean() - half), float(d.mean() + half)
-    return stats.Comparison(
-        name=name, delta=float(d.mean()), low=low, high=high, p_value=p, p_adjusted=None,
-        n_seeds=n, n_images=1, method="paired t over seeds", se=se or None, df=float(n - 1),
-    )  # fmt: skip
-
-
-def compare(
-    spec: ClaimSpec,
-    groups: Mapping[str, Sequence[Mapping[str, Any]]],
-    seed_tables: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
-    name: str = "",
-) -> stats.Comparison | None:
-    """The comparison of one claim at one budget, or None when a variant was not trained."""
-    if spec.a not in groups or spec.b not in groups:
-        return None
-    if spec.metric.startswith("seed:"):
-        key = spec.metric.removeprefix("seed:")
-        table = seed_tables or {}
-        return seed_comparison(table[spec.a][key], table[spec.b][key], name)
-    a, b = correct_sn(groups[spec.a], spec.split), correct_sn(groups[spec.b], spec.split)
-    return stats.paired_difference(a, b, name=name, margin=spec.margin)
-
-
-def judge(
-    specs: Sequence[ClaimSpec],
-    groups_by_budget: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
-    seed_tables_by_budget: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]] | None = None,
-) -> list[dict[str, Any]]:
-    """Every claim at every budget: one Holm family, a verdict per budget and across budgets."""
-    keys, comparisons = [], []
-    for i, spec in enumerate(specs):
-        for budget, groups in groups_by_budget.items():
-            tables = (seed_tables_by_budget or {}).get(budget)
-            c = compare(spec, groups, tables, name=f"{spec.a} - {spec.b} @{budget}")
-            if c is not None:
-                keys.append((i, budget))
-                comparisons.append(c)
-    adjusted = dict(zip(keys, stats.adjust(comparisons)))
-    out = []
-    for i, spec in enumerate(specs):
-        per_budget = {}
-        for budget in groups_by_budget:
-            c = adjusted.get((i, budget))
-            if c is None:
-                continue
-            v = stats.verdict(c, claimed_sign=spec.claimed_sign, margin=spec.margin)
-            per_budget[budget] = {"verdict": v, **c.as_dict()}
-        if per_budget:
-            overall = stats.budget_verdict({b: e["verdict"] for b, e in per_budget.items()})
-            if len(per_budget) < len(groups_by_budget):
-                overall += f" ({', '.join(per_budget)} only)"
-            out.append({**dataclasses.asdict(spec), "budgets": per_budget, "result": overall})
-    return out
-
-
-def fixed_claim(claim: str, result: str, evidence: str) -> dict[str, Any]:
-    """A claim settled by a formula or an exact identity (outside the Holm family)."""
-    return {"claim": claim, "result": result, "evidence": evidence, "budgets": {}}
-
-
-def _delta_text(entry: Mapping[str, Any], metric: str) -> str:
-    scale, unit = (100.0, " pt") if metric == "accuracy" else (1.0, "")
-    p = entry.get("p_adjusted", entry["p_value"])
-    return (
-        f"{scale * entry['delta']:+.1f} [{scale * entry['low']:+.1f}, {scale * entry['high']:+.1f}]"
-        f"{unit}, p_Holm {p:.2g}: {entry['verdict']}"
-    )
-
-
-def claims_markdown(claims: Sequence[Mapping[str, Any]], budgets: Sequence[str]) -> str:
-    """Claim, comparison, delta [95% CI] with Holm p and verdict per budget, overall verdict."""
-    headers = ["seed claim", "comparison (a - b)"] + [f"{b} budget" for b in budgets]
-    rows = []
-    for c in claims:
-        if not c["budgets"]:
-            rows.append([c["claim"], c["evidence"]] + ["-"] * len(budgets) + [f"**{c['result']}**"])
-            continue
-        metric = c.get("metric", "accuracy")
-        label = f"{c['a']} - {c['b']}" + (f" ({c['what']})" if c.get("what") else "")
-        cells = [
-            _delta_text(c["budgets"][b], metric) if b in c["budgets"] else "-" for b in budgets
-        ]
-        rows.append([c["claim"], label] + cells + [f"**{c['result']}**"])
-    return markdown_table(headers + ["verdict"], rows)
-
-
-def verdict_counts(claims: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """How many claims got each overall verdict."""
-    out: dict[str, int] = {}
-    for c in claims:
-        out[c["result"]] = out.get(c["result"], 0) + 1
-    return out
-
-
 # ----------------------------------------------------------------------------- tables, curves
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured Markdown table."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def csv_text(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

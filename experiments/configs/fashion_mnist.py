@@ -1,6 +1,6 @@
 """The MNIST CNN on Fashion-MNIST (Debian's `dataset-fashion-mnist`; see `make data`)."""
 
-from . import mnist
+from cnn_jax.experiments.configs import mnist
 
 
 def get_config():

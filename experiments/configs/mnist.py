@@ -1,6 +1,6 @@
 """The MNIST CNN on full MNIST (55k train / 5k validation / 10k test); needs `make data`."""
 
-from . import base
+from cnn_jax.experiments.configs import base
 
 
 def get_config():

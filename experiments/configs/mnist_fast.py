@@ -27,7 +27,7 @@ stronger do not fit in 60 s on these 2 cores.
     python -m experiments.train --config=experiments/configs/mnist_fast.py --workdir=runs/mnist_fast
 """
 
-from . import base
+from cnn_jax.experiments.configs import base
 
 
 def get_config():

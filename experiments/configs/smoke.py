@@ -1,6 +1,6 @@
 """A seconds-long run for tests and CI: a tiny CNN, few epochs, digits on a 16x16 canvas."""
 
-from . import base
+from cnn_jax.experiments.configs import base
 
 
 def get_config():

@@ -12,8 +12,8 @@ Reads only `<run_dir>/shifted/*.npz` (`invariance_eval`) and the trainer's
 - per distance d: accuracy at (0, +-d) and consistency with the unshifted top-1 (seed's claim);
 - red-green: accuracy on the similar and the dissimilar test set (Kayhan & van Gemert 2020).
 
-Each metric gets `stats.hierarchical_bootstrap` (seeds, then images); comparisons against a
-baseline use `stats.paired_difference` on matched seeds and images, Holm over the family.
+Each metric gets `stats.hierarchical_bootstrap` (seeds, then images); the claims on these
+scores are declared in `claims` and judged by the engine (`evidence`), not here.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from cnn_jax.outputs import predictions
 from . import evaluate
 
 METRICS = ("accuracy_unshifted", "accuracy_shifted", "consistency", "p_top1_change", "mac")
-_EQ_MARGIN = 0.02  # 2 points: "no difference" in TOST-equivalence verdicts
 
 
 def _stack(rows: Sequence[Mapping[str, Any]], name: str) -> list[dict[str, np.ndarray]]:
@@ -111,58 +110,3 @@ def halving_interval(acc_sdn: np.ndarray, distances: np.ndarray, chance: float) 
         value = stat(per_seed, 0)
         return stats.Interval(value, value, value, 0.95, "single seed")
     return stats.percentile_bootstrap(per_seed, stat, n_boot=1000)
-
-
-Key = tuple[str, str]  # (variant, metric)
-
-
-def compare(
-    scores: Mapping[str, Mapping[str, np.ndarray]],
-    pairs: Sequence[tuple[Key, Key, int]],
-) -> list[dict[str, Any]]:
-    """Paired comparisons a - b for ((variant, metric), (variant, metric), claimed sign),
-    Holm-adjusted over the whole list (the study's family); each row carries the comparison
-    and its verdict (a 2-point TOST margin decides 'equivalent')."""
-    comps = [
-        stats.paired_difference(
-            scores[a][ma], scores[b][mb], name=_name((a, ma), (b, mb)), margin=_EQ_MARGIN
-        )
-        for (a, ma), (b, mb), _ in pairs
-    ]
-    comps = stats.adjust(comps) if comps else []
-    return [
-        {
-            "claim": c.name,
-            "a": list(ka),
-            "b": list(kb),
-            "claimed_sign": sign,
-            "comparison": c.as_dict(),
-            "verdict": stats.verdict(c, claimed_sign=sign, margin=_EQ_MARGIN),
-        }
-        for (ka, kb, sign), c in zip(pairs, comps)
-    ]
-
-
-def _name(a: Key, b: Key) -> str:
-    if a[1] == b[1]:
-        return f"{a[0]} - {b[0]}: {a[1]}"
-    return f"{a[0]}: {a[1]} - {b[1]}" if a[0] == b[0] else f"{a[0]}.{a[1]} - {b[0]}.{b[1]}"
-
-
-def budget_verdicts(rows: Sequence[dict[str, Any]], suffix: str = "_3x") -> list[dict]:
-    """Each claim compared at 1x and at 3x budget (variants named with `suffix`):
-    {claim, '1x', '3x', 'budget_verdict'} (`stats.budget_verdict`)."""
-    strip = lambda key: (key[0].removesuffix(suffix), key[1])
-    at_3x = {
-        (strip(r["a"]), strip(r["b"])): r
-        for r in rows
-        if r["a"][0].endswith(suffix) and r["b"][0].endswith(suffix)
-    }
-    out = []
-    for r in rows:
-        other = at_3x.get((tuple(r["a"]), tuple(r["b"])))
-        if other is not None and other is not r:
-            verdicts = {"1x": r["verdict"], "3x": other["verdict"]}
-            budget = stats.budget_verdict(verdicts)
-            out.append({"claim": r["claim"], **verdicts, "budget_verdict": budget})
-    return out

@@ -1,12 +1,9 @@
 """The study's analysis: per-variant intervals, the claims tested, curves, two dots, figures.
 
 `analyse` turns the saved predictions of every (variant, seed) into one JSON-able results
-dict; `markdown` (in `invariance_tables`) renders it. The claims, each with the paper's
-direction: Zhang 2019 (blur raises consistency and shifted accuracy over max pooling, and
-strided + BlurPool over strided), Azulay & Weiss 2019 (augmentation lowers P(top-1 change)
-and MAC), the seed's claim (downsampling raises consistency at small shifts, not accuracy at
-large ones), Kayhan & van Gemert 2020 (similar - dissimilar accuracy > 0 for VALID and zero
-SAME padding, ~0 for circular and zero FULL). One Holm family per study.
+dict; `markdown` (in `tables`) renders it. The claims (Zhang 2019, Azulay & Weiss 2019, the
+seed's claim, Kayhan & van Gemert 2020) are declared in `claims` and judged by the claims
+engine (`cnn_jax.stats.judge`): one Holm family per study, `results["claims"]`.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import ml_collections
 import numpy as np
 
 from cnn_jax.measure import invariance, two_dots
@@ -24,47 +20,19 @@ from cnn_jax.runs.load import load_run
 
 from . import plots as invariance_plots
 from .analysis import (
-    budget_verdicts,
-    compare,
     distance_scores,
     halving_interval,
     intervals,
     red_green_scores,
     shift_scores,
 )
+from .claims import alpha_of, declare
+from .evidence import claim_results, fresh_evidence
 from .tables import markdown  # noqa: F401  (re-exported for the driver)
 from .variants import describe
 
 ZHANG_METRICS = ("accuracy_unshifted", "accuracy_shifted", "consistency", "p_top1_change")
 LEARNED_LAYERS = ("block0/act", "block0/pool", "block1/pool", "block2/pool")
-
-
-def _claims(exp: ml_collections.ConfigDict, present: set[str]) -> list[tuple]:
-    """((variant, metric), (variant, metric), claimed sign) for every protocol of the study."""
-    pairs = []
-    has = lambda *vs: all(v in present for v in vs)
-    if "zhang" in exp.protocols:
-        suffixes = ("", "_3x") if "budget" in exp.protocols else ("",)
-        for v in exp.zhang_variants:
-            base = "strided" if v == "strided_blur3" else "max"
-            for a, b in ((v + s, base + s) for s in suffixes if v not in ("max", "strided")):
-                if has(a, b):  # every Zhang claim, at 1x and (if trained) at 3x budget
-                    pairs += [((a, m), (b, m), 1) for m in ("consistency", "accuracy_shifted")]
-    if "azulay" in exp.protocols:
-        for a, b in (("max", "max_noaug"), ("blur3_noaug", "max_noaug")):
-            if has(a, b):
-                pairs += [((a, m), (b, m), -1) for m in ("p_top1_change", "mac")]
-    if "depth" in exp.protocols:
-        small, large = f"consistency@{exp.small_distance}", f"accuracy@{exp.large_distance}"
-        for v in exp.depth_variants:
-            if v != "d0" and not v.endswith("_aug") and has(v, "d0"):
-                pairs += [((v, small), ("d0", small), 1), ((v, large), ("d0", large), 1)]
-        for v in exp.depth_variants:
-            if v.endswith("_aug") and has(v, v.removesuffix("_aug")):
-                pairs.append(((v, large), (v.removesuffix("_aug"), large), 1))
-    if "kayhan" in exp.protocols:
-        pairs += [((v, "similar"), (v, "dissimilar"), 1) for v in exp.kayhan_variants if has(v)]
-    return pairs
 
 
 def _depth(exp, by_variant, scores) -> dict[str, Any]:
@@ -128,8 +96,8 @@ def analyse(config, by_variant: Mapping[str, Sequence[dict]], workdir: Path) -> 
         v: {k: iv.as_dict() for k, iv in intervals({k: s[k] for k in keep if k in s}).items()}
         for v, s in scores.items()
     }
-    out["comparisons"] = compare(scores, _claims(exp, set(by_variant)))
-    out["budget_verdicts"] = budget_verdicts(out["comparisons"])
+    evidence = fresh_evidence(declare(exp, set(by_variant)), scores)
+    out["claims"] = claim_results(evidence, alpha_of(exp))
     if "depth" in exp.protocols and exp.get("two_dots_variants"):
         out["two_dots"] = _two_dots(exp, by_variant)
     _figures(exp, out, workdir)

@@ -3,7 +3,8 @@
 Ours beside the papers' numbers (from ../shared/literature.md, section A): Zhang 2019's
 ImageNet accuracy / consistency, Azulay & Weiss 2019's JMLR Table 1 ('Black' protocol) and
 Kayhan & van Gemert 2020's red-green table. Every number of ours is an estimate with its
-95% interval (two-level bootstrap over seeds and images), in percent.
+95% interval (two-level bootstrap over seeds and images), in percent; the claims table is the
+engine's (`cnn_jax.outputs.claims_report`), the same for a fresh run and a re-analysed record.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from cnn_jax.outputs.claims_report import claims_markdown
+from cnn_jax.outputs.markdown import markdown_table
+
+from .evidence import budgets_of
 
 # Zhang 2019, ImageNet (accuracy, consistency), baseline -> Tri-3 (MaxBlurPool, filter 3).
 ZHANG_PAPER = {
@@ -46,37 +52,26 @@ def _iv(d: Mapping[str, float] | None, scale: float = 100.0) -> str:
     return f"{e:.1f} [{lo:.1f}, {hi:.1f}]"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    return markdown_table(headers, rows).rstrip("\n")
 
 
-def variant_table(summary: Mapping, variants: Sequence[str], metrics: Sequence[str]) -> list[str]:
+def variant_table(summary: Mapping, variants: Sequence[str], metrics: Sequence[str]) -> str:
     rows = [
         [f"`{v}`"] + [_iv(summary[v].get(m)) for m in metrics] for v in variants if v in summary
     ]
     return _table(["variant"] + [COLUMNS[m] for m in metrics], rows)
 
 
-def comparison_table(comparisons: Sequence[Mapping[str, Any]]) -> list[str]:
-    rows = []
-    for r in comparisons:
-        c = r["comparison"]
-        claim = "a > b" if r["claimed_sign"] > 0 else "a < b"
-        delta = f"{100 * c['delta']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
-        rows.append([r["claim"], claim, delta, f"{c['p_adjusted']:.2g}", f"**{r['verdict']}**"])
-    return _table(["comparison a - b", "claimed", "delta (points)", "p (Holm)", "verdict"], rows)
-
-
-def _zhang_reference() -> list[str]:
+def _zhang_reference() -> str:
     rows = []
     for net, ((a0, c0), (a1, c1)) in ZHANG_PAPER.items():
         rows.append([net, f"{a0:.2f} / {c0:.2f}", f"{a1:.2f} / {c1:.2f}", f"{c1 - c0:+.2f}"])
-    return _table(["Zhang 2019 ImageNet", "baseline acc / cons", "Tri-3 acc / cons", "cons gain"],
-                  rows)  # fmt: skip
+    header = ["Zhang 2019 ImageNet", "baseline acc / cons", "Tri-3 acc / cons", "cons gain"]
+    return _table(header, rows)
 
 
-def _depth_table(depth: Mapping[str, Any], variants: Sequence[str]) -> list[str]:
+def _depth_table(depth: Mapping[str, Any], variants: Sequence[str]) -> str:
     rows = []
     for v in variants:
         curve, h = depth["curves"][v], depth["halving_distance"][v]
@@ -90,68 +85,72 @@ def _depth_table(depth: Mapping[str, Any], variants: Sequence[str]) -> list[str]
     return _table(header, rows)
 
 
-def _kayhan_table(summary: Mapping, variants: Sequence[str]) -> list[str]:
+def _kayhan_table(summary: Mapping, variants: Sequence[str]) -> str:
     rows = []
     for v in variants:
         paper = KAYHAN_PAPER.get(v, (math.nan, math.nan))
         rows.append([f"`{v}`", _iv(summary[v]["similar"]), _iv(summary[v]["dissimilar"]),
                      f"{paper[0]:.1f} / {paper[1]:.1f}"])  # fmt: skip
-    return _table(["padding", "similar (ours)", "dissimilar (ours)", "paper similar / dissimilar"],
-                  rows)  # fmt: skip
+    header = ["padding", "similar (ours)", "dissimilar (ours)", "paper similar / dissimilar"]
+    return _table(header, rows)
 
 
-def _two_dots_table(td: Mapping[str, Any]) -> list[str]:
+def _two_dots_table(td: Mapping[str, Any]) -> str:
     series = {f"raw {r['kind']}": [] for r in td["raw"]}
     for r in td["raw"]:
         series[f"raw {r['kind']}"].append(r)
     series.update({f"learned `{v}`": rows for v, rows in td["learned"].items()})
     distances = [r["distance"] for r in next(iter(series.values()))]
-    fmt = lambda r: "never" if r["mean"] is None else f"{r['mean']:.2f}"
+    fmt = lambda r: "never" if r["mean"] is None else f"{r['mean']:.2f}"  # noqa: E731
     rows = [[name] + [fmt(r) for r in rs] for name, rs in series.items()]
     return _table(["poolings until two dots merge, d ="] + [str(d) for d in distances], rows)
 
 
+def claims_table(results: Mapping[str, Any]) -> str:
+    """The engine's claims (`results["claims"]`) as the one claims table, power lines below."""
+    claims = results.get("claims") or []
+    if not claims:
+        return ""
+    title = "**Claims** (paired on the same seeds and images; one Holm family for the study)"
+    return title + "\n\n" + claims_markdown(claims, budgets_of(claims)).rstrip("\n")
+
+
 def markdown(results: Mapping[str, Any]) -> str:
-    """The study's readme.md: what ran, per-protocol tables, comparisons and verdicts."""
+    """The study's readme.md: what ran, per-protocol tables, the claims and their verdicts."""
     s, protocols = results["summary"], results["protocols"]
     ds = results["dataset"]
     head = f"Translation invariance on **{ds['name']}** {ds.get('options') or ''}: "
     head += f"{len(results['seeds'])} seeds, {results['num_images']} test images; percent, "
-    lines = [head + "estimate [95% interval] (two-level bootstrap over seeds and images).", ""]
-    for protocol, key, metrics in (
-        ("zhang", "zhang", ("accuracy_unshifted", "accuracy_shifted", "consistency")),
-        ("azulay", "azulay", ("accuracy_unshifted", "p_top1_change", "mac")),
-        ("budget", "budget", ("accuracy_unshifted", "accuracy_shifted", "consistency")),
+    blocks = [head + "estimate [95% interval] (two-level bootstrap over seeds and images)."]
+    for protocol, metrics in (
+        ("zhang", ("accuracy_unshifted", "accuracy_shifted", "consistency")),
+        ("azulay", ("accuracy_unshifted", "p_top1_change", "mac")),
+        ("budget", ("accuracy_unshifted", "accuracy_shifted", "consistency")),
     ):
         if protocol in protocols:
-            variants = [v for v in results["variants"] if v in _group(results, key)]
-            lines += [f"**{_TITLES[protocol]}**", ""] + variant_table(s, variants, metrics) + [""]
+            variants = [v for v in results["variants"] if v in _group(results, protocol)]
+            blocks += [f"**{_TITLES[protocol]}**", variant_table(s, variants, metrics)]
     if "zhang" in protocols:
-        lines += _zhang_reference() + [""]
+        blocks.append(_zhang_reference())
     if "azulay" in protocols:
         ref = "; ".join(f"{k} {p:.2f} / {m:.3f}" for k, (p, m) in AZULAY_PAPER.items())
-        lines += [f"Azulay & Weiss 2019 (ImageNet, 'Black'): P(top-1 change) / MAC: {ref}.", ""]
+        blocks.append(f"Azulay & Weiss 2019 (ImageNet, 'Black'): P(top-1 change) / MAC: {ref}.")
     if "depth" in protocols:
         variants = list(results["depth"]["curves"])
-        lines += [f"**{_TITLES['depth']}**", ""] + _depth_table(results["depth"], variants) + [""]
+        blocks += [f"**{_TITLES['depth']}**", _depth_table(results["depth"], variants)]
     if "two_dots" in results:
-        lines += _two_dots_table(results["two_dots"]) + [""]
+        blocks.append(_two_dots_table(results["two_dots"]))
     if "kayhan" in protocols:
         variants = [v for v in results["variants"] if v in KAYHAN_PAPER]
-        lines += [f"**{_TITLES['kayhan']}**", ""] + _kayhan_table(s, variants) + [""]
-    lines += ["**Paired comparisons** (same seeds and images; Holm over the study):", ""]
-    lines += comparison_table(results["comparisons"]) + [""]
-    if results.get("budget_verdicts"):
-        rows = [[b["claim"], b["1x"], b["3x"], f"**{b['budget_verdict']}**"]
-                for b in results["budget_verdicts"]]  # fmt: skip
-        lines += _table(["claim", "1x", "3x", "across budgets"], rows) + [""]
-    return "\n".join(lines)
+        blocks += [f"**{_TITLES['kayhan']}**", _kayhan_table(s, variants)]
+    blocks.append(claims_table(results))
+    return "\n\n".join(b for b in blocks if b) + "\n"
 
 
 _TITLES = {
     "zhang": "Zhang 2019 protocol (shift-augmented training, two random shifts per image)",
     "azulay": "Azulay & Weiss 2019 protocol (1-pixel diagonal shifts on the black canvas)",
-    "budget": "Zhang comparisons at 3x training budget",
+    "budget": "Zhang 2019 variants at 3x training budget",
     "depth": "Seed's claim: invariance against shift distance and downsampling depth",
     "kayhan": "Kayhan & van Gemert 2020 red-green absolute-position test",
 }

@@ -1,11 +1,11 @@
-"""Paired per-image comparisons of the regularizer study (cnn_jax.stats), Holm over the study.
+"""The regularizer study's numbers: levels per cell, the claims judged by the claims engine.
 
-Every comparison is variant minus its tuned baseline on the same (subset draw, seed) rows and
-the same test images: `stats.paired_difference` on [rows, images] 0/1 correctness from
-`cnn_jax.outputs.predictions` (rows = draw x seed, so subset draws and training seeds are both
-resampled levels of the "seed" factor). Levels are `stats.hierarchical_bootstrap` intervals.
-All comparisons of one study form one Holm family (`stats.adjust`); verdicts on the claim
-"the regularizer helps" (+1) with an equivalence margin `experiment.margin` (TOST).
+A cell (setting, n, budget mode) has rows = (subset draw, seed) pairs scored on the same test
+images (0/1 correctness from `cnn_jax.outputs.predictions`). Levels are
+`stats.hierarchical_bootstrap` intervals; the claims (`.claims`) are measured on matched rows
+(`.evidence`) and judged by the claims engine, one Holm family for the study
+(`cnn_jax.stats.judge`). The study computes no label itself: the same `judged` serves fresh
+runs and re-analysed records.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ import numpy as np
 
 from cnn_jax import stats
 from cnn_jax.outputs import predictions
+from cnn_jax.stats.judge import ALPHA
 
+from . import claims as study_claims
+from .evidence import fresh_estimate
 from .runs import index_rows, parse_size, size_label
 from .tuning import chosen_settings
 
@@ -66,71 +69,15 @@ class Cells:
         load = predictions.correct_matrix
         return load([ra[k] for k in keys]), load([rb[k] for k in keys]), keys
 
+    def estimate(self, a: tuple, b: tuple, reference_error: float | None):
+        """a - b on their matched rows (`evidence.fresh_estimate`)."""
+        a_rn, b_rn, keys = self.matched(a, b)
+        return fresh_estimate(a_rn, b_rn, keys, reference_error)
+
     def level(self, cell: tuple) -> stats.Interval:
         runs = self.runs(*cell)
         scores = predictions.correct_matrix([runs[k] for k in sorted(runs)])
         return stats.hierarchical_bootstrap(scores)
-
-
-def _compare(cells: Cells, kind: str, a: tuple, b: tuple, margin: float) -> dict[str, Any]:
-    a_sn, b_sn, keys = cells.matched(a, b)
-    c = stats.paired_difference(a_sn, b_sn, name=f"{kind}: {a[0]} vs {b[0]} (n={a[1]}, {a[2]})",
-                                margin=margin)  # fmt: skip
-    return {"kind": kind, "a": list(a), "b": list(b), "rows": [list(k) for k in keys], "c": c}
-
-
-def comparisons(config, tuning: Mapping[str, Any], cells: Cells) -> list[dict[str, Any]]:
-    """Every comparison of the study (unadjusted), tagged with its kind."""
-    exp, margin = config.experiment, float(config.experiment.margin)
-    chosen = chosen_settings(tuning)
-    base = chosen["baseline"].name
-    tune_n = size_label(parse_size(exp.tune_size))
-    out = []
-    for n in [size_label(parse_size(s)) for s in exp.sizes]:
-        for v in exp.variants:
-            if v != "baseline":
-                out.append(_compare(cells, "size", (chosen[v].name, n, "converged"),
-                                    (base, n, "converged"), margin))  # fmt: skip
-    for mode in ("1x", "3x"):
-        for v in exp.variants:
-            if v != "baseline":
-                out.append(_compare(cells, "budget", (chosen[v].name, tune_n, mode),
-                                    (base, tune_n, mode), margin))  # fmt: skip
-    out.append(_compare(cells, "early_stopping", (base, tune_n, "converged"),
-                        (base, tune_n, "3x"), margin))  # fmt: skip
-    for control in exp.controls:
-        opt, name = control.split(".")
-        mine = chosen[control if control in chosen else name]
-        ref = chosen["baseline" if opt == "adamw" else f"{opt}.baseline"]
-        out.append(_compare(cells, "control", (mine.name, tune_n, "converged"),
-                            (ref.name, tune_n, "converged"), margin))  # fmt: skip
-    for a, b in exp.control_pairs:
-        out.append(_compare(cells, "pair", (chosen[a].name, tune_n, "converged"),
-                            (chosen[b].name, tune_n, "converged"), margin))  # fmt: skip
-    return out
-
-
-def verdicts(entries: list[dict[str, Any]], margin: float) -> list[dict[str, Any]]:
-    """Holm over the whole family, then a verdict per comparison (claim: a beats b)."""
-    adjusted = stats.adjust([e["c"] for e in entries])
-    out = []
-    for e, c in zip(entries, adjusted):
-        v = stats.verdict(c, claimed_sign=+1, margin=margin)
-        out.append({k: val for k, val in e.items() if k != "c"} | {"comparison": c.as_dict(),
-                                                                    "verdict": v})  # fmt: skip
-    return out
-
-
-def budget_table(results: Sequence[Mapping[str, Any]], tune_n: str) -> dict[str, dict[str, str]]:
-    """{variant setting: {'1x','3x','converged': verdict, 'overall': budget_verdict}}."""
-    table: dict[str, dict[str, str]] = {}
-    for r in results:
-        if r["kind"] in ("budget", "size") and r["a"][1] == tune_n:
-            table.setdefault(r["a"][0], {})[r["a"][2]] = r["verdict"]
-    for row in table.values():
-        row["overall"] = stats.budget_verdict({k: row[k] for k in ("1x", "3x", "converged")
-                                               if k in row})  # fmt: skip
-    return table
 
 
 def levels(config, rows: Sequence[Mapping[str, Any]], cells: Cells) -> list[dict[str, Any]]:
@@ -157,43 +104,65 @@ def _mean(values: Sequence[Any]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def zhang_check(results: Sequence[Mapping[str, Any]], sizes: Sequence[str]) -> dict[str, Any]:
+def zhang_check(claims: Sequence[Mapping[str, Any]], sizes: Sequence[str]) -> dict[str, Any]:
     """Zhang et al. 2017: explicit regularizers are neither necessary nor sufficient. On our size
-    curve: the best gain of any regularizer at each n (necessary: large gains would say yes),
-    and how many sizes have every regularizer 'inconclusive'/'equivalent'/'contradicted'."""
-    by_n: dict[str, list] = {}
-    for r in results:
-        if r["kind"] == "size":
-            by_n.setdefault(r["a"][1], []).append(r)
+    curve, from the claims' converged labels: the best gain of any regularizer at each n, which
+    'helps' claims held (a gain the family supports) and which did not (their labels)."""
     out = {}
     for n in sizes:
-        entries = by_n.get(n, [])
-        if not entries:
+        mine = [c for c in claims if c["role"] == "helps" and c["n"] == n
+                and "converged" in c["budgets"]]  # fmt: skip
+        if not mine:
             continue
-        best = max(entries, key=lambda r: r["comparison"]["delta"])
+        conv = {c["a"]: c["budgets"]["converged"] for c in mine}
+        best = max(conv, key=lambda a: conv[a]["estimate"]["delta"])
         out[n] = {
-            "best": best["a"][0],
-            "best_delta": best["comparison"]["delta"],
-            "held": [r["a"][0] for r in entries if r["verdict"] == "held"],
-            "not_held": [r["a"][0] for r in entries if r["verdict"] != "held"],
+            "best": best,
+            "best_delta": conv[best]["estimate"]["delta"],
+            "held": [a for a, v in conv.items() if v["label"] == "held"],
+            "not_held": [a for a, v in conv.items() if v["label"] != "held"],
+            "labels": {a: v["label"] for a, v in conv.items()},
         }
     return out
 
 
-def analyse(config, tuning: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict:
-    """The study's numbers: levels, comparisons with Holm and verdicts, budget table, Zhang."""
-    cells = Cells(rows)
-    margin = float(config.experiment.margin)
-    results = verdicts(comparisons(config, tuning, cells), margin)
-    tune_n = size_label(parse_size(config.experiment.tune_size))
-    sizes = [size_label(parse_size(s)) for s in config.experiment.sizes]
+def judged(
+    exp: Mapping[str, Any],
+    tuning: Mapping[str, Any],
+    levels: Sequence[Mapping[str, Any]],
+    estimate,
+    alpha: float = ALPHA,
+) -> dict[str, Any]:
+    """The claims part of the analysis, for fresh runs and records alike.
+
+    ``estimate(a cell, b cell, reference_error)``: the Estimate of a - b; reference_error is
+    b's test error (from ``levels``), which a relative margin scales with.
+    """
+    chosen = {k: s.name for k, s in chosen_settings(tuning).items()}
+    references = study_claims.reference_errors(levels)
+    declared = study_claims.declare(exp, chosen)
+    results = study_claims.judge_study(
+        declared, lambda a, b: estimate(a, b, references.get(tuple(b))), alpha
+    )
+    sizes = [size_label(parse_size(s)) for s in exp["sizes"]]
+    margin = study_claims.margin_of(exp)
+    tally: dict[str, int] = {}
+    for r in results:
+        tally[r["result"]] = tally.get(r["result"], 0) + 1
     return {
-        "levels": levels(config, rows, cells),
-        "comparisons": results,
-        "budgets": budget_table(results, tune_n),
+        "claims": results,
+        "counts": tally,
         "zhang": zhang_check(results, sizes),
-        "margin": margin,
+        "margin": {"relative": margin.relative, "floor": margin.floor},
+        "alpha": alpha,
     }
+
+
+def analyse(config, tuning: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict:
+    """The study's numbers: levels of every cell, the claims judged (Holm over the study)."""
+    cells = Cells(rows)
+    lv = levels(config, rows, cells)
+    return {"levels": lv, **judged(config.experiment, tuning, lv, cells.estimate)}
 
 
 def vmap_speed(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -18,9 +18,11 @@ Phases (each resumable: finished runs are cache hits of `cnn_jax.runs.sweep.run_
 4. controls: pooling vs strided at matched parameters / FLOPs, L1/L2/decoupled decay under SGD
    with momentum and AdamW (converged, at tune_size);
 5. literature (experiment.literature.variants): Srivastava-style dropout/L2/max-norm runs.
-Then `regularization_analysis` computes paired per-image comparisons (Holm over the study) and
-`regularization_report` writes results.json, summary.md, readme.md and the figures; a full
-config (experiment.record_as) publishes them with `cnn_jax.runs.record`.
+Then `analysis` measures the claims the study declares (`claims`: paired per-image estimates on
+matched draws x seeds) and the claims engine judges them (one Holm family for the study, budget
+dependence as an interaction); `report` writes results.json, summary.md, readme.md and the
+figures; a full config (experiment.record_as) publishes them with `cnn_jax.runs.record`.
+A record is re-judged without retraining by `python -m experiments.regularization.reanalyse`.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ from cnn_jax import datasets
 from cnn_jax.config.specs import DatasetSpec
 from cnn_jax.outputs.writers import read_json
 from cnn_jax.run_setup import load_dataset
-from cnn_jax.runs import record
+from cnn_jax.runs import progress, record
 
 from .. import cli
 from . import analysis as regularization_analysis
 from . import report
+from .claims import margin_of
 from .runs import parse_size, train_cells
 from .tuning import chosen_settings, tune_all, validation_view
 from .variants import Setting, apply
@@ -87,8 +90,8 @@ def tuning_phase(config, root: Path, size_all: int) -> dict[str, Any]:
         for row in rows:  # only validation numbers leave this function
             view = validation_view(row["results"])
             views.setdefault(row["setting"].name, []).append(view)
-            print(f"tune {row['key']} seed {row['seed']}: validation accuracy "
-                  f"{view['validation_accuracy']:.4f} ({row['status']})", flush=True)  # fmt: skip
+            progress.say(f"tune {row['key']} seed {row['seed']}: validation accuracy "
+                         f"{view['validation_accuracy']:.4f} ({row['status']})")  # fmt: skip
         return {name: _mean_view(v) for name, v in views.items()}
 
     return tune_all(exp, train)
@@ -140,6 +143,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     workdir.mkdir(parents=True, exist_ok=True)
     t0, load_at_start = time.time(), record.load_average()
     config = config.copy_and_resolve_references()
+    margin_of(config.experiment)  # a bad margin stops here, before any training
     root = workdir / "runs"
     size_all = _train_size_all(config)
     tuning = tuning_phase(config, root, size_all)

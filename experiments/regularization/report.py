@@ -1,9 +1,11 @@
 """Tables and figures of the regularizer study from its results dict (pure functions of it).
 
 summary.md holds every table; readme.md (what `python -m cnn_jax.runs.readme_blocks` puts into
-the README) holds the headline: the gain over the tuned baseline against training-set size,
-the budget verdicts, the controls and the literature rows. Figures: validation accuracy
-against strength per regularizer (tuning.png) and gain against size (gain_vs_size.png).
+the README) holds the headline: the claims table of the claims engine (`claims_markdown`: each
+'helps' claim at every size, with the 1x / 3x / converged budgets at the tuning size and the
+budget interaction), the controls and pairs, the literature rows and the Zhang et al. 2017
+check. Figures: validation accuracy against strength per regularizer (tuning.png) and gain
+against size (gain_vs_size.png).
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from cnn_jax.outputs import plots
+from cnn_jax.outputs.claims_report import claims_markdown
+from cnn_jax.outputs.markdown import markdown_table
 from cnn_jax.outputs.writers import atomic_write_json, atomic_write_text
+
+from .claims import BUDGETS
 
 # Srivastava et al. 2014, Table 9 (MNIST, 784-1024-1024-2048-10 ReLU MLP), test error %.
 SRIVASTAVA_TABLE9 = {"l2": 1.62, "max_norm": 1.35, "dropout_l2": 1.25, "dropout_max_norm": 1.05}
@@ -21,14 +27,6 @@ SRIVASTAVA_TABLE9 = {"l2": 1.62, "max_norm": 1.35, "dropout_l2": 1.25, "dropout_
 
 def _pct(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{100 * x:+.{digits}f}"
-
-
-def _cmp_cells(r: Mapping[str, Any]) -> str:
-    c = r["comparison"]
-    return (
-        f"{100 * c['delta']:+.2f} [{100 * c['low']:+.2f}, {100 * c['high']:+.2f}] | "
-        f"{c['p_value']:.3g} | {c['p_adjusted']:.3g} | {r['verdict']}"
-    )
 
 
 def _variant(name: str) -> str:
@@ -48,19 +46,19 @@ def grid_edges(grid: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any]) -> 
 
 
 def chosen_table(tuning: Mapping[str, Any]) -> str:
-    lines = ["| tuned | strength | x | lr | optimizer | validation acc. | stop epoch | "
-             "at grid edge |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    heads = ["tuned", "strength", "x", "lr", "optimizer", "validation acc.", "stop epoch",
+             "at grid edge"]  # fmt: skip
+    rows = []
     for key, ch in tuning["chosen"].items():
         name = _setting_name(ch)
         val = next(g for g in tuning["grids"][key] if _setting_name(g) == name)
         s = "-" if ch["strength"] is None else f"{ch['strength']:g}"
         x = "-" if ch.get("factor") is None else f"{ch['factor']:g}"
         edge = ", ".join(grid_edges(tuning["grids"][key], ch)) or "-"
-        lines.append(
-            f"| {key} | {s} | {x} | {ch['learning_rate']:g} | {ch['optimizer']} | "
-            f"{100 * val['validation_accuracy']:.2f} | {val['best_epoch']:.0f} | {edge} |"
-        )
-    return "\n".join(lines)
+        rows.append([key, s, x, f"{ch['learning_rate']:g}", ch["optimizer"],
+                     f"{100 * val['validation_accuracy']:.2f}", f"{val['best_epoch']:.0f}",
+                     edge])  # fmt: skip
+    return markdown_table(heads, rows)
 
 
 def _setting_name(d: Mapping[str, Any]) -> str:
@@ -70,42 +68,41 @@ def _setting_name(d: Mapping[str, Any]) -> str:
                    d.get("factor")).name  # fmt: skip
 
 
-def comparison_table(comparisons: Sequence[Mapping[str, Any]], kinds: Sequence[str]) -> str:
-    lines = ["| comparison | n | budget | rows | delta pts [95% CI] | p | p (Holm) | verdict |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for r in comparisons:
-        if r["kind"] in kinds:
-            a, b = r["a"], r["b"]
-            who = f"{_variant(a[0])} vs {_variant(b[0])}" + (f" ({b[2]})" if a[2] != b[2] else "")
-            lines.append(f"| {who} | {a[1]} | {a[2]} | {len(r['rows'])} | {_cmp_cells(r)} |")
-    return "\n".join(lines)
+def helps_claims(claims: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [c for c in claims if c["role"] == "helps"]
 
 
-def budget_markdown(budgets: Mapping[str, Mapping[str, str]]) -> str:
-    lines = ["| variant | 1x | 3x | converged (early stopping) | across budgets |",
-             "|---|---|---|---|---|"]  # fmt: skip
-    for name, row in budgets.items():
-        cells = " | ".join(row.get(k, "-") for k in ("1x", "3x", "converged", "overall"))
-        lines.append(f"| {_variant(name)} | {cells} |")
-    return "\n".join(lines)
+def other_claims(claims: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [c for c in claims if c["role"] != "helps"]
+
+
+def helps_table(claims: Sequence[Mapping[str, Any]]) -> str:
+    """'Each regularizer helps' at every size; the tuning size's row has the three budgets."""
+    return claims_markdown(helps_claims(claims), BUDGETS)
+
+
+def controls_table(claims: Sequence[Mapping[str, Any]]) -> str:
+    """Early stopping, the controls and the pairs (converged, at the tuning size)."""
+    return claims_markdown(other_claims(claims), ["converged"])
 
 
 def levels_table(levels: Sequence[Mapping[str, Any]], only: Sequence[str] | None = None) -> str:
-    head = "| setting | n | budget | rows | test acc. % [95% CI] | stop epoch | max epochs | "
-    lines = [head + "params | FLOPs/example | train s/run |", "|---" * 10 + "|"]
+    heads = ["setting", "n", "budget", "rows", "test acc. % [95% CI]", "stop epoch",
+             "max epochs", "params", "FLOPs/example", "train s/run"]  # fmt: skip
+    rows = []
     for lv in levels:
         if only is not None and lv["setting"] not in only:
             continue
         acc = lv["test_accuracy"]
         stop = "-" if lv["best_epoch_mean"] is None or lv["mode"] != "converged" else (
             f"{lv['best_epoch_mean']:.1f}")  # fmt: skip
-        lines.append(
-            f"| {_variant(lv['setting'])} | {lv['n']} | {lv['mode']} | {lv['rows']} | "
-            f"{100 * acc['estimate']:.2f} [{100 * acc['low']:.2f}, {100 * acc['high']:.2f}] | "
-            f"{stop} | {lv['epochs_max']} | {lv['num_params']:,} | "
-            f"{lv['forward_flops_per_example']:,} | {lv['train_time_sec_mean']:.1f} |"
-        )
-    return "\n".join(lines)
+        rows.append([
+            _variant(lv["setting"]), lv["n"], lv["mode"], lv["rows"],
+            f"{100 * acc['estimate']:.2f} [{100 * acc['low']:.2f}, {100 * acc['high']:.2f}]",
+            stop, lv["epochs_max"], f"{lv['num_params']:,}",
+            f"{lv['forward_flops_per_example']:,}", f"{lv['train_time_sec_mean']:.1f}",
+        ])  # fmt: skip
+    return markdown_table(heads, rows)
 
 
 def literature_table(results: Mapping[str, Any]) -> str:
@@ -119,18 +116,18 @@ def literature_table(results: Mapping[str, Any]) -> str:
             if lv["setting"].split("_lr")[0] in wanted and lv["n"] == size]  # fmt: skip
     if not rows:
         return ""
-    lines = ["| variant | our test error % [95% CI] | Srivastava 2014 Table 9 error % |",
-             "|---|---|---|"]  # fmt: skip
+    heads = ["variant", "our test error % [95% CI]", "Srivastava 2014 Table 9 error %"]
+    out = []
     for lv in rows:
         acc = lv["test_accuracy"]
         paper = SRIVASTAVA_TABLE9.get(wanted[lv["setting"].split("_lr")[0]])
-        lines.append(
-            f"| {_variant(lv['setting'])} (n={lv['n']}, {lv['mode']}) | "
+        out.append([
+            f"{_variant(lv['setting'])} (n={lv['n']}, {lv['mode']})",
             f"{100 * (1 - acc['estimate']):.2f} "
-            f"[{100 * (1 - acc['high']):.2f}, {100 * (1 - acc['low']):.2f}] | "
-            f"{'-' if paper is None else f'{paper:.2f}'} |"
-        )
-    return "\n".join(lines)
+            f"[{100 * (1 - acc['high']):.2f}, {100 * (1 - acc['low']):.2f}]",
+            "-" if paper is None else f"{paper:.2f}",
+        ])  # fmt: skip
+    return markdown_table(heads, out)
 
 
 def literature_protocol(results: Mapping[str, Any]) -> str:
@@ -148,33 +145,44 @@ def literature_protocol(results: Mapping[str, Any]) -> str:
 
 
 def zhang_text(zhang: Mapping[str, Any]) -> str:
+    """One clause per size: the best gain and the 'helps' claims the family supports."""
     parts = []
     for n, z in zhang.items():
         held = ", ".join(_variant(h) for h in z["held"]) or "none"
         parts.append(f"n={n}: best {_variant(z['best'])} {_pct(z['best_delta'])} pts; "
-                     f"significant gains (Holm): {held}")  # fmt: skip
+                     f"'helps' held (Holm over the study): {held}")  # fmt: skip
     return "; ".join(parts)
 
 
-def readme_markdown(results: Mapping[str, Any]) -> str:
-    """The README section: headline size curve, budgets, controls, literature, Zhang check."""
+def design_line(results: Mapping[str, Any]) -> str:
+    """The design, the claims family and the margin rule, in one paragraph."""
     a, exp = results["analysis"], results["config"]["experiment"]
-    load = results.get("load_average_at_start")
-    out = [
+    family = max((v["family_size"] for c in a["claims"] for v in c["budgets"].values()), default=0)
+    m, load = a["margin"], results.get("load_average_at_start")
+    tally = ", ".join(f"{k} {v}" for k, v in sorted(a["counts"].items()))
+    return (
         f"Dataset {results['dataset']}; tuned on validation at n={exp['tune_size']} "
         f"(seeds {list(exp['tune_seeds'])}); evaluated on {len(exp['draws'])} subset draws x "
-        f"{len(exp['seeds'])} seeds; paired per-image tests, Holm over all "
-        f"{len(a['comparisons'])} comparisons, equivalence margin {100 * a['margin']:g} pt. "
+        f"{len(exp['seeds'])} seeds; {len(a['claims'])} claims judged by the claims engine "
+        f"(`cnn_jax.stats.judge`: Holm over the study's {family} one-sided hypotheses, alpha "
+        f"{a['alpha']:g}); equivalence margin {100 * m['relative']:g}% of the baseline's test "
+        f"error, at least {100 * m['floor']:g} pt{_cap_text(m)}. Results: {tally}. "
         f"Training {results.get('units_wall_sec_total', 0) / 60:.1f} min summed over "
         f"{results.get('units', 0)} trainer calls (whichever process made them); this "
-        f"analysis {results['wall_time_sec'] / 60:.1f} min (load average at start {load}).",
-        "", "![gain vs n](gain_vs_size.png)", "",
-        "**Gain over the tuned baseline, converged (early stopping):**", "",
-        comparison_table(a["comparisons"], ["size"]), "",
-        "**Budgets** (verdict on 'helps' at each budget; 'budget-dependent' when they differ):", "",
-        budget_markdown(a["budgets"]), "",
-        "**Early stopping and controls:**", "",
-        comparison_table(a["comparisons"], ["early_stopping", "control", "pair"]), "",
+        f"analysis {results['wall_time_sec'] / 60:.1f} min (load average at start {load})."
+    )
+
+
+def readme_markdown(results: Mapping[str, Any]) -> str:
+    """The README section: the claims (size curve, budgets), controls, literature, Zhang."""
+    a = results["analysis"]
+    out = [
+        design_line(results), "", "![gain vs n](gain_vs_size.png)", "",
+        "**Each regularizer helps** (variant minus the tuned baseline; at the tuning size the "
+        "fixed 1x / 3x budgets and converged are one claim, their dependence tested as an "
+        "interaction):", "", helps_table(a["claims"]), "",
+        "**Early stopping, controls and pairs** (converged, at the tuning size):", "",
+        controls_table(a["claims"]), "",
     ]  # fmt: skip
     lit = literature_table(results)
     if lit:
@@ -195,12 +203,10 @@ def readme_markdown(results: Mapping[str, Any]) -> str:
 def summary_markdown(results: Mapping[str, Any]) -> str:
     a = results["analysis"]
     return "\n".join([
-        f"# Regularizer study: {results['dataset']}", "",
+        f"# Regularizer study: {results['dataset']}", "", design_line(results), "",
         "## Chosen on validation", "", chosen_table(results["tuning"]), "",
-        "## Every comparison", "", comparison_table(a["comparisons"],
-                                                    ["size", "budget", "early_stopping",
-                                                     "control", "pair"]), "",
-        "## Budgets", "", budget_markdown(a["budgets"]), "",
+        "## Each regularizer helps (sizes, budgets)", "", helps_table(a["claims"]), "",
+        "## Early stopping, controls and pairs", "", controls_table(a["claims"]), "",
         "## Levels (test accuracy, stopping epoch, compute)", "", levels_table(a["levels"]), "",
     ])  # fmt: skip
 
@@ -227,25 +233,34 @@ def plot_tuning(tuning: Mapping[str, Any]):
     return fig
 
 
+def _converged_gains(results: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(variant, n, converged verdict dict) of every 'helps' claim measured converged."""
+    return [
+        (_variant(c["a"]).split("_s")[0], c["n"], c["budgets"]["converged"])
+        for c in helps_claims(results["analysis"]["claims"])
+        if "converged" in c["budgets"]
+    ]
+
+
 def plot_gain_vs_size(results: Mapping[str, Any]):
     """The headline: paired gain over the tuned baseline against n, one colour per variant."""
-    rows = [r for r in results["analysis"]["comparisons"] if r["kind"] == "size"]
-    names = list(dict.fromkeys(_variant(r["a"][0]).split("_s")[0] for r in rows))
+    rows = _converged_gains(results)
+    names = list(dict.fromkeys(name for name, _, _ in rows))
     colors = plots.variant_colors(names)
-    sizes = list(dict.fromkeys(r["a"][1] for r in rows))
-    x_of = {n: results["train_size_all"] if n == "all" else int(n) for n in sizes}
+    x_of = {n: results["train_size_all"] if n == "all" else int(n) for _, n, _ in rows}
     fig, ax = plots.figure()
     for i, name in enumerate(names):
-        mine = [r for r in rows if _variant(r["a"][0]).split("_s")[0] == name]
-        xs = [x_of[r["a"][1]] * (1 + 0.04 * (i - len(names) / 2)) for r in mine]
-        ivs = [dict(r["comparison"], estimate=r["comparison"]["delta"]) for r in mine]
+        mine = [(n, v) for nm, n, v in rows if nm == name]
+        xs = [x_of[n] * (1 + 0.04 * (i - len(names) / 2)) for n, _ in mine]
+        ivs = [{"estimate": v["estimate"]["delta"], "low": v["low"], "high": v["high"]}
+               for _, v in mine]  # fmt: skip
         plots.interval_errorbar(ax, xs, ivs, label=name, color=colors[name], scale=100,
                                 linestyle="-")  # fmt: skip
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("training images n")
     ax.set_ylabel("test accuracy gain over tuned baseline (pts)")
-    ax.set_title(f"{results['dataset']}: paired gain, 95% CI (draws x seeds)")
+    ax.set_title(f"{results['dataset']}: paired gain, 95% CI per comparison (draws x seeds)")
     plots.legend(ax)
     return fig
 
@@ -258,3 +273,9 @@ def write_all(results: Mapping[str, Any], workdir: str | Path) -> None:
     atomic_write_text(workdir / "readme.md", readme_markdown(results) + "\n")
     plots.save(plot_tuning(results["tuning"]), workdir / "tuning.png")
     plots.save(plot_gain_vs_size(results), workdir / "gain_vs_size.png")
+
+
+def _cap_text(margin: Mapping[str, Any]) -> str:
+    """', at most 1 pt' when the margin rule has a cap (older analyses had none)."""
+    cap = margin.get("cap")
+    return "" if cap is None else f", at most {100 * cap:g} pt"

@@ -3,6 +3,7 @@ run would, lands where that run would, and is an identity-checked cache hit afte
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,98 @@ def test_a_grid_run_writes_each_member_where_its_dir_says(tmp_path: Path, data_d
     assert read_json(run_dir(tmp_path, "a", 0) / "results.json")["seed_index"] == 0
     loaded = load_run(tmp_path / "b" / "seed_0")  # the member, with its own settings
     assert loaded.config.optim.l1 == 1e-3 and "grid" not in loaded.config
+
+
+@pytest.mark.parametrize(
+    ("dirs", "message"),
+    [
+        (("../../out", "b"), r"^grid\.dirs: '\.\./\.\./out' resolves to .*/out, not inside "),
+        (("a/../..", "b"), r"^grid\.dirs: 'a/\.\./\.\.' resolves to .*, not inside "),
+        (("a/..", "b"), r"^grid\.dirs: 'a/\.\.' resolves to .*which holds the run's own workdir"),
+        (("a", "./a"), r"^grid\.dirs: members' dirs .*/a/seed_0 and .*/a/seed_0 overlap"),
+        (("a", "a/seed_0"), r"^grid\.dirs: members' dirs .*/a/seed_0 and .*/seed_0 overlap"),
+        (("link", "b"), r"^grid\.dirs: 'link' resolves to .*/elsewhere, not inside "),
+    ],
+    ids=["up-and-out", "the-root", "the-workdir", "same-dir", "nested", "symlink-out"],
+)
+def test_grid_dirs_outside_the_runs_folder_or_overlapping_are_refused_before_training(
+    tmp_path: Path, data_dir: Path, dirs, message
+):
+    root = tmp_path / "root"
+    (root / "unit").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (root / "unit" / "link").symlink_to(tmp_path / "elsewhere")
+    config = _tiny(data_dir)
+    config.grid = {"fields": ("optim.l1",), "values": ((0.0,), (1e-3,)), "dirs": dirs}
+    with pytest.raises(ValueError, match=message) as refused:
+        train_and_evaluate(config, root / "unit")
+    assert "\n" not in str(refused.value)
+    assert sorted(p.name for p in root.rglob("*")) == ["link", "unit"]  # nothing written
+
+
+def test_a_sweeps_grid_unit_may_reach_its_variants_in_the_sweep_root(tmp_path: Path):
+    from cnn_jax.config import grid
+
+    spec = GridSpec.from_config({"fields": ("optim.l1",), "values": ((0.0,), (1e-3,)),
+                                 "dirs": ("../../a", "../../b")})  # fmt: skip
+    grid.check_member_dirs(tmp_path / grid.UNITS_FOLDER / "abc", spec, (0, 0))
+    with pytest.raises(ValueError, match="not inside"):  # elsewhere, one level is all
+        grid.check_member_dirs(tmp_path / "other" / "abc", spec, (0, 0))
+
+
+def test_overwrite_deletes_nothing_a_stored_config_points_outside(tmp_path: Path, data_dir: Path):
+    victim = tmp_path / "victim" / "seed_0"
+    victim.mkdir(parents=True)
+    (victim / "keep.txt").write_text("mine")
+    stored = _tiny(data_dir)
+    stored.grid = {"fields": ("optim.l1",), "values": ((0.0,), (1e-3,)),
+                   "dirs": ("../../victim", "b")}  # fmt: skip
+    workdir = tmp_path / "root" / "unit"
+    workdir.mkdir(parents=True)
+    (workdir / "config.json").write_text(json.dumps(stored.to_dict()))
+    config = _tiny(data_dir)
+    config.train.overwrite = True
+    with pytest.raises(ValueError, match=r"^grid\.dirs: '\.\./\.\./victim' resolves to"):
+        train_and_evaluate(config, workdir)
+    assert (victim / "keep.txt").read_text() == "mine"
+
+
+def test_a_diverging_grid_member_is_named(tmp_path: Path, data_dir: Path):
+    from cnn_jax.system.preemption import NonFiniteError
+
+    config = _tiny(data_dir)
+    config.optim.update(name="sgd", schedule="constant", learning_rate=0.01)
+    config.grid = {"fields": ("optim.learning_rate",), "values": ((0.01,), (1e30,)),
+                   "dirs": ("../ok", "../bad")}  # fmt: skip
+    with pytest.raises(NonFiniteError) as stopped:
+        train_and_evaluate(config, tmp_path / "unit")
+    message = str(stopped.value)
+    assert "(members: ../bad/seed_0 (optim.learning_rate=1e+30) at step " in message
+    assert "ok/" not in message and "\n" not in message
+
+
+@pytest.mark.slow
+def test_grid_units_sharing_a_member_dir_never_write_over_each_other(
+    tmp_path: Path, data_dir: Path
+):
+    from cnn_jax.system.workdir_lock import WorkdirLock
+
+    def unit(name: str, dirs: tuple[str, str], rates: tuple[float, float]):
+        config = _tiny(data_dir)
+        config.train.num_epochs = 1
+        config.grid = {"fields": ("optim.learning_rate",), "values": tuple((r,) for r in rates),
+                       "dirs": dirs}  # fmt: skip
+        return config, tmp_path / name
+
+    first = unit("first", ("../a", "../shared"), RATES)
+    second = unit("second", ("../shared", "../b"), (RATES[0] / 2, RATES[1]))
+    (tmp_path / "shared" / "seed_0").mkdir(parents=True)
+    live = WorkdirLock(tmp_path / "shared" / "seed_0")  # as the first unit holds it, training
+    with live, pytest.raises(ValueError, match=r"shared/seed_0 is in use by pid"):
+        train_and_evaluate(*second)
+    train_and_evaluate(*first)
+    records = read_json(tmp_path / "shared" / "seed_0" / "results.json")
+    with pytest.raises(ValueError, match=r"^grid\.dirs: .*shared/seed_0 holds the results of the"):
+        train_and_evaluate(*second)
+    assert read_json(tmp_path / "shared" / "seed_0" / "results.json") == records
+    assert not (tmp_path / "b").exists() and not (tmp_path / "second" / "config.json").exists()

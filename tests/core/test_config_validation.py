@@ -174,7 +174,7 @@ def test_missing_dataset_files_say_where_and_how_in_one_line(tmp_path: Path):
         validate_config(config)
     message = str(info.value)
     assert message.startswith("dataset.name: MNIST not found") and "\n" not in message
-    assert str(tmp_path / "downloads" / "manual" / "mnist") in message and "make data" in message
+    assert str(tmp_path / "downloads" / "manual" / "mnist") in message and "cnn-jax-data" in message
 
 
 def test_every_shipped_config_is_valid_or_only_lacks_its_data():

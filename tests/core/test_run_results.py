@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,61 @@ def test_a_redirect_the_parent_does_not_list_is_refused(tmp_path: Path, two_seed
     for reader in (load_run, compare.load_run):  # every reader refuses it the same way
         with pytest.raises(ValueError, match="is not the run that trained"):
             reader(member)
+
+
+def test_each_members_predictions_keep_its_logits(two_seeds: Path):
+    import numpy as np
+
+    from cnn_jax.outputs import predictions
+
+    for member in sorted((two_seeds / "run").glob("seed_*")):
+        saved = predictions.load(predictions.path_of(member, "test"))
+        logits = saved["logits"]
+        assert logits.dtype == np.float16 and logits.shape == (len(saved["labels"]), 10)
+        agree = np.mean(logits.astype(np.float32).argmax(-1) == saved["top1"])
+        assert agree > 0.99  # float16 rounding may only break near-ties
+
+
+def test_predictions_are_read_only_as_the_run_wrote_them(
+    two_seeds: Path, tmp_path: Path, caplog, monkeypatch
+):
+    import logging
+
+    import numpy as np
+
+    from cnn_jax.outputs import predictions
+
+    run = Path(shutil.copytree(two_seeds / "run", tmp_path / "run"))
+    members = sorted(run.glob("seed_*"))
+    assert predictions.correct_matrix(members).shape[0] == 2
+    path = predictions.path_of(members[1], "test")
+    saved = predictions.load(path)
+    flipped = np.where(
+        saved["top1"] == saved["labels"], (saved["labels"] + 1) % 10, saved["labels"]
+    )
+    predictions.save(path, labels_n=saved["labels"], top1_n=flipped, p_correct_n=saved["p_correct"])
+    with pytest.raises(ValueError, match="differs from the file the run wrote") as refused:
+        predictions.correct_matrix(members)  # well-formed, but not what the run wrote
+    assert str(refused.value).startswith(f"predictions: {path} ") and "\n" not in str(refused.value)
+
+    for member in members:  # results written before hashes were kept: readable, said once
+        results = read_json(member / "results.json")
+        del results[predictions.HASHES]
+        (member / "results.json").write_text(json.dumps(results))
+    monkeypatch.setattr(predictions, "_unverified_noted", False)
+    with caplog.at_level(logging.WARNING, "cnn_jax.outputs.predictions"):
+        predictions.correct_matrix(members)
+        predictions.correct_matrix(members)
+    assert len([r for r in caplog.records if "read unverified" in r.getMessage()]) == 1
+
+
+def test_a_damaged_predictions_file_is_one_line(two_seeds: Path, tmp_path: Path):
+    from cnn_jax.outputs import predictions
+
+    path = tmp_path / "test.npz"
+    data = predictions.path_of(two_seeds / "run" / "seed_0", "test").read_bytes()
+    for damaged in (data[: len(data) // 2], data[:100] + bytes(len(data) - 100)):
+        path.write_bytes(damaged)
+        with pytest.raises(ValueError, match=f"predictions: {path} is unreadable") as refused:
+            predictions.load(path)
+        assert "\n" not in str(refused.value)

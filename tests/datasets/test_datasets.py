@@ -267,7 +267,7 @@ def test_missing_files_say_where_and_how(tmp_path, monkeypatch):
     with pytest.raises(DatasetNotFoundError) as err:
         datasets.load("mnist", data_dir=tmp_path, raw_dir=str(tmp_path / "mine"))
     message = str(err.value)
-    assert str(tmp_path / "mine") in message and "make data" in message
+    assert str(tmp_path / "mine") in message and "cnn-jax-data mnist" in message
     assert str(tmp_path / "downloads" / "manual" / "mnist") in message
     _no_system_dirs(monkeypatch, "fashion_mnist")
     with pytest.raises(DatasetNotFoundError, match="apt-get install dataset-fashion-mnist"):
@@ -480,7 +480,7 @@ def test_real_files(name, data_dir):
     assert abs(ds.mean[0] - expected_mean) < 1e-3
 
 
-# --- fetch (what `make data` runs) ----------------------------------------------------
+# --- fetch (the steps of `cnn-jax-data`) ----------------------------------------------------
 
 
 def test_fetch_extracts_verifies_and_links(tmp_path, monkeypatch):

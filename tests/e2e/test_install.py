@@ -69,7 +69,7 @@ def test_wheel_ships_every_package_under_cnn_jax(wheel: Path):
     assert "cnn_jax/experiments/configs/smoke.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    for command in ("cnn-jax-train", "cnn-jax-invariance", "cnn-jax-compare"):
+    for command in ("cnn-jax-train", "cnn-jax-invariance", "cnn-jax-compare", "cnn-jax-data"):
         assert f"{command} = " in text
 
 
@@ -109,3 +109,11 @@ def test_installed_commands_work_from_another_directory(wheel: Path, tmp_path: P
     for command in COMMANDS:  # every study's command finds its module in the wheel
         usage = _run([str(venv / "bin" / command), "--help"], cwd=work, env=env).stdout
         assert usage.startswith(f"usage: {command} "), usage[:200]
+        assert str(REPO) not in usage and "experiments/" not in usage  # names, not paths
+    usage = _run([str(venv / "bin" / "cnn-jax-data"), "--help"], cwd=work, env=env).stdout
+    assert usage.startswith("usage: cnn-jax-data") and str(Path.home()) not in usage
+    locate = "import cnn_jax.experiments.configs.smoke as m; print(m.__file__)"
+    packaged = _run([str(python), "-c", locate], cwd=work, env=env).stdout.strip()
+    shutil.copy(packaged, work / "my_config.py")  # a packaged config copied out runs as is
+    train[1:3] = ["--config=my_config.py", "--workdir=mine"]
+    assert "Test accuracy: " in _run(train, cwd=work, env=env).stdout

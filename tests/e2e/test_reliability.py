@@ -319,8 +319,8 @@ def test_checkpoint_of_another_model_is_refused_clearly(
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: checkpoint step ")
-    assert "another model config" in last_line
+    assert last_line.startswith(f"error: workdir: {workdir / 'checkpoints'} step ")
+    assert "trained with other settings (model.preset: 'lenet5' -> 'mnist_cnn')" in last_line
     assert checkpoint_steps(workdir) == checkpoint_steps(reference)  # nothing was touched
 
 
@@ -441,7 +441,7 @@ def test_bad_dataset_files_are_named_before_training(tmp_path: Path, damage, fil
     assert fragment in message
     if damage == "missing":  # where it looked, which files it wants, how to get them
         assert str(raw) in message and file.removesuffix(".gz") in message
-        assert "make data" in message and "\n" not in message
+        assert "cnn-jax-data mnist" in message and "\n" not in message
     else:
         assert message.startswith(f"{path}: ")
     assert not (tmp_path / "run" / "checkpoints").exists()

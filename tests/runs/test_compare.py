@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,7 @@ def test_bad_arguments_are_one_line(runs: Path, kwargs, message):
 def test_command_prints_and_writes_markdown_and_csv(runs: Path, tmp_path: Path):
     md, table_csv = tmp_path / "t.md", tmp_path / "t.csv"
     cmd = [sys.executable, "-m", "cnn_jax.runs.compare", str(runs / "a"), "--sort=test_accuracy"]
+    cmd.append("--width=0")  # one line per run, however wide
     done = subprocess.run(
         [*cmd, f"--markdown={md}", f"--csv={table_csv}"],
         capture_output=True,
@@ -130,3 +132,47 @@ def test_grid_members_show_their_own_values_and_identity(tmp_path: Path):
     assert runs["lr_big"]["identity"] == identity.of(separate)
     _, rows = compare.compare([str(tmp_path / "lr_*")], where=["optim.learning_rate=0.01"])
     assert [Path(r["run"]).parent.name for r in rows] == ["lr_big"]
+
+
+LENET_BLOCKS = [
+    {"features": 6, "kernel_size": 5, "padding": 2, "pool": "avg", "activation": "tanh"},
+    {"features": 16, "kernel_size": 5, "padding": "VALID", "pool": "avg", "activation": "tanh"},
+]
+
+
+def _study(root: Path) -> Path:
+    """A study folder: two runs (activation unset: the preset's tanh; and relu) and the
+    study's own results.json, a summary that is not a run."""
+    for name, activation, accuracy in (("preset", None, 0.9), ("relu", "relu", 0.8)):
+        _run(root / name / "seed_0", lr=1e-3, seed=0, accuracy=accuracy)
+        path = root / name / "seed_0" / "config.json"
+        stored = json.loads(path.read_text())
+        stored["model"]["activation"] = activation  # smoke: lenet5, whose blocks use tanh
+        stored["model"]["blocks"] = LENET_BLOCKS if name == "relu" else None  # a wide cell
+        atomic_write_json(path, stored)
+    atomic_write_json(root / "results.json", {"variants": ["preset", "relu"], "summary": {}})
+    return root
+
+
+def test_a_study_folder_compares_its_runs_not_its_summary(tmp_path: Path, capsys):
+    columns, rows = compare.compare([str(_study(tmp_path / "study"))])
+    assert sorted(r["test_accuracy"] for r in rows) == [0.8, 0.9]
+    assert "note: skipped 1 study summary" in capsys.readouterr().err
+
+
+def test_unset_fields_show_the_value_the_trainer_used(tmp_path: Path):
+    columns, rows = compare.compare([str(_study(tmp_path / "study"))], sort="test_accuracy")
+    assert [r["model.activation"] for r in rows] == ["relu", "tanh"]  # not blank
+    _, kept = compare.compare([str(tmp_path / "study")], where=["model.activation=tanh"])
+    assert [r["test_accuracy"] for r in kept] == [0.9]
+
+
+def test_wide_rows_fit_the_width_and_files_keep_every_cell(tmp_path: Path):
+    columns, rows = compare.compare([str(_study(tmp_path / "study"))])
+    assert any(len(compare._cell(r.get("model.blocks"))) > 100 for r in rows)
+    text = compare.format_text(columns, rows, 100)
+    assert max(map(len, text.splitlines())) <= 100
+    assert all(block.startswith("run") for block in text.split("\n\n"))
+    assert set(columns) <= set(" ".join(text.split()).split())
+    full = compare.format_csv(columns, rows)
+    assert all(compare._cell(r["model.blocks"]) in full.replace('""', '"') for r in rows)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -118,6 +119,35 @@ def test_a_missing_record_names_its_file(tree, capsys):
     assert _cli(tree, "--check") == 2
     err = capsys.readouterr().err
     assert "docs/more.md: results:gone: " in err and err.count("\n") == 1
+
+
+def test_a_record_file_changed_after_publishing_fails_the_check(tree, capsys):
+    assert _cli(tree) == 0
+    capsys.readouterr()
+    (tree / "results" / "study_a" / "readme.md").write_text("| a | 0.99 |\n")  # tampered
+    assert _cli(tree, "--check") == 2
+    err = capsys.readouterr().err
+    assert "results/study_a/readme.md: sha256 differs from the one provenance.json lists" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("wall_time_sec", "61 s", "wall_time_sec is str, expected int or float"),
+        ("files", ["readme.md"], "files is list, expected dict"),
+        ("git", "abc", "git is str, expected dict or null"),
+        ("load_average", {"at_publish": "high"}, "load_average.at_publish 'high'"),
+        ("files", {"../../x": {"sha256": "0"}}, "files entry '../../x' is malformed"),
+    ],
+)
+def test_wrong_types_in_provenance_json_are_one_line(tree, capsys, field, value, expected):
+    path = tree / "results" / "study_a" / "provenance.json"
+    prov = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(prov, **{field: value})))
+    assert _cli(tree, "--check") == 2
+    err = capsys.readouterr().err
+    assert f"provenance.json: {expected}" in err and err.count("\n") == 1
 
 
 def test_readme_option_restricts_to_one_file(tree):

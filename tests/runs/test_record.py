@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shlex
 import socket
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import pytest
 
 from cnn_jax.datasets import Dataset, Split
 from cnn_jax.runs import readme_blocks, record
+from tests.conftest import REPO
+from tests.runs.conftest import CLEAN_TREE
 
 
 def _split(n: int, seed: int) -> Split:
@@ -59,7 +60,8 @@ def test_provenance_fields(workdir, tmp_path):
     ]  # fmt: skip
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["study"] == "toy_study"
-    assert prov["command"] == shlex.join(sys.orig_argv)
+    # pytest's own command (`python -m pytest`, or an xdist worker's `python -c ...`)
+    assert prov["command"].startswith("python -") and str(REPO) not in prov["command"]
     assert prov["config"] == {"train": {"num_epochs": 3}}
     assert prov["datasets"][0]["name"] == "toy"
     assert prov["datasets"][0]["checksum_sha256"] == record.dataset_checksum(ds)
@@ -74,10 +76,7 @@ def test_provenance_fields(workdir, tmp_path):
     assert prov["versions"]["python"] == platform.python_version()
     assert prov["versions"]["numpy"] == np.__version__
     assert prov["versions"]["jax"] and prov["versions"]["flax"]
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
-    if head.returncode == 0:
-        assert prov["git"]["revision"] == head.stdout.strip()
-        assert isinstance(prov["git"]["dirty"], bool)
+    assert prov["git"] == CLEAN_TREE
     assert prov["files"]["summary.csv"]["bytes"] == len("variant,acc\na,0.9\n")
 
 
@@ -259,3 +258,61 @@ def test_publish_refuses_a_study_name_that_is_not_a_plain_folder_name(workdir, t
             results_root=tmp_path / "results",
         )
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_the_checkouts_tree_state_is_gits():
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    if head.returncode != 0:
+        pytest.skip("no git checkout")
+    from cnn_jax.runs.provenance import _git_state
+
+    state = _git_state(record.repo_root())
+    assert state["revision"] == head.stdout.strip() and isinstance(state["dirty"], bool)
+
+
+DIRTY_TREE = {"revision": "0123456789abcdef", "dirty": True, "dirty_files": ["cnn_jax/a.py"]}
+
+
+def test_a_dirty_tree_is_refused_unless_allowed(workdir, tmp_path, monkeypatch):
+    monkeypatch.setattr(record, "tree_state", lambda: dict(DIRTY_TREE))
+    with pytest.raises(ValueError) as info:
+        _publish(workdir, tmp_path / "r")
+    message = str(info.value)
+    assert "\n" not in message and "cnn_jax/a.py" in message
+    assert "experiment.record_allow_dirty=True" in message and not (tmp_path / "r").exists()
+    out = _publish(workdir, tmp_path / "r", allow_dirty=True)
+    git = json.loads((out / "provenance.json").read_text())["git"]
+    assert git["dirty"] is True and git["dirty_allowed"] is True
+    footer = readme_blocks.footer("toy_study", json.loads((out / "provenance.json").read_text()))
+    assert "(dirty tree, published with experiment.record_allow_dirty)" in footer
+
+
+def test_a_config_allows_a_dirty_tree_and_is_checked_before_the_study(workdir, tmp_path,
+                                                                    monkeypatch):  # fmt: skip
+    monkeypatch.setattr(record, "tree_state", lambda: dict(DIRTY_TREE))
+    config = ml_collections.ConfigDict({"experiment": {"record_as": "study_x"}})
+    with pytest.raises(ValueError, match="^record: study_x would be published from a tree"):
+        record.check_publishable(config)
+    config.experiment.record_allow_dirty = True
+    record.check_publishable(config)
+    kw = dict(dataset=_dataset(), wall_time_sec=1.0, results_root=tmp_path / "r")
+    assert record.maybe_publish(config, workdir, ["readme.md"], **kw) == tmp_path / "r" / "study_x"
+    record.check_publishable(ml_collections.ConfigDict({"experiment": {"record_as": ""}}))
+
+
+def test_the_recorded_command_names_a_module_and_no_machine_path(workdir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    script = tmp_path / "experiments" / "toy.py"
+    command = f"{sys.executable} {script} --workdir={tmp_path / 'runs' / 'a'} --config=c.py"
+    out = _publish(workdir, tmp_path / "r", command=command)
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["command"] == "python -m experiments.toy --workdir=runs/a --config=c.py"
+
+
+def test_footers_of_older_records_lose_the_machine_paths():
+    prov = {"command": "/srv/repo/experiments/hyperparameters.py --config=x.py "
+                       "--workdir=/srv/repo/runs/h", "cwd": "/srv/repo",
+            "git": {"revision": "abcdef0123456", "dirty": True}}  # fmt: skip
+    footer = readme_blocks.footer("s", prov)
+    assert "`python -m experiments.hyperparameters --config=x.py --workdir=runs/h`" in footer
+    assert "/srv" not in footer and "(dirty tree)" in footer

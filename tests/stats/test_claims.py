@@ -57,7 +57,9 @@ def test_relative_margin_cannot_excuse_doubling_the_error():
     -1.5 pt pass as 'equivalent'; 20% of the error (0.46 pt) does not."""
     margin = Margin(relative=0.2, floor=0.002)
     assert margin.resolve(0.023)[0] == pytest.approx(0.0046)
-    assert margin.resolve(0.001) == (0.002, "absolute floor (above 20% of b's error)")
+    assert margin.resolve(0.001) == (0.002, "absolute floor (above 20% of b's error 0.1%)")
+    capped = Margin(relative=0.2, floor=0.002, cap=0.01)
+    assert capped.resolve(0.88) == (0.01, "absolute cap (below 20% of b's error 88.0%)")
     claim = Claim("blur helps", "blur", "max", "accuracy_shifted", margin=margin)
     e = est(-0.015, 0.002, 499.0, reference_error=0.023)
     [v] = judge([(claim, {"1x": e})])
@@ -195,3 +197,13 @@ def test_verdict_dicts_are_json_safe():
     d = json.loads(json.dumps(r.as_dict(), allow_nan=False))
     entry = d["budgets"]["1x"]
     assert entry["label"] == "equivalent" and entry["estimate"]["df"] is None
+
+
+def test_zero_se_is_a_sign_flip_bound_not_a_zero_p():
+    """Identical differences over 3 seeds (a seeds-only quantity) cannot give p below 1/8."""
+    claim = Claim("fewer steps", "a", "b", "steps", better=-1, scale=1, unit=" steps")
+    [v] = judge([(claim, {"1x": est(-10.0, 0.0, 2.0, n_seeds=3, n_images=1)})])
+    held = next(t for t in v.tests if t["label"] == "held")
+    assert held["p"] == pytest.approx(0.125) and v.label == "inconclusive"
+    [w] = judge([(claim, {"1x": est(-10.0, 0.0, 2.0, n_seeds=5, n_images=500)})])
+    assert w.label == "held"

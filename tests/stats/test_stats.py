@@ -144,43 +144,6 @@ def test_tost_from_samples():
         st.tost_p(x, -1.0)
 
 
-def _comparison(delta, p, p_eq=None, margin=None):
-    return st.Comparison("c", delta, delta - 0.01, delta + 0.01, p, None, 5, 100, "t", p_eq, margin)
-
-
-def test_verdicts():
-    assert st.verdict(_comparison(0.02, 0.001), claimed_sign=1) == "held"
-    assert st.verdict(_comparison(0.02, 0.001), claimed_sign=-1) == "contradicted"
-    assert st.verdict(_comparison(0.02, 0.2), claimed_sign=1) == "inconclusive"  # never held
-    eq = _comparison(0.001, 0.6, p_eq=0.01, margin=0.01)
-    assert st.verdict(eq, claimed_sign=1, margin=0.01) == "equivalent"
-    assert st.verdict(eq, claimed_sign=1) == "inconclusive"
-    # Holm can turn a raw p < alpha into inconclusive.
-    fam = st.adjust([_comparison(0.02, 0.03), _comparison(0.02, 0.04)])
-    assert [c.p_adjusted for c in fam] == [0.06, 0.06]
-    assert st.verdict(fam[0], claimed_sign=1) == "inconclusive"
-    with pytest.raises(ValueError, match="claimed_sign"):
-        st.verdict(eq, claimed_sign=0)
-
-
-def test_adjust_puts_equivalence_ps_in_the_family():
-    fam = st.adjust([_comparison(0.0, 0.5, p_eq=0.02, margin=0.01), _comparison(0.02, 0.01)])
-    assert fam[0].p_adjusted == 0.5 and fam[1].p_adjusted == pytest.approx(0.03)
-    assert fam[0].p_equivalence_adjusted == pytest.approx(0.04)
-    assert fam[0].p_equivalence == 0.02  # raw kept
-    assert st.verdict(fam[0], claimed_sign=1, margin=0.01) == "equivalent"
-    no_margin = st.adjust([_comparison(0.0, 0.5)])[0]
-    with pytest.raises(ValueError, match="before adjust"):
-        st.verdict(no_margin, claimed_sign=1, margin=0.01)
-
-
-def test_budget_verdict():
-    assert st.budget_verdict({"1x": "held", "3x": "held"}) == "held"
-    assert st.budget_verdict({"1x": "held", "3x": "inconclusive"}) == "budget-dependent"
-    with pytest.raises(ValueError, match="verdicts_by_budget"):
-        st.budget_verdict({"1x": "clear"})
-
-
 def test_pool_level_is_smaller_below_five_seeds():
     assert pool_level(3) < pool_level(5) == pool_level(10)
 

@@ -244,3 +244,45 @@ def test_sharded_round_trip(tmp_path: Path):
     )
     result = run_python(code, devices=8, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_step_of_other_settings_or_of_no_proven_identity_is_refused(tmp_path: Path):
+    with Checkpointer(tmp_path / "a", save_every_steps=1, identity={"optim.lr": 0.1}) as ckpt:
+        ckpt.maybe_save(1, make_state(), meta={"train_time_sec": 2.5})
+    with Checkpointer(tmp_path / "a", save_every_steps=1, identity={"optim.lr": 0.1}) as ckpt:
+        assert ckpt.restore_latest(make_state())[1] == 1
+        assert ckpt.restored_meta["train_time_sec"] == 2.5
+    with (
+        Checkpointer(tmp_path / "a", save_every_steps=1, identity={"optim.lr": 0.2}) as ckpt,
+        pytest.raises(CheckpointMismatchError, match=r"optim.lr: 0.1 -> 0.2") as refused,
+    ):
+        ckpt.restore_latest(make_state())
+    assert "\n" not in str(refused.value) and "delete" not in str(refused.value)
+    with Checkpointer(tmp_path / "b", save_every_steps=1) as ckpt:  # saved with no identity
+        ckpt.maybe_save(1, make_state())
+
+    def restore(required: bool):
+        with Checkpointer(
+            tmp_path / "b", save_every_steps=1, identity={"x": 1}, require_identity=required
+        ) as reader:
+            return reader.restore_latest(make_state())
+
+    assert restore(False)[1] == 1  # something else (config.json) proves it: accepted
+    with pytest.raises(CheckpointMismatchError, match="carries no run identity"):
+        restore(True)
+
+
+def test_a_read_only_reader_restores_exactly_its_step_and_changes_nothing(tmp_path: Path):
+    with Checkpointer(tmp_path, save_every_steps=2, max_to_keep=3) as ckpt:
+        ckpt.maybe_save(2, make_state(2))
+        ckpt.maybe_save(4, make_state(4))
+    _damage(tmp_path / "4", "delete")
+    (tmp_path / "6.orbax-checkpoint-tmp-1234567890").mkdir()  # a save in progress
+    listing = sorted(str(p) for p in tmp_path.rglob("*"))
+    with Checkpointer(tmp_path, save_every_steps=1, read_only=True) as ckpt:
+        with pytest.raises(NoReadableCheckpointError, match=r"step 4 in .* is unreadable"):
+            ckpt.restore_step(make_state(), 4)
+        with pytest.raises(NoReadableCheckpointError, match="step 4"):
+            ckpt.restore_latest(make_state())  # no quiet fallback to step 2
+        assert_bitwise_equal(ckpt.restore_step(make_state(), 2), make_state(2))
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == listing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -145,3 +146,14 @@ def test_preload_allocator_reexecutes_with_tcmalloc():
 
 def test_preload_allocator_switched_off_keeps_glibc():
     assert _allocator_after_preload({runtime.ENV_ALLOCATOR: "0"}) == "glibc"
+
+
+def test_an_unusable_compilation_cache_is_one_warning_and_no_cache(tmp_path, caplog):
+    (tmp_path / "file").write_text("")  # a file where the cache's folder should be
+    env = {"XDG_CACHE_HOME": str(tmp_path / "file" / "x"), runtime.ENV_XLA: "0"}
+    with caplog.at_level(logging.WARNING, logger=runtime.__name__):
+        applied = runtime.apply(env)
+    assert applied.compilation_cache_dir is None
+    (reason,) = [s for s in applied.skipped if "compilation cache" in s]
+    assert "is unusable (Not a directory)" in reason and "CNN_JAX_COMPILATION_CACHE" in reason
+    assert [r.getMessage() for r in caplog.records] == [reason]

@@ -9,7 +9,7 @@ training error (Fashion-MNIST's training error stays above 5% at these budgets).
 `make data`. Published to results/anatomy_activations_fashion_mnist.
 """
 
-from . import activations_full
+from cnn_jax.experiments.anatomy.configs import activations_full
 
 
 def get_config():

@@ -5,7 +5,7 @@ For CI and the notebook (under 2 minutes on 2 CPU cores); checks the pipeline, n
 measurement (see activations_full.py). Not published.
 """
 
-from . import activations_full
+from cnn_jax.experiments.anatomy.configs import activations_full
 
 
 def get_config():

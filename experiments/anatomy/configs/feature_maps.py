@@ -7,7 +7,7 @@ Any preset works (--config.model.preset=tiny_vgg, lenet5, ...), and any trained 
 
 import ml_collections
 
-from ...configs import base
+from cnn_jax.experiments.configs import base
 
 
 def get_config():

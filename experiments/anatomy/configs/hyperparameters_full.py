@@ -9,7 +9,7 @@ results/anatomy_hyperparameters_digits.
 
 import ml_collections
 
-from ...configs import base
+from cnn_jax.experiments.configs import base
 
 
 def get_config():

@@ -4,7 +4,7 @@ For CI and the notebook (well under 2 minutes on 2 CPU cores); checks the pipeli
 measurement (see hyperparameters_full.py). Not published (no experiment.record_as).
 """
 
-from . import hyperparameters_full
+from cnn_jax.experiments.anatomy.configs import hyperparameters_full
 
 
 def get_config():

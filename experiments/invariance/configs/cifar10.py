@@ -12,8 +12,8 @@ dense256); the depth and red-green protocols are left to the MNIST study. Not ru
 repository (no CIFAR-10 here); tested on a fake prepared copy.
 """
 
-from ...configs import base
-from . import digits
+from cnn_jax.experiments.configs import base
+from cnn_jax.experiments.invariance.configs import digits
 
 
 def get_config():

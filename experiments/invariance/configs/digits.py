@@ -13,7 +13,7 @@ The seed's claim: the depth nets on a 32x32 canvas, horizontal shifts up to half
 
 import ml_collections
 
-from ...configs import base
+from cnn_jax.experiments.configs import base
 
 ZHANG = ("max", "blur2", "blur3", "blur5", "gap", "strided", "strided_blur3")
 DEPTH = ("d0", "d1_max", "d2_max", "d3_max", "d1_strided", "d2_strided", "d3_strided")
@@ -47,6 +47,11 @@ def experiment_config() -> ml_collections.ConfigDict:
     exp.two_dots_distances = (1, 2, 3, 4, 6, 8, 12)
     exp.kayhan_dataset_options = {"num_train": 2000, "num_validation": 1000, "num_test": 1000}
     exp.kayhan_epochs = 30
+    exp.alpha = 0.05  # family-wise error rate: Holm over every claim of the study
+    exp.margin_relative = 0.2  # equivalence margin: 20% of b's error on the quantity ...
+    exp.margin_floor = 0.002  # ... never below 0.2 points ...
+    exp.margin_cap = 0.01  # ... nor above 1 point (a baseline near chance has a large error)
+    exp.exact_tolerance = 0.0  # identities (Kayhan's circular / zero-FULL): max |a - b| allowed
     exp.record_as = ""  # full configs of record set e.g. "invariance_mnist"
     return exp
 

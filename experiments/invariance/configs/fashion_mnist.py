@@ -11,7 +11,7 @@ images, every Zhang variant also at 3x budget (the first record, 2026-12-02, had
 and only max vs Tri-3 at 3x).
 """
 
-from . import mnist
+from cnn_jax.experiments.invariance.configs import mnist
 
 
 def get_config():

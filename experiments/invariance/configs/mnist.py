@@ -17,8 +17,8 @@ test (Kayhan & van Gemert 2020, its own data) runs here too, 1,000 images. Wall 
 provenance.json.
 """
 
-from ...configs import mnist
-from . import digits
+from cnn_jax.experiments.configs import mnist
+from cnn_jax.experiments.invariance.configs import digits
 
 
 def get_config():

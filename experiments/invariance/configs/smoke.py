@@ -8,7 +8,7 @@ and the notebook: the numbers are a sanity check, not a measurement (invariance_
 invariance_fashion_mnist.py are the studies of record).
 """
 
-from . import digits
+from cnn_jax.experiments.invariance.configs import digits
 
 
 def get_config():

@@ -22,7 +22,7 @@ steps at every n, at least 3). Fixed 1x / 3x budgets (10 / 30 epochs) at n = 1,0
 1 seed.) Wall time: provenance.json.
 """
 
-from . import base
+from cnn_jax.experiments.regularization.configs import base
 
 
 def get_config():

@@ -23,7 +23,7 @@ AdamW decay tuned over the momentum grid, 100x too weak for AdamW.) Wall time: p
 
 import ml_collections
 
-from . import fashion_mnist
+from cnn_jax.experiments.regularization.configs import fashion_mnist
 
 
 def get_config():

@@ -8,7 +8,7 @@ with momentum).
 
 import ml_collections
 
-from . import base
+from cnn_jax.experiments.regularization.configs import base
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import jax
 import matplotlib.image
@@ -10,17 +12,23 @@ import numpy as np
 import pytest
 
 from cnn_jax.outputs import predictions
+from cnn_jax.outputs.claims_report import claims_markdown
+from cnn_jax.stats.claims import Kind, Margin
+from cnn_jax.stats.evidence import estimate_from_record
 from experiments.anatomy import (
     activations,
     border,
+    claims,
     collapse,
     feature_maps,
     hyperparameters,
     hyperparameters_claims,
+    reanalyse,
     report,
     variants,
 )
 from experiments.anatomy.configs import (
+    activations_full,
     activations_smoke,
     hyperparameters_full,
     hyperparameters_smoke,
@@ -29,6 +37,7 @@ from experiments.anatomy.configs import feature_maps as feature_maps_config
 from tests.conftest import run_python
 
 SHAPE = (16, 16, 1)
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _geo(cfg):
@@ -121,7 +130,7 @@ def _rows(tmp_path, name, correct_sn, validation=0.9):
     return rows
 
 
-def test_judge_gives_verdicts_per_budget_with_holm(tmp_path):
+def test_fresh_accuracy_claims_are_judged_per_budget_with_holm(tmp_path):
     rng = np.random.default_rng(0)
     good = (rng.random((3, 400)) < 0.95).astype(np.uint8)
     bad = (rng.random((3, 400)) < 0.6).astype(np.uint8)
@@ -130,24 +139,71 @@ def test_judge_gives_verdicts_per_budget_with_holm(tmp_path):
         "1x": {"a": _rows(tmp_path / "1", "a", good), "b": _rows(tmp_path / "1", "b", bad)},
         "3x": {"a": _rows(tmp_path / "3", "a", good), "b": _rows(tmp_path / "3", "b", same)},
     }
-    spec = report.ClaimSpec("a beats b", "a", "b", +1, margin=0.02)
-    (claim,) = report.judge([spec], groups)
-    assert claim["budgets"]["1x"]["verdict"] == "held"
-    assert claim["budgets"]["3x"]["verdict"] == "equivalent"  # identical predictions
-    assert claim["result"] == "budget-dependent"
-    assert claim["budgets"]["1x"]["p_adjusted"] >= claim["budgets"]["1x"]["p_value"]
-    reverse = report.ClaimSpec("b beats a", "b", "a", +1)
-    (claim,) = report.judge([reverse], {"1x": groups["1x"]})
-    assert claim["result"] == "contradicted"
-    text = report.claims_markdown([claim], ["1x"])
-    assert "contradicted" in text and "p_Holm" in text
+    claim = claims.accuracy("a beats b", "a", "b", margin=Margin(value=0.02))
+    (result,) = claims.judge_claims([(claim, claims.fresh_accuracy(groups)(claim))])
+    by_budget = {v.budget: v for v in result.verdicts}
+    assert by_budget["1x"].label == "held"
+    assert by_budget["3x"].label == "equivalent"  # identical predictions
+    assert by_budget["1x"].estimate.reference_error == pytest.approx(1 - bad.mean())
+    # The effects differ (a paired interaction over the same seeds and images), not the labels.
+    assert result.result == "budget-dependent" and "crossed" in result.interactions[0].method
+    reverse = claims.accuracy("b beats a", "b", "a")
+    (result,) = claims.judge_claims([(reverse, claims.fresh_accuracy(groups)(reverse))])
+    assert result.verdicts[0].label == "contradicted"
+    text = claims_markdown([result.as_dict()], ["1x", "3x"])
+    assert "contradicted" in text and "Holm" in text
 
 
-def test_seed_comparison_is_a_paired_test_over_seeds():
-    c = report.seed_comparison([40, 42, 41, 39], [100, 130, 90, 120], "steps")
-    assert c.delta < 0 and c.p_value < 0.05 and c.n_images == 1
-    tie = report.seed_comparison([50, 50, 50], [60, 60, 60], "steps")
-    assert tie.p_value == pytest.approx(0.25)  # exact sign test: 3 of 3 the same sign
+def test_deep_linear_significantly_worse_supports_no_better():
+    """The sign case: -2.1 pt (Fashion-MNIST, 3x) was printed 'contradicted' for "no better"."""
+    exp = activations_full.get_config().experiment
+    (no_better, _) = collapse.declare(exp, reference_known=False)
+    assert no_better.kind is Kind.NON_SUPERIORITY
+    stored = {"delta": -0.02134, "se": 0.0021094, "df": 11.597, "n_seeds": 5, "n_images": 10000}
+    (result,) = claims.judge_claims([(no_better, {"3x": estimate_from_record(stored)})])
+    (v,) = result.verdicts
+    assert v.label == "held" and v.margin == pytest.approx(0.02) and v.margin_rule == "absolute"
+    # With the single conv's error known the margin is relative to it (the table says so).
+    (relative, _) = collapse.declare(exp, reference_known=True)
+    known = estimate_from_record(stored, reference_error=0.15)
+    (v,) = claims.judge_claims([(relative, {"3x": known})])[0].verdicts
+    assert v.margin == pytest.approx(0.2 * 0.15) and "of b's error" in v.margin_rule
+
+
+def _speed(steps, total):
+    return {"steps_0.75": steps, "total_steps": [total] * len(steps)}
+
+
+def test_censored_times_use_one_restriction_not_the_budget():
+    """Runs that never reach the target: the old imputed delta grew with the budget."""
+    relu = [20, 25, 30, 35]
+    sigmoid = [60, None, None, 90]
+    speed = {b: {"relu": _speed(relu, t), "sigmoid": _speed(sigmoid, t)}
+             for b, t in (("1x", 100), ("3x", 300))}  # fmt: skip
+    claim = claims.time_to_target("ReLU trains faster", "relu", "sigmoid", 0.75)
+    est = claims.time_estimates(claim, speed, 0.75)
+    assert est["1x"].delta == est["3x"].delta == pytest.approx(np.mean([-40, -75, -70, -55]))
+    assert est["1x"].extra["restriction"] == est["3x"].extra["restriction"] == 100
+    assert est["3x"].extra["reached"] == [4, 2]
+    imputed = {b: np.mean(relu) - np.mean([total if s is None else s for s in sigmoid])
+               for b, total in (("1x", 100), ("3x", 300))}  # fmt: skip
+    assert imputed["3x"] < imputed["1x"] - 50  # the old delta grew by construction
+    (result,) = claims.judge_claims([(claim, est)])
+    assert result.budget_label == "consistent across budgets"
+    assert "reached 4/4 vs 2/4" in result.claim.what and "tau = 100" in result.claim.what
+
+
+def test_exact_claim_is_exact_without_p_value_and_outside_the_holm_family():
+    check = collapse.random_collapse_check()
+    identity, est = collapse.identity_evidence(check, [], ["1x"])
+    test_claim = claims.accuracy("a beats b", "a", "b")
+    e = estimate_from_record({"delta": 0.01, "se": 0.004, "df": 4, "n_seeds": 5, "n_images": 100})
+    results = claims.judge_claims([(identity, est), (test_claim, {"1x": e})])
+    (exact,) = results[0].verdicts
+    assert exact.label == "exact" and exact.p_holm is None and exact.tests == ()
+    assert results[1].verdicts[0].family_size == 2  # held and contradicted of the one test only
+    cell = claims_markdown([r.as_dict() for r in results], ["1x"])
+    assert "tolerance 1e-05): **exact**" in cell
 
 
 def test_depth_choice_is_made_on_validation(tmp_path):
@@ -176,14 +232,29 @@ def test_steps_to_target_reads_the_first_crossing():
     assert report.steps_to_target(curve, 0.99)["steps"] is None
 
 
-def test_collapse_exact_claim_needs_logits_to_1e5():
+def test_collapse_identity_needs_logits_to_1e5():
     check = collapse.random_collapse_check()
     scale = check["output_scale"]
     assert check["max_abs_diff_valid"] < 1e-5 * scale
     assert check["max_abs_diff_same_overall"] > 1e-2 * scale  # the border differs
-    assert collapse.exact_claim(check, [])["result"] == "held"
-    off = {"max_abs_logit_diff": 1e-3, "logit_scale": 10.0, "same_prediction_fraction": 1.0}
-    assert collapse.exact_claim(check, [off])["result"] == "contradicted"
+
+    def label(trained):
+        evidence = collapse.identity_evidence(check, trained, ["1x", "3x"])
+        return {v.budget: v.label for v in claims.judge_claims([evidence])[0].verdicts}
+
+    assert label([]) == {"1x": "exact", "3x": "exact"}
+    off = {"max_abs_logit_diff": 1e-3, "logit_scale": 10.0, "same_prediction_fraction": 1.0,
+           "images": 8, "run_dir": "runs/3x/collapse_deep_linear/seed_0"}  # fmt: skip
+    assert label([off]) == {"1x": "exact", "3x": "contradicted"}
+
+
+def test_formula_claims_are_exact_with_zero_deviation():
+    config = hyperparameters_full.get_config()
+    exp = config.experiment
+    geometries = {n: _geo(c) for n, c in variants.stride_variants(config, SHAPE, 10).items()}
+    evidence = hyperparameters_claims.formula_evidence(exp, geometries, 16, "1x")
+    assert [e["1x"].deviation for _, e in evidence] == [0, 0, 0]
+    assert all(r.result == "exact" for r in claims.judge_claims(evidence))
 
 
 def test_learning_rate_is_chosen_on_validation_and_speedup_is_per_seed(tmp_path):
@@ -220,12 +291,12 @@ def test_hyperparameters_end_to_end(tmp_path, data_dir):
     config.experiment.parts = ("border",)
     config.experiment.budgets = {"1x": 1.0, "3x": 2.0}
     results = hyperparameters.run_experiment(config, tmp_path)
-    claims = {(c["claim"], c.get("what", "")): c for c in results["claims"]}
-    assert any(c["result"] == "held" for c in results["claims"] if not c["budgets"])
-    edge = [c for (text, _), c in claims.items() if "border" in text]
+    exact = [c for c in results["claims"] if c["kind"] == "exact"]
+    assert exact and all(c["result"] == "exact" for c in exact)
+    edge = [c for c in results["claims"] if "border" in c["text"]]
     assert edge and set(edge[0]["budgets"]) == {"1x", "3x"}
     assert edge[0]["result"] in ("held", "contradicted", "equivalent", "inconclusive",
-                                 "budget-dependent")  # fmt: skip
+                                 "budget-dependent", "consistent across budgets")  # fmt: skip
     assert (tmp_path / "runs/3x/border_valid/seed_1/predictions/test_edge.npz").exists()
     assert "test_edge acc % 3x" in (tmp_path / "table_border.md").read_text()
     _png_ok(tmp_path / "hyperparameters.png")
@@ -240,8 +311,11 @@ def test_activations_end_to_end_collapses_trained_nets(tmp_path, data_dir):
     assert set(results["chosen"]["1x"]) == {"relu", "tanh"}
     assert len(results["trained_collapse_checks"]) == 2  # one per seed
     exact = results["claims"][0]
-    assert exact["result"] == "held", exact["evidence"]
-    assert any("equivalent within" in c["claim"] for c in results["claims"])
+    assert exact["result"] == "exact", exact["what"]
+    (no_better,) = [c for c in results["claims"] if c["kind"] == "non_superiority"]
+    assert "of b's error" in no_better["budgets"]["1x"]["margin_rule"]  # relative, error known
+    speed = [c for c in results["claims"] if c["quantity"].startswith("steps to")]
+    assert speed and "reached" in speed[0]["what"]
     _png_ok(tmp_path / "activation_curves.png")
 
 
@@ -278,3 +352,34 @@ def test_cli_reports_a_bad_part_in_one_line(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: experiment.parts") and "SIDEWAYS" in last
+
+
+def test_reanalysis_rejudges_a_copied_record_without_retraining(tmp_path, capsys):
+    name = "anatomy_activations_fashion_mnist"
+    shutil.copytree(REPO / "results" / name, tmp_path / name)
+    path = tmp_path / name / "results.json"
+    before = json.loads(path.read_text())
+    # The claim as the old logic stored it (a > b with an equivalence margin: "contradicted").
+    old = {"a": "collapse_deep_linear", "b": "collapse_single_conv", "claim": "no better",
+           "result": "budget-dependent", "budgets": {"3x": {
+               "delta": -0.02134, "se": 0.0021094, "df": 11.597, "n_seeds": 5,
+               "n_images": 10000, "verdict": "contradicted", "p_adjusted": 3e-6}}}  # fmt: skip
+    before["claims"] = [c for c in before["claims"] if c["a"] != old["a"]] + [old]
+    path.write_text(json.dumps(before))
+    reanalyse.main(["--record", name], results_root=tmp_path)
+    after = json.loads(path.read_text())
+    assert {k: after[k] for k in before if k not in ("claims", "verdicts")} == {
+        k: v for k, v in before.items() if k not in ("claims", "verdicts")
+    }
+    by_pair = {(c["a"], c["b"]): c for c in after["claims"]}
+    no_better = by_pair["collapse_deep_linear", "collapse_single_conv"]["budgets"]
+    assert no_better["3x"]["label"] == "held"  # -2.1 pt: "no better" holds
+    speed = by_pair["relu", "sigmoid"]["budgets"]
+    assert speed["1x"]["estimate"]["delta"] == speed["3x"]["estimate"]["delta"]  # one restriction
+    assert after["claims"][0]["result"] == "exact"
+    claims_md = (tmp_path / name / "claims.md").read_text()
+    assert "non-superiority" in claims_md
+    assert claims_md in (tmp_path / name / "readme.md").read_text()
+    prov = json.loads((tmp_path / name / "provenance.json").read_text())
+    assert prov["reanalyses"][-1]["files"] == ["claims.md", "readme.md", "results.json"]
+    assert "| 3x | contradicted | held |" in capsys.readouterr().out

@@ -31,15 +31,17 @@ def test_smoke_study_end_to_end_then_cached(tmp_path, data_dir, capsys):
             iv = s[v][m]
             assert 0.0 <= iv["low"] <= iv["estimate"] <= iv["high"] <= 1.0, (v, m)
     assert {"similar", "dissimilar"} <= set(s["kv_same_zero"])
-    claims = {r["claim"] for r in saved["comparisons"]}
-    assert "blur3 - max: consistency" in claims and "kv_same_zero: similar - dissimilar" in claims
-    assert all(r["verdict"] in ("held", "contradicted", "equivalent", "inconclusive")
-               for r in saved["comparisons"])  # fmt: skip
-    ps = [r["comparison"]["p_adjusted"] for r in saved["comparisons"]]
-    assert all(0 <= p <= 1 for p in ps)
+    claims = {(c["a"], c["b"], c["quantity"]): c for c in saved["claims"]}
+    assert ("blur3", "max", "consistency") in claims
+    assert ("kv_same_zero.similar", "kv_same_zero.dissimilar", "accuracy") in claims
+    assert "comparisons" not in saved and "budget_verdicts" not in saved
+    cells = [v for c in saved["claims"] for v in c["budgets"].values()]
+    assert all(v["label"] in ("held", "contradicted", "equivalent", "inconclusive") for v in cells)
+    assert all(0 <= v["p_holm"] <= 1 for v in cells)
     assert saved["depth"]["curves"]["d0"]["distances"] == list(config.experiment.distances)
     readme = (tmp_path / "readme.md").read_text()
     assert "Zhang 2019 protocol" in readme and "99.8 / 8.4" in readme  # Kayhan's S-zero row
+    assert "| blur3 raises consistency over max (Zhang 2019) | superiority |" in readme
 
     # Rerun: every run cached, shifted predictions not recomputed, same numbers.
     shifted = sorted(tmp_path.glob("runs/*/seed_*/shifted/*.npz"))

@@ -1,7 +1,7 @@
 """The regularizer study end to end on its smoke config: every phase runs, every promised file is
-written, the test split enters only through the chosen settings, the statistics are consistent
-(Holm p >= raw p, verdicts from the allowed set, a budget row per variant), and a rerun trains
-nothing."""
+written, the test split enters only through the chosen settings, the claims are consistent
+(Holm p >= raw p, labels from the engine's set, the tuning size's claims carry the three
+budgets), and a rerun trains nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from cnn_jax.stats import VERDICTS
+from cnn_jax.stats.claims import LABELS
 from experiments.regularization import main as reg
 from experiments.regularization.configs import smoke
 from experiments.regularization.tuning import chosen_settings
@@ -48,23 +48,24 @@ def _writes_every_file_and_tunes_on_validation(study):
     evaluated = {r["key"].split("/")[1] for r in results["runs"]}
     assert evaluated <= chosen_names  # no test number of a non-chosen setting is reported
     readme = (workdir / "readme.md").read_text()
-    assert "Gain over the tuned baseline" in readme and "Zhang" in readme
+    assert "Each regularizer helps" in readme and "Zhang" in readme
 
 
 def _statistics_are_consistent(study):
     _, config, results = study
-    comparisons = results["analysis"]["comparisons"]
-    kinds = {c["kind"] for c in comparisons}
-    assert kinds == {"size", "budget", "early_stopping", "control", "pair"}
-    for c in comparisons:
-        assert c["verdict"] in VERDICTS
-        assert c["comparison"]["p_adjusted"] >= c["comparison"]["p_value"] - 1e-12
-        assert c["comparison"]["low"] <= c["comparison"]["delta"] <= c["comparison"]["high"]
-    sizes = [c for c in comparisons if c["kind"] == "size"]
-    assert len(sizes) == (len(config.experiment.variants) - 1) * len(config.experiment.sizes)
-    assert all(len(c["rows"]) == 2 for c in sizes)  # 2 draws x 1 seed, matched
-    for row in results["analysis"]["budgets"].values():
-        assert set(row) == {"1x", "3x", "converged", "overall"}
+    claims = results["analysis"]["claims"]
+    assert {c["role"] for c in claims} == {"helps", "early_stopping", "control", "pair"}
+    for c in claims:
+        for v in c["budgets"].values():
+            assert v["label"] in LABELS
+            assert all(t["p_holm"] >= t["p"] - 1e-12 for t in v["tests"])
+            assert v["low"] <= v["estimate"]["delta"] <= v["high"]
+    exp = config.experiment
+    helps = [c for c in claims if c["role"] == "helps"]
+    assert len(helps) == (len(exp.variants) - 1) * len(exp.sizes)
+    tune = [c for c in helps if c["n"] == str(exp.tune_size)]
+    assert all(list(c["budgets"]) == ["1x", "3x", "converged"] for c in tune)
+    assert all(c["budget_label"] for c in tune)
     json.dumps(results)  # plain data only
 
 
@@ -72,4 +73,4 @@ def _rerun_trains_nothing(study, capsys):
     workdir, config, results = study
     again = reg.run_experiment(config, workdir)
     assert "(trained" not in capsys.readouterr().out
-    assert again["analysis"]["comparisons"] == results["analysis"]["comparisons"]
+    assert again["analysis"]["claims"] == results["analysis"]["claims"]

@@ -147,11 +147,12 @@ def test_paired_comparison_uses_matched_rows(tmp_path):
     cells = analysis.Cells(rows)
     a = ("pooling_lr0.001", "100", "converged")
     b = ("baseline_lr0.001", "100", "converged")
-    out = analysis._compare(cells, "control", a, b, margin=0.01)
-    assert out["rows"] == [[0, 0], [0, 1], [1, 0], [1, 1]]
-    assert out["c"].delta > 0.1 and out["c"].p_value < 1e-3
+    out = cells.estimate(a, b, 0.3)
+    assert out.extra["rows"] == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    assert (out.extra["draws"], out.extra["seeds"]) == (2, 2)  # crossed factors, not one
+    assert out.delta > 0.1 and out.delta / out.se > 5 and out.reference_error == 0.3
     with pytest.raises(ValueError, match="share no"):
-        analysis._compare(cells, "control", a, ("other", "100", "converged"), margin=0.01)
+        cells.estimate(a, ("other", "100", "converged"), 0.3)
 
 
 def test_the_whole_train_split_is_trained_once_not_once_per_draw(monkeypatch, tmp_path):

@@ -1,0 +1,147 @@
+r"""Re-judges the invariance records of record with the claims engine, without retraining.
+
+    python -m experiments.invariance.reanalyse [--record invariance_mnist ...]
+
+The runs' per-image predictions are not kept in a record, but its results.json holds every
+comparison's delta, se, dof, seeds and images and every variant's level: enough for the engine
+(`estimate_from_record`; se = 0 means every per-image difference was equal). The claims are
+declared by the same code as a fresh run (`claims.declare`, on the record's own config from
+provenance.json); results.json keeps every stored field, its `comparisons` and
+`budget_verdicts` give way to `claims`, readme.md is rendered again, and every label is
+printed old -> new with the reason. A record already re-analysed is re-judged from the
+estimates its claims stored (e.g. after the engine changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ml_collections
+
+from cnn_jax.outputs.markdown import markdown_table
+from cnn_jax.outputs.writers import to_jsonable
+from cnn_jax.runs.reanalysis import read_record, rewrite_record
+from cnn_jax.runs.record import PROVENANCE, results_dir
+
+from .claims import alpha_of, declare
+from .evidence import claim_results, record_evidence
+from .tables import markdown
+
+RECORDS = ("invariance_mnist", "invariance_fashion_mnist")
+COMMAND = "python -m experiments.invariance.reanalyse"
+OLD_MARGIN = 0.02  # the fixed 2-point TOST margin the records were first judged with
+
+
+def record_config(study: str, results_root: str | os.PathLike) -> ml_collections.ConfigDict:
+    """The record's `config.experiment` as provenance.json stored it."""
+    path = results_dir(results_root) / study / PROVENANCE
+    try:
+        return ml_collections.ConfigDict(json.loads(path.read_text())["config"]["experiment"])
+    except (FileNotFoundError, KeyError):
+        raise ValueError(f"{path}: no config.experiment to declare the claims from") from None
+
+
+def reanalysed(results: Mapping[str, Any], exp: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The stored results with `claims` in place of `comparisons` and `budget_verdicts`."""
+    evidence = record_evidence(declare(exp, set(results["summary"])), results)
+    out = {k: v for k, v in results.items() if k not in ("comparisons", "budget_verdicts")}
+    out["claims"] = claim_results(evidence, alpha_of(exp))
+    return out
+
+
+def reanalyse(study: str, results_root: str | os.PathLike = "results") -> list[list[str]]:
+    """Rewrites one record (results.json, readme.md); the label changes, one row each."""
+    old = read_record(study, results_root)
+    new = reanalysed(old, record_config(study, results_root))
+    text = json.dumps(new, indent=2, sort_keys=True, default=to_jsonable) + "\n"
+    files = {"results.json": text, "readme.md": markdown(new)}
+    rewrite_record(study, files, command=COMMAND, results_root=results_root)
+    return changes(old, new["claims"])
+
+
+def changes(old: Mapping[str, Any], claims: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """[claim, budget, old label, new label, why] per (claim, budget) and per budget result."""
+    if "comparisons" not in old:  # an earlier re-analysis: its claims' labels
+        return _claim_changes(old["claims"], claims)
+    stored = {(r["a"][0], r["b"][0], r["a"][1]): r for r in old["comparisons"]}
+    by_name = {b["claim"]: b for b in old.get("budget_verdicts", [])}
+    family = len(old["comparisons"])
+    rows = []
+    for c in claims:
+        first = None
+        for budget, v in c["budgets"].items():
+            r = _stored_row(stored, c, budget)
+            first = first or r
+            rows.append([_name(c), budget, r["verdict"], v["label"], why(r, v, family)])
+        b = by_name.get(first["claim"]) if first else None
+        if c["budget_label"] or b:
+            was = b["budget_verdict"] if b else "-"
+            rows.append([_name(c), "across", was, c["result"], _why_budget(c)])
+    return rows
+
+
+def _claim_changes(before: Sequence[Mapping], claims: Sequence[Mapping]) -> list[list[str]]:
+    was = {(c["a"], c["b"], c["quantity"]): c for c in before}
+    rows = []
+    for c in claims:
+        prior = was.get((c["a"], c["b"], c["quantity"]), {"budgets": {}, "result": "-"})
+        for budget, v in c["budgets"].items():
+            old = prior["budgets"].get(budget, {}).get("label", "-")
+            rows.append([_name(c), budget, old, v["label"], "re-judged by the engine"])
+        if c["budget_label"]:
+            rows.append([_name(c), "across", prior["result"], c["result"], _why_budget(c)])
+    return rows
+
+
+def _stored_row(stored: Mapping, c: Mapping[str, Any], budget: str) -> Mapping[str, Any]:
+    suffix = "" if budget == "1x" else f"_{budget}"
+    if "." in c["a"]:  # Kayhan: variant.similar - variant.dissimilar
+        v = c["a"].split(".")[0]
+        return stored[(v, v, "similar")]
+    return stored[(c["a"] + suffix, c["b"] + suffix, c["quantity"])]
+
+
+def _name(c: Mapping[str, Any]) -> str:
+    return f"{c['a']} - {c['b']}: {c['quantity']}"
+
+
+def why(old: Mapping[str, Any], v: Mapping[str, Any], family: int) -> str:
+    """Why one (claim, budget)'s label is what it is now, against the first analysis."""
+    comp, new = old["comparison"], v["label"]
+    if new == "exact":
+        dev = v["estimate"]["deviation"]
+        return f"identity by construction: max |a - b| {dev:g} checked, no test, no p"
+    holm = (
+        f"Holm p {comp['p_adjusted']:.2g} over {family} comparisons -> "
+        f"{v['p_holm']:.2g} over {v['family_size']} hypotheses"
+    )
+    if "equivalent" in (old["verdict"], new):
+        m = f"margin {100 * v['margin']:.2g} pt ({v['margin_rule']}), was {100 * OLD_MARGIN:g} pt"
+        return m if old["verdict"] != new else f"unchanged; {m}"
+    return holm if old["verdict"] != new else "unchanged"
+
+
+def _why_budget(c: Mapping[str, Any]) -> str:
+    ps = [i["p_holm"] for i in c["interactions"] if i.get("p_holm") is not None]
+    test = f"interaction p (Holm) {min(ps):.2g}" if ps else "no interaction test"
+    return f"{c['budget_label'] or 'one budget'}: {test} (the effects are compared, not the labels)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--record", action="append", help="a record (default: both)")
+    parser.add_argument("--results-root", default="results")
+    args = parser.parse_args(argv)
+    for study in args.record or RECORDS:
+        rows = reanalyse(study, args.results_root)
+        print(f"\n{study}: labels old -> new\n")
+        print(markdown_table(["claim", "budget", "old", "new", "why"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
