@@ -9,14 +9,17 @@ files), so the record says which numbers are from the run and which from a later
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from cnn_jax.outputs.markdown import markdown_table
 from cnn_jax.runs.provenance import _git_state, file_sha256, repo_root
 from cnn_jax.runs.record import PROVENANCE, results_dir
 
@@ -73,3 +76,27 @@ def rewrite_record(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+Reanalyse = Callable[[str, "str | os.PathLike"], list[list[str]]]
+
+
+def main(
+    reanalyse: Reanalyse, records: Sequence[str], argv: Sequence[str] | None, prog: str
+) -> int:
+    """The command line every study's `reanalyse` module shares: re-judges each --record
+    (default: `records`) and prints its labels old -> new; one line on a bad record."""
+    parser = argparse.ArgumentParser(prog=prog, description="Re-judge records of record.")
+    parser.add_argument("--record", action="append", help=f"a results/ folder (default: {records})")
+    parser.add_argument("--results-root", default="results")
+    args = parser.parse_args(argv)
+    for study in args.record or records:
+        try:
+            rows = reanalyse(study, args.results_root)
+        except (ValueError, FileNotFoundError, KeyError) as e:
+            print(f"error: {study}: {e}", file=sys.stderr)
+            return 2
+        changed = sum(r[2] != r[3] for r in rows)
+        print(f"\n## {study}: {changed} of {len(rows)} labels changed\n")
+        print(markdown_table(["claim", "budget", "old", "new", "why"], rows))
+    return 0

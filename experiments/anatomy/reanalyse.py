@@ -15,7 +15,6 @@ readme.md through `cnn_jax.runs.reanalysis.rewrite_record`, and prints every lab
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -25,8 +24,8 @@ from typing import Any
 import ml_collections
 
 from cnn_jax.outputs.claims_report import claims_markdown
-from cnn_jax.outputs.markdown import markdown_table
 from cnn_jax.outputs.writers import to_jsonable
+from cnn_jax.runs import reanalysis
 from cnn_jax.runs.reanalysis import read_record, rewrite_record
 from cnn_jax.runs.record import PROVENANCE, results_dir
 
@@ -151,20 +150,10 @@ def label_changes(
     return rows
 
 
-def main(argv: Sequence[str] | None = None, results_root: str | os.PathLike = "results") -> None:
-    """Re-analyses each --record (default: the three records of record); prints old -> new."""
-    parser = argparse.ArgumentParser(prog="python -m experiments.anatomy.reanalyse")
-    parser.add_argument("--record", action="append", help="a results/ folder (repeatable)")
-    parser.add_argument("--results-root", default=str(results_root))
-    args = parser.parse_args(argv)
-    for study in args.record or RECORDS:
-        rows = reanalyse(study, args.results_root)
-        print(f"\n{study}: labels old -> new\n")
-        print(markdown_table(["claim", "budget", "old", "new", "why"], rows))
+def main(argv: Sequence[str] | None = None) -> int:
+    """Re-judges each --record (default: `RECORDS`) and prints its labels old -> new."""
+    return reanalysis.main(reanalyse, RECORDS, argv, "python -m experiments.anatomy.reanalyse")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        sys.exit(f"error: {e}")
+    sys.exit(main())

@@ -14,16 +14,16 @@ estimates its claims stored (e.g. after the engine changed).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
 
-from cnn_jax.outputs.markdown import markdown_table
 from cnn_jax.outputs.writers import to_jsonable
+from cnn_jax.runs import reanalysis
 from cnn_jax.runs.reanalysis import read_record, rewrite_record
 from cnn_jax.runs.record import PROVENANCE, results_dir
 
@@ -132,16 +132,9 @@ def _why_budget(c: Mapping[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--record", action="append", help="a record (default: both)")
-    parser.add_argument("--results-root", default="results")
-    args = parser.parse_args(argv)
-    for study in args.record or RECORDS:
-        rows = reanalyse(study, args.results_root)
-        print(f"\n{study}: labels old -> new\n")
-        print(markdown_table(["claim", "budget", "old", "new", "why"], rows))
-    return 0
+    """Re-judges each --record (default: `RECORDS`) and prints its labels old -> new."""
+    return reanalysis.main(reanalyse, RECORDS, argv, "python -m experiments.invariance.reanalyse")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

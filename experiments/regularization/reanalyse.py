@@ -16,15 +16,14 @@ with) is superseded by the relative margin (`experiment.margin_relative`, `margi
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cnn_jax.outputs.markdown import markdown_table
 from cnn_jax.outputs.writers import to_jsonable
+from cnn_jax.runs import reanalysis
 from cnn_jax.runs.reanalysis import read_record, rewrite_record
 
 from . import analysis, report
@@ -120,16 +119,10 @@ def reanalyse(study: str, results_root: str | os.PathLike = "results") -> list[l
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--record", action="append", help="a study under results/ (repeatable)")
-    parser.add_argument("--results-root", default="results")
-    args = parser.parse_args(argv)
-    for study in args.record or RECORDS:
-        rows = reanalyse(study, args.results_root)
-        changed = sum(r[2] != r[3] for r in rows)
-        print(f"\n## {study}: {changed} of {len(rows)} labels changed\n")
-        print(markdown_table(["claim", "budget", "old", "new", "why"], rows))
-    return 0
+    """Re-judges each --record (default: `RECORDS`) and prints its labels old -> new."""
+    return reanalysis.main(
+        reanalyse, RECORDS, argv, "python -m experiments.regularization.reanalyse"
+    )
 
 
 if __name__ == "__main__":

@@ -366,7 +366,7 @@ def test_reanalysis_rejudges_a_copied_record_without_retraining(tmp_path, capsys
                "n_images": 10000, "verdict": "contradicted", "p_adjusted": 3e-6}}}  # fmt: skip
     before["claims"] = [c for c in before["claims"] if c["a"] != old["a"]] + [old]
     path.write_text(json.dumps(before))
-    reanalyse.main(["--record", name], results_root=tmp_path)
+    reanalyse.main(["--record", name, "--results-root", str(tmp_path)])
     after = json.loads(path.read_text())
     assert {k: after[k] for k in before if k not in ("claims", "verdicts")} == {
         k: v for k, v in before.items() if k not in ("claims", "verdicts")
