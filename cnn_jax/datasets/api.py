@@ -5,7 +5,7 @@ array_record, then read by random access. The built-in names (`KINDS`, from
 `registry`) are prepared by this package's builders, one per dataset record; any other
 name must be a TFDS dataset already prepared (in array_record format) in `data_dir`, such
 as 'cifar10'. Validation hold-outs and `train_subset` are applied at load time, so they
-never need another prepared copy.
+never need another prepared copy; so are Zhang et al. 2017's corruptions (`corrupt`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from cnn_jax.datasets import builders, mnist, options, registry, storage
+from cnn_jax.datasets import builders, corrupt, mnist, options, registry, storage
 from cnn_jax.datasets.core import (
     Dataset,
     DatasetNotFoundError,
@@ -60,9 +60,11 @@ def load(name: str, *, data_dir: str | os.PathLike | None = None, **opts: Any) -
     else:
         builder = _prepare_raw(kind, parsed, root)
         splits = _read_raw(builder, name, parsed)
-    train = _subset(splits["train"], parsed["train_subset"], name, parsed["subset_seed"])
-    mean, std = channel_stats(train.images)
     label = builder.info.features[parsed.get("label_key", "label")]
+    splits["train"] = _subset(splits["train"], parsed["train_subset"], name, parsed["subset_seed"])
+    splits = corrupt.apply(splits, parsed["corrupt"], parsed["corrupt_seed"], label.num_classes)
+    train = splits["train"]
+    mean, std = channel_stats(train.images)
     return Dataset(
         name=name,
         train=train,

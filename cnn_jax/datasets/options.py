@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cnn_jax.datasets import registry
-from cnn_jax.datasets.kind import Option, is_int, optional_int_at_least, text
+from cnn_jax.datasets import corrupt, registry
+from cnn_jax.datasets.kind import Option, choice, int_at_least, is_int, optional_int_at_least, text
 
 GENERIC = "<tfds>"  # key for any prepared TFDS dataset that is not one of NAMES
 
@@ -22,6 +22,9 @@ COMMON: dict[str, Option] = {
     "subset_seed": Option(
         None, "None or integers >= 0", lambda v: v is None or is_int(v) and v >= 0
     ),
+    # Zhang et al. 2017: random training labels or one pixel permutation (`corrupt`)
+    "corrupt": choice("none", corrupt.KINDS),
+    "corrupt_seed": int_at_least(0, 0),
 }
 
 OPTIONS: dict[str, dict[str, Option]] = {

@@ -112,13 +112,41 @@ def choose_lr(groups: Mapping[str, Sequence], act: str, lrs: Sequence[float]) ->
     return max(names, key=val)
 
 
-def grid_table(groups_by_budget, exp, root: Path) -> tuple[list[str], list[list[Any]]]:
-    """Validation accuracy of every activation x learning rate (test not read here)."""
-    budgets = list(groups_by_budget)
+def lr_edge(lrs: Sequence[float], chosen: float) -> str:
+    """'' when `chosen` lies inside the grid `lrs`; else which edge it sits at and that the
+    grid should be widened there (the best rate may lie outside what was tried). A one-point
+    grid tunes nothing; on a two-point grid every choice is an edge."""
+    grid = sorted({float(lr) for lr in lrs})
+    if len(grid) == 1:
+        return f"one rate ({grid[0]:g}): not tuned; widen the grid"
+    if float(chosen) == grid[0]:
+        return f"low edge: widen the grid below {grid[0]:g}"
+    if float(chosen) == grid[-1]:
+        return f"high edge: widen the grid above {grid[-1]:g}"
+    return ""
+
+
+def lr_edges(rates: Mapping[str, Sequence[float]], chosen: Mapping[str, str]) -> dict[str, str]:
+    """{activation: `lr_edge` note} of every chosen rate (chosen: activation -> variant name)."""
+    out = {}
+    for act, name in chosen.items():
+        if act in rates:
+            out[act] = lr_edge(rates[act], float(name.split("_lr")[-1]))
+    return out
+
+
+def grid_table(
+    groups_by_budget, exp, root: Path, chosen: Mapping[str, str] | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """Validation accuracy of every activation x learning rate (test not read here); the
+    last column marks the chosen rate and whether it sits at a grid edge (`lr_edge`)."""
+    budgets, chosen = list(groups_by_budget), dict(chosen or {})
     headers = ["activation", "learning rate"] + [f"validation acc % {b}" for b in budgets]
+    headers.append("chosen (grid edge?)")
     rows = []
     for act in exp.activations:
-        for lr in learning_rates(exp, act):
+        lrs = learning_rates(exp, act)
+        for lr in lrs:
             name, cells = variant_name(act, lr), []
             for b in budgets:
                 g = groups_by_budget[b].get(name)
@@ -131,12 +159,18 @@ def grid_table(groups_by_budget, exp, root: Path) -> tuple[list[str], list[list[
                     cells.append(
                         report.seed_values_fmt([100 * v for v in vals], 1) if vals else "-"
                     )
-            rows.append([act, f"{lr:g}"] + cells)
+            mark = ""
+            if chosen.get(act) == name:
+                mark = "chosen" + (f"; {e}" if (e := lr_edge(lrs, lr)) else "")
+            rows.append([act, f"{lr:g}"] + cells + [mark])
     return headers, rows
 
 
-def speed_table(chosen, speed, groups_by_budget, targets) -> tuple[list[str], list[list[Any]]]:
-    """Per budget and activation: chosen lr, steps / seconds to each target, accuracies."""
+def speed_table(
+    chosen, speed, groups_by_budget, targets, edges: Mapping[str, str] | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """Per budget and activation: chosen lr (with its grid-edge note, `lr_edges`), steps /
+    seconds to each target, accuracies."""
     headers = ["budget", "activation", "chosen lr", "init"]
     for t in targets:
         headers += [f"steps to {1 - t:.0%} train error", f"s to {1 - t:.0%}"]
@@ -147,7 +181,9 @@ def speed_table(chosen, speed, groups_by_budget, targets) -> tuple[list[str], li
             if name not in speed[budget]:
                 continue  # not trained at this budget (experiment.budget_variants)
             sp = speed[budget][name]
-            row = [budget, act, name.split("_lr")[-1], INIT.split(",")[0]]
+            edge = (edges or {}).get(act)
+            lr = name.split("_lr")[-1] + (f" ({edge})" if edge else "")
+            row = [budget, act, lr, INIT.split(",")[0]]
             for t in targets:
                 steps = sp[f"steps_{t:g}"]
                 reached = [s for s in steps if s is not None]
@@ -210,8 +246,25 @@ def judge_study(
     return claims.judge_claims(evidence)
 
 
+def edge_line(meta: Mapping[str, Any]) -> str:
+    """One line naming every chosen rate at a grid edge (from meta['lr_edges'], or for an older
+    record from its grids and choices), or '' when none is."""
+    edges = meta.get("lr_edges")
+    if edges is None and meta.get("chosen"):
+        edges = lr_edges(meta.get("learning_rates", {}), next(iter(meta["chosen"].values())))
+    at_edge = {a: e for a, e in (edges or {}).items() if e}
+    if not at_edge:
+        return ""
+    listed = "; ".join(f"{a} ({e})" for a, e in at_edge.items())
+    return (
+        f"Chosen learning rate at a grid edge: {listed}. The best rate may lie outside the "
+        "grid: the grid should be widened before these speeds are read as tuned."
+    )
+
+
 def readme_text(meta: Mapping[str, Any], speed_md: str, speedups: Mapping, claims_md: str) -> str:
-    """The record's readme: setup line, speed table, speed-ups, claims (fresh or re-analysed)."""
+    """The record's readme: setup line, speed table, grid-edge line, speed-ups, claims (fresh
+    or re-analysed)."""
     lines = [
         f"**Activations** on {meta['dataset']} {meta['image_shape']}: 4-layer CNN, "
         f"{len(meta['seeds'])} seeds, learning rate per activation chosen on validation from "
@@ -221,6 +274,8 @@ def readme_text(meta: Mapping[str, Any], speed_md: str, speedups: Mapping, claim
         "",
         speed_md,
     ]
+    if edge_line(meta):
+        lines += ["", edge_line(meta), ""]
     for budget, s in speedups.items():
         iv = s["interval"]
         text = f"{s['mean']:.2f}x" + (f" [{iv['low']:.2f}, {iv['high']:.2f}]" if iv else "")
@@ -285,8 +340,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     claim_dicts = [r.as_dict() for r in judged]
     budgets = list(exp.budgets)
     claims_md = claims_markdown(claim_dicts, budgets)
-    g_headers, g_rows = grid_table(groups, exp, workdir / "runs")
-    s_headers, s_rows = speed_table(chosen, speed, groups, targets)
+    edges = lr_edges({a: learning_rates(exp, a) for a in exp.activations}, chosen_names)
+    g_headers, g_rows = grid_table(groups, exp, workdir / "runs", chosen_names)
+    s_headers, s_rows = speed_table(chosen, speed, groups, targets, edges)
     speed_md = markdown_table(s_headers, s_rows)
     ds = load_dataset(config)  # the validated dataset section (`DatasetSpec`)
     meta = {
@@ -294,7 +350,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         "train_images": len(ds.train.labels), "filters": [b["features"] for b in exp.blocks],
         "budgets": dict(exp.budgets), "epochs": int(config.train.num_epochs),
         "learning_rates": {a: list(learning_rates(exp, a)) for a in exp.activations},
-        "tune_budget": tune, "krizhevsky_error": 1 - krizhevsky,
+        "tune_budget": tune, "krizhevsky_error": 1 - krizhevsky, "lr_edges": edges,
         "wall_time_sec": time.time() - t0, "load_at_start": list(load_at_start), "init": INIT,
     }  # fmt: skip
     results = {

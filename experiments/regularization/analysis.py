@@ -20,14 +20,20 @@ from cnn_jax.outputs import predictions
 from cnn_jax.stats.judge import ALPHA
 
 from . import claims as study_claims
+from . import stopping
 from .evidence import fresh_estimate
 from .runs import index_rows, parse_size, size_label
 from .tuning import chosen_settings
 
 
-def run_summary(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One evaluation run as a flat dict for results.json (no arrays)."""
+def run_summary(row: Mapping[str, Any], patience: int | None = None) -> dict[str, Any]:
+    """One evaluation run as a flat dict for results.json (no arrays); `capped`: early stopping
+    never triggered (`stopping.capped`; None for fixed budgets)."""
     res = row["results"]
+    stopped = res.get("stopped_early")
+    cap = None
+    if row["mode"] == stopping.CONVERGED and patience is not None:
+        cap = stopping.capped(res.get("best_epoch"), res.get("epochs"), patience, stopped)
     return {
         "key": row["key"],
         **row["setting"].as_dict(),
@@ -39,6 +45,8 @@ def run_summary(row: Mapping[str, Any]) -> dict[str, Any]:
         "test_accuracy": res["final"]["test"]["accuracy"],
         "train_accuracy": res["final"].get("train", {}).get("accuracy"),
         "best_epoch": res.get("best_epoch"),
+        "stopped_early": stopped,
+        "capped": cap,
         "epochs_max": res.get("epochs"),
         "steps": res.get("steps"),
         "num_params": res.get("num_params"),
@@ -81,12 +89,15 @@ class Cells:
 
 
 def levels(config, rows: Sequence[Mapping[str, Any]], cells: Cells) -> list[dict[str, Any]]:
-    """Test accuracy (hierarchical interval), stopping epoch, compute of every evaluation cell."""
+    """Test accuracy (hierarchical interval), stopping epoch, compute of every evaluation cell;
+    converged cells also their stopping epochs and capped runs (`stopping.cell_stopping`)."""
+    patience = stopping.patience_of(config)
     out = []
     for (name, n, mode), runs in sorted(cells.index.items()):
         mine = [r for r in rows if r["setting"].name == name and size_label(r["n"]) == n
                 and r["mode"] == mode]  # fmt: skip
         res = [r["results"] for r in mine]
+        stops = stopping.cell_stopping(res, patience) if mode == stopping.CONVERGED else None
         out.append({
             "setting": name, "n": n, "mode": mode, "rows": len(runs),
             "test_accuracy": cells.level((name, n, mode)).as_dict(),
@@ -95,6 +106,7 @@ def levels(config, rows: Sequence[Mapping[str, Any]], cells: Cells) -> list[dict
             "num_params": res[0].get("num_params"),
             "forward_flops_per_example": res[0].get("forward_flops_per_example"),
             "train_time_sec_mean": _mean([x["train_time_sec"] / x["num_seeds"] for x in res]),
+            **({"stopping": stops} if stops else {}),
         })  # fmt: skip
     return out
 
@@ -136,7 +148,8 @@ def judged(
     """The claims part of the analysis, for fresh runs and records alike.
 
     ``estimate(a cell, b cell, reference_error)``: the Estimate of a - b; reference_error is
-    b's test error (from ``levels``), which a relative margin scales with.
+    b's test error (from ``levels``), which a relative margin scales with. A converged claim
+    whose rows hit the epoch cap says so (`stopping.annotate`; the label is the engine's).
     """
     chosen = {k: s.name for k, s in chosen_settings(tuning).items()}
     references = study_claims.reference_errors(levels)
@@ -144,6 +157,7 @@ def judged(
     results = study_claims.judge_study(
         declared, lambda a, b: estimate(a, b, references.get(tuple(b))), alpha
     )
+    results = stopping.annotate(results, levels)
     sizes = [size_label(parse_size(s)) for s in exp["sizes"]]
     margin = study_claims.margin_of(exp)
     tally: dict[str, int] = {}
@@ -152,6 +166,7 @@ def judged(
     return {
         "claims": results,
         "counts": tally,
+        "capped_claims": sum(bool(r["capped"]) for r in results),
         "zhang": zhang_check(results, sizes),
         "margin": {"relative": margin.relative, "floor": margin.floor},
         "alpha": alpha,

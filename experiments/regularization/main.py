@@ -43,7 +43,7 @@ from cnn_jax.runs import progress, record
 
 from .. import cli
 from . import analysis as regularization_analysis
-from . import report
+from . import report, stopping
 from .claims import margin_of
 from .runs import parse_size, train_cells
 from .tuning import chosen_settings, tune_all, validation_view
@@ -150,7 +150,8 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     rows = evaluation_phase(config, root, tuning, size_all)
     analysis = regularization_analysis.analyse(config, tuning, rows)
     units = _unit_walls(root)
-    summaries = list({r["key"] + f"/{r['seed']}": regularization_analysis.run_summary(r)
+    patience = stopping.patience_of(config)
+    summaries = list({r["key"] + f"/{r['seed']}": regularization_analysis.run_summary(r, patience)
                       for r in rows}.values())  # fmt: skip
     results = {
         "config": config.to_dict(),

@@ -10,8 +10,10 @@ it (`evidence.stored_comparisons`), the claims declared exactly as for a fresh r
 record's results.json (every stored field kept; the comparisons and their verdicts replaced by
 the claims), summary.md and readme.md are rewritten (`cnn_jax.runs.reanalysis.rewrite_record`:
 provenance hashes and a `reanalyses` entry), and every label is printed old -> new. The figures
-stay: they plot the same estimates. The record's absolute `experiment.margin` (what it ran
-with) is superseded by the relative margin (`experiment.margin_relative`, `margin_floor`).
+stay: they plot the same estimates. Converged cells get their stopping epochs from the stored
+runs (`stopping.fill_levels`), and each converged claim says how many of its rows hit the cap.
+The record's absolute `experiment.margin` (what it ran with) is superseded by the relative
+margin (`experiment.margin_relative`, `margin_floor`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from cnn_jax.outputs.writers import to_jsonable
 from cnn_jax.runs import reanalysis
 from cnn_jax.runs.reanalysis import read_record, rewrite_record
 
-from . import analysis, report
+from . import analysis, report, stopping
 from .evidence import from_record, stored_comparisons
 
 RECORDS = ("regularization_mnist", "regularization_fashion_mnist")
@@ -37,10 +39,12 @@ def reanalysed(results: Mapping[str, Any]) -> dict[str, Any]:
     """`results` with its analysis re-judged from the stored estimates (levels etc. kept)."""
     exp = {k: v for k, v in results["config"]["experiment"].items() if k != "margin"}
     old = results["analysis"]
+    patience = stopping.patience_of(results["config"])
+    levels = stopping.fill_levels(old["levels"], results.get("runs", ()), patience)
     estimate = from_record(stored_comparisons(old))
-    new = analysis.judged(exp, results["tuning"], old["levels"], estimate)
+    new = analysis.judged(exp, results["tuning"], levels, estimate)
     kept = {k: v for k, v in old.items() if k not in REPLACED}
-    return {**results, "analysis": {**kept, **new}}
+    return {**results, "analysis": {**kept, "levels": levels, **new}}
 
 
 def old_labels(old: Mapping[str, Any]) -> tuple[dict[tuple, str], dict[str, str]]:

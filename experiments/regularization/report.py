@@ -20,6 +20,7 @@ from cnn_jax.outputs.markdown import markdown_table
 from cnn_jax.outputs.writers import atomic_write_json, atomic_write_text
 
 from .claims import BUDGETS
+from .stopping import stopping_table
 
 # Srivastava et al. 2014, Table 9 (MNIST, 784-1024-1024-2048-10 ReLU MLP), test error %.
 SRIVASTAVA_TABLE9 = {"l2": 1.62, "max_norm": 1.35, "dropout_l2": 1.25, "dropout_max_norm": 1.05}
@@ -96,6 +97,8 @@ def levels_table(levels: Sequence[Mapping[str, Any]], only: Sequence[str] | None
         acc = lv["test_accuracy"]
         stop = "-" if lv["best_epoch_mean"] is None or lv["mode"] != "converged" else (
             f"{lv['best_epoch_mean']:.1f}")  # fmt: skip
+        if lv.get("stopping"):
+            stop += f" ({lv['stopping']['capped']}/{lv['rows']} capped)"
         rows.append([
             _variant(lv["setting"]), lv["n"], lv["mode"], lv["rows"],
             f"{100 * acc['estimate']:.2f} [{100 * acc['low']:.2f}, {100 * acc['high']:.2f}]",
@@ -154,6 +157,21 @@ def zhang_text(zhang: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def capped_text(analysis: Mapping[str, Any]) -> str:
+    """How many converged claims rest on capped runs, and what that means for their labels."""
+    k = analysis.get("capped_claims")
+    if k is None:
+        return ""
+    if not k:
+        return "Every converged row stopped early (no run hit the epoch cap)."
+    return (
+        f"{k} converged claim(s) rest on capped runs (early stopping never triggered: the run "
+        "ended at the epoch cap; each such claim names its counts): there 'converged' means "
+        "'trained to the cap', and a label may reflect a variant that was still learning. The "
+        "capped rows are kept, not dropped: dropping only the slow runs would bias the pairs."
+    )
+
+
 def design_line(results: Mapping[str, Any]) -> str:
     """The design, the claims family and the margin rule, in one paragraph."""
     a, exp = results["analysis"], results["config"]["experiment"]
@@ -182,7 +200,9 @@ def readme_markdown(results: Mapping[str, Any]) -> str:
         "fixed 1x / 3x budgets and converged are one claim, their dependence tested as an "
         "interaction):", "", helps_table(a["claims"]), "",
         "**Early stopping, controls and pairs** (converged, at the tuning size):", "",
-        controls_table(a["claims"]), "",
+        controls_table(a["claims"]), "", capped_text(a), "",
+        "**Stopping epochs of the converged runs** (best epoch per run; * capped: early "
+        "stopping never triggered):", "", stopping_table(a["levels"]), "",
     ]  # fmt: skip
     lit = literature_table(results)
     if lit:
@@ -207,6 +227,8 @@ def summary_markdown(results: Mapping[str, Any]) -> str:
         "## Chosen on validation", "", chosen_table(results["tuning"]), "",
         "## Each regularizer helps (sizes, budgets)", "", helps_table(a["claims"]), "",
         "## Early stopping, controls and pairs", "", controls_table(a["claims"]), "",
+        capped_text(a), "",
+        "## Stopping epochs (converged runs; * capped)", "", stopping_table(a["levels"]), "",
         "## Levels (test accuracy, stopping epoch, compute)", "", levels_table(a["levels"]), "",
     ])  # fmt: skip
 

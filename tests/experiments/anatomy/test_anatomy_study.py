@@ -383,3 +383,31 @@ def test_reanalysis_rejudges_a_copied_record_without_retraining(tmp_path, capsys
     prov = json.loads((tmp_path / name / "provenance.json").read_text())
     assert prov["reanalyses"][-1]["files"] == ["claims.md", "readme.md", "results.json"]
     assert "| 3x | contradicted | held |" in capsys.readouterr().out
+
+
+def test_a_chosen_learning_rate_at_a_grid_edge_is_flagged(tmp_path):
+    assert activations.lr_edge((0.01, 0.05, 0.25), 0.05) == ""
+    assert activations.lr_edge((0.05, 0.25), 0.25).startswith("high edge: widen the grid above")
+    assert activations.lr_edge((0.01, 0.05, 0.25), 0.01).startswith("low edge")
+    assert "not tuned" in activations.lr_edge((0.1,), 0.1)
+    ones = np.ones((2, 10), np.uint8)
+    groups = {"1x": {
+        "sigmoid_lr0.05": _rows(tmp_path, "sigmoid_lr0.05", ones, validation=0.1),
+        "sigmoid_lr0.25": _rows(tmp_path, "sigmoid_lr0.25", ones, validation=0.2),
+    }}  # fmt: skip
+    exp = activations_full.get_config().experiment
+    exp.activations = ("sigmoid",)
+    chosen = {"sigmoid": activations.choose_lr(groups["1x"], "sigmoid", (0.05, 0.25))}
+    headers, rows = activations.grid_table(groups, exp, tmp_path, chosen)
+    assert headers[-1] == "chosen (grid edge?)"
+    assert [r[-1] for r in rows] == ["", "chosen; high edge: widen the grid above 0.25"]
+    edges = activations.lr_edges({"sigmoid": (0.05, 0.25)}, chosen)
+    speed = {"1x": {chosen["sigmoid"]: {"steps_0.75": [None, None], "seconds_0.75": [None, None],
+                                         "total_steps": [20, 20]}}}  # fmt: skip
+    _, speed_rows = activations.speed_table({"1x": chosen}, speed, groups, (0.75,), edges)
+    assert speed_rows[0][2] == "0.25 (high edge: widen the grid above 0.25)"
+    meta = {"lr_edges": edges}
+    assert "sigmoid (high edge" in activations.edge_line(meta)
+    old_record = {"learning_rates": {"sigmoid": [0.05, 0.25]}, "chosen": {"1x": chosen}}
+    assert activations.edge_line(old_record) == activations.edge_line(meta)
+    assert activations.edge_line({"lr_edges": {"relu": ""}}) == ""

@@ -11,7 +11,7 @@ import pytest
 
 from cnn_jax.outputs import predictions
 from cnn_jax.stats.claims import Claim, Estimate, Kind
-from experiments.regularization import analysis, claims, evidence, report, variants
+from experiments.regularization import analysis, claims, evidence, report, stopping, variants
 from experiments.regularization.configs import base as regularization_base
 
 CHOSEN = {"baseline": "baseline_lr0.003", "augment": "augment_s0.5_lr0.003"}
@@ -85,8 +85,13 @@ def _run(tmp_path, setting, n, mode, draw, seed, correct):
 
 @pytest.fixture
 def fresh(tmp_path):
+    return _study(tmp_path)
+
+
+def _study(tmp_path, capped_at_400: bool = False):
     """A tiny synthetic study: augment strictly better than the baseline on the same images
-    at every (n, budget); 2 draws x 2 seeds converged, draw 0 x 2 seeds at 1x / 3x."""
+    at every (n, budget); 2 draws x 2 seeds converged, draw 0 x 2 seeds at 1x / 3x.
+    capped_at_400: augment's converged runs at n=400 never stopped early (trainer's flag)."""
     rng = np.random.default_rng(0)
     base = variants.Setting("baseline", None, 3e-3)
     aug = variants.Setting("augment", 0.5, 3e-3)
@@ -99,6 +104,10 @@ def fresh(tmp_path):
                 b = shared ^ (rng.random(IMAGES) < 0.02)  # a few images differ per run
                 rows.append(_run(tmp_path, base, n, mode, draw, seed, b))
                 rows.append(_run(tmp_path, aug, n, mode, draw, seed, b | up))
+                if mode == "converged":
+                    for row in rows[-2:]:
+                        capped = capped_at_400 and n == 400 and row["setting"] is aug
+                        row["results"]["stopped_early"] = not capped
     config = ml_collections.ConfigDict({"experiment": _exp()})
     tuning = {"chosen": {"baseline": base.as_dict(), "augment": aug.as_dict()}}
     return config, analysis.analyse(config, tuning, rows)
@@ -124,6 +133,31 @@ def test_fresh_path_judges_declared_claims_with_draws_and_seeds_crossed(fresh):
     assert "| augment helps at n=100 |" in table and "across budgets" in table
     stop = report.controls_table(out["claims"])  # early stopping: inconclusive, powered
     assert "early stopping helps" in stop and "What would decide" in stop
+
+
+def test_a_converged_claim_on_capped_runs_says_so_and_the_stops_are_tabled(tmp_path):
+    """Runs where early stopping never triggered are marked per run, per cell and per claim."""
+    _, out = _study(tmp_path, capped_at_400=True)
+    by_text = {c["text"]: c for c in out["claims"]}
+    capped = by_text["augment helps at n=400"]
+    assert capped["capped"] == "converged rests on capped runs: a 4/4, b 0/4 never stopped early"
+    assert capped["capped"] in capped["what"] and out["capped_claims"] == 1
+    assert by_text["augment helps at n=100"]["capped"] is None
+    assert capped["capped"] in report.helps_table(out["claims"])
+    lv = {(x["setting"].split("_")[0], x["n"], x["mode"]): x for x in out["levels"]}
+    assert lv[("augment", "400", "converged")]["stopping"]["capped"] == 4
+    assert "stopping" not in lv[("augment", "100", "1x")]
+    table = stopping.stopping_table(out["levels"])
+    assert "| augment_s0.5 | 400 | 4 | 9 | 5 | 3* 3* 3* 3* | 3 [3, 3] | 4/4 |" in table
+    assert "| baseline | 400 | 4 | 9 | 5 | 3 3 3 3 | 3 [3, 3] | 0/4 |" in table
+
+
+def test_capped_reads_the_trainer_flag_else_the_best_epoch_within_patience_of_the_cap():
+    assert stopping.capped(3, 9, 4, stopped_early=False) is True
+    assert stopping.capped(9, 9, 4, stopped_early=True) is False
+    assert stopping.capped(6, 9, 4) is True  # 3 non-improving epochs left: patience 4 unmet
+    assert stopping.capped(5, 9, 4) is False  # 4 non-improving evaluations: it stopped
+    assert stopping.capped(None, None, 4) is None  # a fixed budget: no early stopping
 
 
 def test_rows_that_are_no_full_grid_fall_back_to_one_factor():

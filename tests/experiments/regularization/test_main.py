@@ -49,6 +49,9 @@ def _writes_every_file_and_tunes_on_validation(study):
     assert evaluated <= chosen_names  # no test number of a non-chosen setting is reported
     readme = (workdir / "readme.md").read_text()
     assert "Each regularizer helps" in readme and "Zhang" in readme
+    assert "Stopping epochs of the converged runs" in readme
+    converged = [r for r in results["runs"] if r["mode"] == "converged"]
+    assert all(r["capped"] is (not r["stopped_early"]) for r in converged)
 
 
 def _statistics_are_consistent(study):

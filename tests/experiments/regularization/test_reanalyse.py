@@ -50,9 +50,9 @@ def test_reanalysis_rewrites_the_record_from_its_stored_estimates(record):
     out = json.loads((root / STUDY / "results.json").read_text())
     assert set(out) == set(first)  # every stored field kept
     a = out["analysis"]
-    assert (
-        "comparisons" not in a and "budgets" not in a and a["levels"] == first["analysis"]["levels"]
-    )
+    assert "comparisons" not in a and "budgets" not in a
+    levels = [{k: v for k, v in lv.items() if k != "stopping"} for lv in a["levels"]]
+    assert levels == first["analysis"]["levels"]  # kept; converged cells gain their stopping
     assert a["margin"] == {"relative": 0.2, "floor": 0.0025}
     stored = {
         (tuple(c["a"]), tuple(c["b"])): c["comparison"] for c in first["analysis"]["comparisons"]
@@ -77,3 +77,30 @@ def test_reanalysing_a_reanalysed_record_changes_no_label(record):
     reanalyse.reanalyse(STUDY, results_root=root)
     again = reanalyse.reanalyse(STUDY, results_root=root)
     assert [r for r in again if r[2] != r[3]] == []
+
+
+def test_reanalysis_marks_every_converged_claim_resting_on_capped_runs(record):
+    """The record's runs stopped at (or near) the epoch cap: each converged claim says so, the
+    stopping epochs are tabled per cell, and no converged cell hides a capped run."""
+    root, first = record
+    reanalyse.reanalyse(STUDY, results_root=root)
+    out = json.loads((root / STUDY / "results.json").read_text())
+    patience = first["config"]["early_stopping"]["patience"]
+    capped_cells = {
+        (r["key"].split("/")[1], r["n"], r["mode"])
+        for r in first["runs"]
+        if r["mode"] == "converged" and r["best_epoch"] + patience > r["epochs_max"]
+    }
+    assert capped_cells  # the record's weakness this guards against
+    for lv in out["analysis"]["levels"]:
+        cell = (lv["setting"], lv["n"], lv["mode"])
+        if lv["mode"] == "converged":
+            assert (lv["stopping"]["capped"] > 0) == (cell in capped_cells)
+    for c in out["analysis"]["claims"]:
+        pair = c["cells"].get("converged")
+        rests = pair and {tuple(pair["a"]), tuple(pair["b"])} & capped_cells
+        assert bool(c["capped"]) == bool(rests), c["text"]
+        assert ("rests on capped runs" in c["what"]) == bool(rests)
+    readme = (root / STUDY / "readme.md").read_text()
+    assert "Stopping epochs of the converged runs" in readme and "*" in readme
+    assert "rest on capped runs" in readme

@@ -1,0 +1,1 @@
+"""Configs of the memorization study (smoke, and the MNIST / Fashion-MNIST records)."""
