@@ -35,6 +35,16 @@ def read_record(study: str, results_root: str | os.PathLike = "results") -> dict
         raise ValueError(f"{path}: not JSON ({e}); restore it with `git checkout {path}`") from None
 
 
+def _code_state() -> dict:
+    """The git state of the code that re-analysed: records under results/ (this one, others
+    re-analysed in the same pass) are the analysis' inputs and outputs, not its code."""
+    state = _git_state(repo_root())
+    if state.get("dirty") is not None:
+        code = [f for f in state["dirty_files"] if not f.startswith("results/")]
+        state = {**state, "dirty": bool(code), "dirty_files": code}
+    return state
+
+
 def rewrite_record(
     study: str,
     files: Mapping[str, str],
@@ -61,7 +71,7 @@ def rewrite_record(
         prov.setdefault("reanalyses", []).append(
             {
                 "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "git": _git_state(repo_root()),
+                "git": _code_state(),
                 "command": command,
                 "files": sorted(files),
             }
