@@ -5,6 +5,9 @@ socket), on free ports, so it touches neither /etc/slurm nor a munged already ru
 `stop()` ends the daemons it started, by pid. Needs Debian's `slurm-wlm` and `munge`
 (`install_packages` gets them with apt when run as root). What it takes on this kind of
 machine: ../shared/slurm-local.md (Slurm 22.05: no cgroup.conf, proctrack/linuxproc).
+
+`python -m tests.slurm_cluster DIR` starts one by hand to try the SLURM launcher on one
+machine (docs/slurm.md): it prints the `export SLURM_CONF=...` line and runs until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -200,3 +204,24 @@ class Cluster:
                 process.kill()
                 process.wait(timeout=15)
         self.processes.clear()
+
+
+def main(argv: list[str]) -> None:
+    """Starts a cluster in argv[1] (default: a new temporary directory) with all this
+    machine's CPUs, prints how to reach it, and stops it on Ctrl-C."""
+    root = Path(argv[1]) if len(argv) > 1 else Path(tempfile.mkdtemp(prefix="slurm-"))
+    install_packages()
+    cluster = Cluster(root, cpus=os.cpu_count() or 1)
+    try:
+        cluster.start()
+        print(f"export SLURM_CONF={cluster.conf}  # in every shell that uses it; Ctrl-C stops it")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

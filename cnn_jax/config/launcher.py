@@ -23,6 +23,7 @@ NUMBERS = (
     ("array_parallelism", int, 1),
     ("max_num_timeout", int, 0),
     ("poll_s", float, 0.1),
+    ("max_pending_min", float, 0.1),
 )
 
 STRINGS = ("partition", "folder")
@@ -45,6 +46,10 @@ def default_config() -> ml_collections.ConfigDict:
             "max_num_timeout": 3,  # requeues after a time-out before the job fails
             "folder": p(str),  # None: <sweep workdir>/slurm (submitit's pickles and logs)
             "poll_s": 5.0,  # how often the sweep checks its jobs
+            # Give up (cancel the jobs left, exit 1) once none of the sweep's jobs has run for
+            # this long: a day outlasts a busy queue, yet an unattended sweep whose jobs can
+            # never start stops the same day.
+            "max_pending_min": 1440.0,
         }
     )
 

@@ -8,10 +8,13 @@ test fails. Skipped, with the reason, where that cannot be done (not root, no ap
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +25,7 @@ import submitit
 
 from cnn_jax.outputs import predictions
 from cnn_jax.outputs.writers import read_json, read_metrics
-from cnn_jax.runs import launch
+from cnn_jax.runs import launch, slurm
 from cnn_jax.runs.sweep import run_sweep, train_unit
 from cnn_jax.system import runtime
 from experiments.configs import smoke
@@ -197,3 +200,107 @@ def test_srun_two_tasks_meet_through_slurms_environment(cluster, tmp_path: Path)
         "rank 0 of 2 devices 2 gathered [0, 1]",
         "rank 1 of 2 devices 2 gathered [0, 1]",
     ], done.stdout
+
+
+def _within(seconds: float, fn):
+    """fn()'s result (or its error) if it returns within `seconds`; otherwise the test fails
+    there instead of hanging the suite (the thread is left to the cluster's shutdown)."""
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread
+            box["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still waiting after {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def _pending(cluster) -> str:
+    return cluster._run("squeue", "-h", "-t", "PENDING", "-o", "%i").stdout.strip()
+
+
+def test_a_request_the_node_cannot_give_stops_before_submitting(cluster, tmp_path, capsys):
+    """The default cpus_per_task=4 on this 2-CPU node: one line saying what to lower, before
+    anything is shown or submitted (SLURM would keep such a job pending for ever)."""
+    configs = _configs("slurm")
+    for config in configs.values():
+        config.launcher.cpus_per_task = 4
+    with pytest.raises(ValueError) as raised:
+        _within(120, lambda: run_sweep(configs, tmp_path / "sweep", SEEDS))
+    assert str(raised.value) == (
+        "launcher.cpus_per_task=4 exceeds the 2 CPUs of partition test's nodes; allowed: <= 2 "
+        "(or another launcher.partition)"
+    )
+    assert not (tmp_path / "sweep" / "slurm").exists() and _pending(cluster) == ""
+
+
+def test_jobs_that_never_start_give_up_after_max_pending_min(
+    cluster, tmp_path, capsys, monkeypatch
+):
+    """Past the check (as if sinfo had allowed it) the job stays PENDING (PartitionConfig):
+    the state is printed once, and after max_pending_min the wait cancels it and stops."""
+    monkeypatch.setattr(slurm, "misfit", lambda parameters, partition: None)
+    fields = {"name": "slurm", "cpus_per_task": 4, "poll_s": 0.5, "max_pending_min": 0.1}
+    launcher = launch.make_launcher(fields, workdir=tmp_path)
+    t0 = time.time()
+    with pytest.raises(launch.UnitsFailed) as raised:
+        _within(120, lambda: launcher.run([("unit", subprocess.run, {"args": ["true"]})]))
+    message = str(raised.value)
+    assert re.match(
+        r"no SLURM job of this sweep has run for 0\.1 min \(launcher\.max_pending_min\): unit "
+        r"\[\d+(_0)?\] PENDING \(PartitionConfig\); cancelled the 1 left; allowed: ",
+        message,
+    ), message
+    assert 6 <= time.time() - t0 < 60
+    out = capsys.readouterr().out
+    assert out.count("PENDING (PartitionConfig)") == 1, out  # once, not once per poll
+    assert _pending(cluster) == ""
+
+
+def _cancel_when_started(folder: Path, cancelled_at: list[float]) -> None:
+    """scancel the array's job 0 once it runs (srun has opened its log)."""
+    deadline = time.time() + 120
+    while not list(folder.glob("*_0/*_0_0_log.err")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    job_id = next(folder.glob("*_0")).name
+    subprocess.run(["scancel", job_id], check=True, timeout=30)
+    cancelled_at.append(time.time())
+
+
+def test_a_cancelled_job_ends_the_wait_with_its_cause(cluster, tmp_path, capsys):
+    """A running job cancelled with scancel that outlives SIGTERM (a Python sleep: submitit
+    lets SIGTERM pass, SLURM kills it KillWait later, so no result is written, and there is
+    no accounting to say why) is reported in one line with its log's cause, beside a job
+    that raised (its exception, not only its log path), within lost_after_s of its end."""
+    cancelled_at: list[float] = []
+    failing = {"args": ["false"], "check": True}
+    jobs = [("stubborn", functools.partial(time.sleep, 300), {}),
+            ("failing", subprocess.run, failing)]  # fmt: skip
+    launcher = launch.make_launcher({"name": "slurm", "cpus_per_task": 1, "poll_s": 1.0},
+                                    workdir=tmp_path)  # fmt: skip
+    args = (tmp_path / "slurm", cancelled_at)
+    threading.Thread(target=_cancel_when_started, args=args, daemon=True).start()
+    with pytest.raises(launch.UnitsFailed) as raised:
+        _within(240, lambda: launcher.run(jobs))
+    took = time.time() - cancelled_at[0]
+    message = str(raised.value)
+    assert "\n" not in message
+    assert re.search(
+        r"^2 of 2 SLURM jobs failed: stubborn \(job \d+_0: CANCELLED: slurmstepd\S*: error: "
+        r"\*\*\* (JOB|STEP) [\d.]+ ON \S+ CANCELLED AT \S+ \*\*\*; log \S+_0_log\.err\); "
+        r"failing \(job \d+_1: subprocess\.CalledProcessError: Command '\['false'\]' returned "
+        r"non-zero exit status 1\.; log ",
+        message,
+    ), message
+    out = capsys.readouterr().out
+    assert out.count("stubborn: ended without a result: CANCELLED") == 1, out
+    assert took < launcher.lost_after_s + 30, (took, out)
+    print(f"the cancelled job was reported {took:.0f} s after scancel")

@@ -22,6 +22,7 @@ from experiments.configs import smoke
         ({"gpus_per_node": True}, r"^launcher\.gpus_per_node: True not allowed"),
         ({"mem_gb": "lots"}, r"^launcher\.mem_gb: 'lots' not allowed; allowed: a number >= 0$"),
         ({"partition": 3}, r"^launcher\.partition: 3 not allowed; allowed: a string$"),
+        ({"max_pending_min": 0}, r"^launcher\.max_pending_min: 0 not allowed; allowed: a num"),
     ],
 )
 def test_bad_fields_are_one_line(section, message):
@@ -44,6 +45,7 @@ def test_local_is_the_default_and_slurm_gets_the_resources(tmp_path: Path):
     slurm = launch.make_launcher(section, workdir=tmp_path)
     assert isinstance(slurm, launch.SlurmLauncher)
     assert slurm.folder == tmp_path / "slurm"
+    assert slurm.max_pending_min == 1440  # the default: a day
     assert slurm.parameters == {
         "timeout_min": 30,
         "cpus_per_task": 4,
@@ -67,12 +69,12 @@ def test_local_launcher_and_unit_outside_a_job_just_call_the_function():
 class _FakeJob:
     """The part of a submitit job `SlurmLauncher._wait` reads."""
 
-    def __init__(self, job_id: str, error: Exception | None = None):
+    def __init__(self, folder: Path, job_id: str, error: Exception | None = None):
         self.job_id, self._error = job_id, error
-        self.paths = type("Paths", (), {"stderr": Path(f"slurm/{job_id}_0_log.err")})()
-
-    def done(self) -> bool:
-        return True
+        result = folder / f"{job_id}_0_result.pkl"  # written: the job has ended
+        result.write_bytes(b"")
+        self.paths = type("Paths", (), {"stderr": folder / f"{job_id}_0_log.err"})()
+        self.paths.result_pickle = result
 
     def exception(self) -> Exception | None:
         return self._error
@@ -89,7 +91,7 @@ def test_failed_units_are_one_line_and_exit_status_1(tmp_path: Path, capsys):
     slurm = launch.make_launcher({"name": "slurm"}, workdir=tmp_path)
     slurm.verbose = False
     error = RuntimeError("Traceback (most recent call last):\n  ...\nValueError: boom")
-    jobs = [_FakeJob("11"), _FakeJob("12", error)]
+    jobs = [_FakeJob(tmp_path, "11"), _FakeJob(tmp_path, "12", error)]
     with pytest.raises(launch.UnitsFailed) as raised:
         slurm._wait(["a", "b"], jobs)
     message = str(raised.value)
