@@ -45,6 +45,7 @@ TOP_LEVEL_KEYS = (
     "experiment",
     "launcher",
     "grid",
+    "extended_from",  # set by the trainer for train.extend_from (cnn_jax.extension)
 )
 REQUIRED_SECTIONS = ("dataset", "model", "optim", "train")
 _MODEL_INTS = ("kernel_size", "stride", "pool_window", "pool_stride", "blur_size", "dilation")

@@ -19,7 +19,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from cnn_jax import metrics, seed_strategy
+from cnn_jax import metrics, run_identity, seed_strategy
 from cnn_jax.config import grid, identity
 from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.outputs import predictions
@@ -69,7 +69,7 @@ def shared_fields(
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
         "seed_strategy": seed_strategy.describe(run),  # K > 1: how the seeds ran
-        identity.KEY: identity.of(run.config),
+        identity.KEY: run_identity.of(run.config),
     }
 
 
@@ -147,6 +147,15 @@ def write_results(
 _OUTPUTS = ("checkpoints", "config.json", "results.json", "metrics.jsonl", "predictions")
 _EVENTS = "events.out.tfevents.*"
 _DISCARD = "a new --workdir, or --config.train.overwrite=True to discard that run"
+_EXTEND = (
+    "to train it on, a new --workdir with --extend={workdir} (train.extend_from); or "
+    "--config.train.overwrite=True to discard it"
+)
+
+
+def _epochs_only(diffs: Sequence[str]) -> bool:
+    """Whether the settings differ in the epoch count alone (the run could be extended)."""
+    return all(d.startswith("train.num_epochs:") for d in diffs)
 
 
 def _member_dirs(workdir: Path, stored: dict[str, Any]) -> list[Path]:
@@ -223,7 +232,7 @@ def _checkpoint_conflict(workdir: Path, wanted: dict[str, Any], proven: bool) ->
             f"{where} carries no run identity and config.json is missing, so nothing proves "
             f"which settings trained it; allowed: {_DISCARD}"
         )
-    diffs = identity.differences(fields, wanted)
+    diffs = identity.differences(run_identity.canonical(fields), wanted)
     if diffs:
         return f"{where} was trained with other settings ({identity.describe(diffs)}); " + (
             f"allowed: {_DISCARD}"
@@ -231,18 +240,19 @@ def _checkpoint_conflict(workdir: Path, wanted: dict[str, Any], proven: bool) ->
     return None
 
 
-def _results_conflict(workdir: Path, expected: str) -> str | None:
-    """Why results.json is not this run's (it holds another identity hash), or None."""
+def _results_conflict(workdir: Path, expected: set[str]) -> str | None:
+    """Why results.json is not this run's (it holds none of the `expected` identity hashes),
+    or None."""
     try:
         results = read_json(workdir / "results.json")
     except (FileNotFoundError, UnreadableJSONError):  # none, or cut short: written again
         return None
     held = results.get(identity.KEY) if isinstance(results, dict) else None
-    if held is None or held == expected:
+    if held is None or held in expected:
         return None
     return (
         f"workdir: {workdir / 'results.json'} holds the results of another run (run_identity "
-        f"{held!r}, this config's {expected!r}); allowed: {_DISCARD}"
+        f"{held!r}, this config's {' or '.join(sorted(expected))}); allowed: {_DISCARD}"
     )
 
 
@@ -252,13 +262,15 @@ def _conflict(
     """Why `workdir` holds, or may hold, another run than `config`'s: config.json, the
     newest checkpoint and results.json must each agree with it (so a lost or replaced
     config.json proves nothing); one line, or None."""
-    wanted = identity.fields(config)
+    wanted = run_identity.fields(config)
     if stored is not None:
-        diffs = identity.differences(identity.fields(stored), wanted)
+        diffs = identity.differences(run_identity.fields(stored), wanted)
         if diffs:
             kind = "finished" if (workdir / "results.json").exists() else "partial"
-            return identity.mismatch_message(workdir, diffs, _DISCARD, kind)
-    expected = (stored is not None and identity.stored_hash(workdir)) or identity.of(config)
+            fix = _EXTEND if kind == "finished" and _epochs_only(diffs) else _DISCARD
+            return identity.mismatch_message(workdir, diffs, fix.format(workdir=workdir), kind)
+    held = stored is not None and identity.stored_hash(workdir)
+    expected = {held} if held else run_identity.accepted_hashes(config)
     return _checkpoint_conflict(workdir, wanted, stored is not None) or _results_conflict(
         workdir, expected
     )

@@ -7,9 +7,10 @@ early stopping), evaluates on the test split at the end, and writes config.json,
 metrics.jsonl, TensorBoard events, checkpoints, results.json and per-image predictions
 (`run_results`).
 
-Identity (`cnn_jax.config.identity`): a workdir trained with other settings is refused with one
+Identity (`cnn_jax.run_identity`): a workdir trained with other settings is refused with one
 line naming the fields (unless `train.overwrite`), and a finished run is returned as it is,
-nothing rewritten. One process per workdir (`workdir_lock`).
+nothing rewritten. One process per workdir (`workdir_lock`). `train.extend_from` continues a
+finished run to more epochs in a new workdir (`cnn_jax.extension`).
 Robustness: SIGTERM/SIGINT save a checkpoint and raise `Preempted`; a NaN/Inf loss or
 gradient raises `NonFiniteError` before any non-finite state reaches a checkpoint.
 """
@@ -27,7 +28,7 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from cnn_jax import input_pipeline, run_results, steps
+from cnn_jax import extension, input_pipeline, run_identity, run_results, steps
 from cnn_jax.config import identity
 from cnn_jax.config.specs import TrainSpec
 from cnn_jax.config_validation import validate_config
@@ -151,6 +152,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     """Trains `config` in `workdir` (resuming if a checkpoint exists); returns results.json."""
     validate_config(config, workdir)  # one clear line for a bad config, before any compile
     workdir = Path(workdir)
+    config = extension.resolve(config, workdir)  # an extension's parent, checked
     quiet = TrainSpec.from_config(config.train).quiet or jax.process_index() != 0
     finished = run_results.previous_run(config, workdir)
     if finished is not None:
@@ -200,21 +202,17 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
         save_every_steps=every,
         max_to_keep=cfg.keep_checkpoints,
         fingerprint=run.fingerprint(),
-        identity=identity.fields(run.config),
+        identity=run_identity.fields(run.config),
+        canonical=run_identity.canonical,
         # Without config.json only the checkpoint itself can prove which run it is.
         require_identity=not (workdir / "config.json").is_file(),
     )
-    start_step = 0
-    restored = ckpt.restore_latest(carry)
-    if restored is not None:
-        carry, start_step = restored
-        if early is not None:
-            early.state = {k: np.asarray(v) for k, v in carry["early_stopping"].items()}
-        if not quiet:
-            print(f"Resuming from the checkpoint at step {start_step} in {workdir}.")
-    clock = RunClock(ckpt.restored_meta, start_step, t_start)
+    carry, start_step, meta = _restore(run, ckpt, carry, workdir, quiet)
+    if early is not None and start_step:
+        early.state = {k: np.asarray(v) for k, v in carry["early_stopping"].items()}
+    clock = RunClock(meta, start_step, t_start)
     if main_process:
-        stored = dict(run.config.to_dict(), **{identity.KEY: identity.of(run.config)})
+        stored = dict(run.config.to_dict(), **{identity.KEY: run_identity.of(run.config)})
         atomic_write_json(workdir / "config.json", stored)
     dirs = run.member_dirs(workdir)
     writers = [  # process 0 writes; resuming drops lines logged after the checkpoint
@@ -222,7 +220,7 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
             member_dir,
             tensorboard=cfg.tensorboard,
             resume_from_step=start_step,
-            logged_by=ckpt.restored_meta.get("saved_at"),
+            logged_by=meta.get("saved_at"),
         )
         for member_dir in (dirs if main_process else [])
     ]
@@ -231,7 +229,8 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
         final, per_example = _final_evaluation(run, carry, early, writers, step)
         for k, writer in enumerate(writers):  # TensorBoard HParams: settings + final metrics
             final_k = {split: per_seed[k] for split, per_seed in final.items()}
-            writer.write_hparams(hparams_of(run.member_config(k), run.seeds[k]), final_k, step)
+            hparams = hparams_of(run.member_config(k), run.seeds[k], run_identity.of(run.config))
+            writer.write_hparams(hparams, final_k, step)
     finally:
         for writer in writers:
             writer.close()
@@ -245,6 +244,9 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
         train_time=clock.train_sec,
         wall_time=clock.wall_sec(),
     )
+    parent = extension.parent_of(run.config)
+    if parent is not None:
+        shared[extension.KEY] = extension.record(parent, run, workdir)
     entries = run_results.seed_entries(run.seeds, final, early)
     for k, entry in enumerate(entries):
         entry.update(run.member_point(k))
@@ -255,6 +257,25 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
     for entry, member_hashes in zip(entries, hashes):
         entry[predictions.HASHES] = member_hashes
     return run_results.write_results(workdir, dirs, run.seeds, shared, entries)
+
+
+def _restore(
+    run: RunSetup, ckpt: Checkpointer, carry: dict[str, Any], workdir: Path, quiet: bool
+) -> tuple[dict[str, Any], int, dict[str, Any]]:
+    """(carry, step, checkpoint meta) to start from: the workdir's newest checkpoint, else an
+    extension's parent's final one, else the fresh `carry` at step 0."""
+    restored = ckpt.restore_latest(carry)
+    if restored is not None:
+        if not quiet:
+            print(f"Resuming from the checkpoint at step {restored[1]} in {workdir}.")
+        return *restored, ckpt.restored_meta
+    parent = extension.parent_of(run.config)
+    if parent is None:
+        return carry, 0, {}
+    carry, meta = extension.restore(parent, run, carry)
+    if not quiet:
+        print(f"Extending the run in {parent.run_dir} from its step {parent.step}.")
+    return carry, parent.step, meta
 
 
 def _write(writers: list[MetricsWriter], step: int, split: str, per_seed: list[dict]) -> None:

@@ -39,6 +39,12 @@ flags.DEFINE_bool(
 flags.DEFINE_bool(
     "overwrite", False, "Discard a run trained with other settings in --workdir (train.overwrite)."
 )
+flags.DEFINE_string(
+    "extend",
+    None,
+    "Continue the finished run in this workdir to more epochs, as a new run in --workdir "
+    "(train.extend_from).",
+)
 flags.DEFINE_bool(
     "distributed",
     False,
@@ -183,6 +189,8 @@ def main(
             config = config_cli.load(resolve_config(config_arg or default_config), overrides)
             if FLAGS.overwrite:
                 config.train.overwrite = True
+            if FLAGS.extend:
+                config.train.extend_from = FLAGS.extend
             record.check_publishable(config)  # a record from a dirty tree: refused up front
             name = installed_command or _module(argv[0])
             with progress.study(name, verbose=FLAGS.verbose):  # the sweeps report into it
@@ -199,7 +207,7 @@ def help_text(program: str, default_config: str, default_workdir: str) -> str:
     shown = config_files.name_of(default_config)
     lines = [
         f"usage: {command} [--config=FILE] [--workdir=DIR] [--debug] [--verbose] "
-        "[--overwrite] [--config.<field>=<value> ...]",
+        "[--overwrite] [--extend=DIR] [--config.<field>=<value> ...]",
         "",
         "flags:",
         "  --config=FILE   experiment config, a Python file with get_config(), or a packaged",
@@ -214,6 +222,7 @@ def help_text(program: str, default_config: str, default_workdir: str) -> str:
         "  --debug         full tracebacks instead of one-line errors",
         "  --verbose       one line per finished run (stdout) besides the progress bar (stderr)",
         "  --overwrite     discard a run trained with other settings in --workdir",
+        "  --extend=DIR    continue the finished run in DIR to more epochs (a new --workdir)",
         "  --config.<field>=<value>   set any field below, e.g. --config.train.num_epochs=3",
         "  --distributed --coordinator_address --num_processes --process_id   multi-process",
         "",

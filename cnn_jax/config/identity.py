@@ -7,6 +7,10 @@ live, the launcher, experiment-only measurement settings under `config.experimen
 out. The trainer stores the hash in config.json and results.json, refuses a workdir whose
 stored config has another identity, and `sweep.run_sweep` checks every cache hit with it.
 
+These are the fields as written; `cnn_jax.run_identity` (on the training core's floor, which
+knows the model presets and the optimizer's defaults) drops explicit defaults from them and is
+what the trainer and the readers of runs use.
+
 `seed_fields` is the identity of one seed of a run: a vmapped K-seed run and K separate
 runs train the same models (to float rounding, tests/core/test_regularizers.py), so one seed
 of either is the same result.
@@ -35,6 +39,7 @@ EXCLUDED = (
     "train.quiet",
     "train.eval_batch_size",
     "train.overwrite",
+    "train.extend_from",  # a location: the `extended_from` section names the parent run
 )
 # Optional fields with their defaults, so an older config.json without them compares equal.
 DEFAULTS = {

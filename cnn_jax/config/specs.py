@@ -43,6 +43,7 @@ class TrainSpec:
     tensorboard: bool = True
     quiet: bool = False
     overwrite: bool = False
+    extend_from: str | None = None  # a finished run's workdir to continue (cnn_jax.extension)
 
     @property
     def epochs(self) -> int:
@@ -104,6 +105,7 @@ TRAIN_KEYS = (
     "quiet",
     "budget_factor",
     "overwrite",
+    "extend_from",
 )
 
 
@@ -136,6 +138,11 @@ def check_train(train: Mapping[str, Any]) -> None:
         value = train.get(key, False)
         if not isinstance(value, bool):
             raise ValueError(f"train.{key}: {value!r} not allowed; allowed: True, False")
+    source = train.get("extend_from")
+    if source is not None and not (isinstance(source, str) and source):
+        raise ValueError(
+            f"train.extend_from: {source!r} not allowed; allowed: the workdir of a finished run"
+        )
     factor = train.get("budget_factor", 1.0)
     if not is_real(factor) or not 0 < factor <= _MAX_BUDGET_FACTOR:
         raise ValueError(

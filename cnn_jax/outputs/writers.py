@@ -285,17 +285,20 @@ class MetricsWriter:
         self.close()
 
 
-def hparams_of(config: Any, seed: int) -> dict[str, bool | int | float | str]:
+def hparams_of(
+    config: Any, seed: int, run_id: str | None = None
+) -> dict[str, bool | int | float | str]:
     """A run's settings as TensorBoard hparams: every field of its run identity
     (`cnn_jax.config.identity.seed_fields`: what changes the result), lists and dicts as JSON text,
-    plus `run_identity`, the hash of the unit's config (as in config.json)."""
+    plus `run_identity`, the hash of the unit's config as in config.json (`run_id`, which the
+    trainer computes; without it, the hash of the fields as written)."""
     from cnn_jax.config import identity
 
     out: dict[str, bool | int | float | str] = {}
     for key, value in identity.seed_fields(config, seed).items():
         plain = isinstance(value, bool | int | float | str)
         out[key] = value if plain else json.dumps(value, sort_keys=True, default=str)
-    out[identity.KEY] = identity.of(config)
+    out[identity.KEY] = run_id or identity.of(config)
     return out
 
 

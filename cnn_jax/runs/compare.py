@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cnn_jax import run_results
+from cnn_jax import run_identity, run_results
 from cnn_jax.config import grid, identity
 from cnn_jax.outputs.writers import read_json
 from cnn_jax.runs import effective
@@ -99,12 +99,12 @@ def load_run(run_dir: Path) -> dict[str, Any]:
         member = grid.member_config(config, results["seed_index"])
         fields = identity.seed_fields(member, member["seed"])
         return {"run": str(run_dir), "results": results, "fields": fields,
-                "identity": identity.of(member)}  # fmt: skip
+                "identity": run_identity.of(member)}  # fmt: skip
     seed = results.get("seed", config.get("seed", 0))
     fields = identity.seed_fields(config, seed) if config else {"seed": seed}
     run_id = results.get(identity.KEY) or config.get(identity.KEY)
     if run_id is None and config:
-        run_id = identity.of(config)
+        run_id = run_identity.of(config)
     return {"run": str(run_dir), "results": results, "fields": fields, "identity": run_id}
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from cnn_jax import datasets, run_results
+from cnn_jax import datasets, run_identity, run_results
 from cnn_jax.config import identity
 from cnn_jax.early_stopping import EarlyStopping
 from cnn_jax.nn.model_spec import ModelSpec
@@ -92,7 +92,8 @@ def _restore(run_dir: Path, run: Any, carry: Any, results: Any) -> tuple[Any, in
         run_dir / "checkpoints",
         save_every_steps=1,
         fingerprint=run.fingerprint(),
-        identity=identity.fields(run.config),
+        identity=run_identity.fields(run.config),
+        canonical=run_identity.canonical,
         read_only=True,
     )
     with ckpt:

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 import ml_collections
 
-from cnn_jax import run_results
+from cnn_jax import run_identity, run_results
 from cnn_jax.config import grid, identity
 from cnn_jax.outputs.writers import read_json
 from cnn_jax.runs import launch, progress
@@ -106,8 +106,8 @@ def cached_results(path: Path, config: ml_collections.ConfigDict, seed: int) -> 
             f"workdir: {path} has results.json but no config.json in {parent}; allowed: "
             "a new --workdir, or delete that run"
         )
-    member = identity.member_fields(stored, int(results.get("seed_index", 0)))
-    diffs = identity.differences(member, identity.seed_fields(config, seed))
+    member = run_identity.member_fields(stored, int(results.get("seed_index", 0)))
+    diffs = identity.differences(member, run_identity.seed_fields(config, seed))
     if not diffs:
         return results
     if config.train.get("overwrite", False):
@@ -160,7 +160,7 @@ def plan_variant(
 def _grid_key(config: ml_collections.ConfigDict) -> str:
     """What must be equal for variants to share a grid unit: everything but the traced fields
     and the seed."""
-    flat = identity.fields(config)
+    flat = run_identity.fields(config)
     for name in (*grid.TRACED, "seed", "train.num_seeds"):
         flat.pop(name, None)
     return identity.digest(flat)

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -163,6 +163,8 @@ class Checkpointer:
     fields) are stored with every step; restoring a step stored under another fingerprint
     or identity raises `CheckpointMismatchError` (no check when they are None), and with
     `require_identity` so does a step that carries no identity (nothing else proves it).
+    `canonical` maps a step's stored identity fields to the form `identity` is in before they
+    are compared (a step saved with a default set explicitly is the same run).
     `read_only` never writes, cleans or renames anything. Use as a context manager, or call
     `close()`.
     """
@@ -178,6 +180,7 @@ class Checkpointer:
         identity: Mapping[str, Any] | None = None,
         require_identity: bool = False,
         read_only: bool = False,
+        canonical: Callable[[Mapping[str, Any]], Mapping[str, Any]] = dict,
     ):
         if save_every_steps < 1:
             raise ValueError(f"save_every_steps: {save_every_steps}; allowed: >= 1")
@@ -187,6 +190,7 @@ class Checkpointer:
         self.fingerprint = fingerprint
         self.identity = None if identity is None else dict(identity)
         self.require_identity = require_identity
+        self.canonical = canonical
         self.read_only = read_only
         self.restored_meta: dict[str, Any] = {}  # the meta saved with the step last restored
         self.every = save_every_steps
@@ -354,7 +358,7 @@ class Checkpointer:
                     f"trained it; allowed: {_DISCARD}"
                 )
             return
-        diffs = run_identity.differences(stored, self.identity)
+        diffs = run_identity.differences(self.canonical(stored), self.identity)
         if diffs:
             raise CheckpointMismatchError(
                 f"{where} was trained with other settings ({run_identity.describe(diffs)}); "
