@@ -13,13 +13,14 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax.nn.layers import Padding, canonical_padding
-from cnn_jax.nn.pooling import same_padding_amounts
+from cnn_jax.nn.pooling import same_padding_amounts, symmetric_padding_amounts
 
 
 def explicit_pads(
     size_hw: tuple[int, int], kernel_hw: tuple[int, int], stride: int, padding: Padding
 ) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(before, after) per spatial axis for SAME / VALID / CIRCULAR / ints, as the layers pad.
+    """(before, after) per spatial axis for SAME / VALID / CIRCULAR / SYMMETRIC / ints, as the
+    layers pad.
 
     CIRCULAR uses flax nn.Conv's amounts ((k - 1) // 2, k // 2).
     """
@@ -30,6 +31,8 @@ def explicit_pads(
         return ((0, 0), (0, 0))
     if pad == "CIRCULAR":
         return tuple(((k - 1) // 2, k // 2) for k in kernel_hw)  # type: ignore[return-value]
+    if pad == "SYMMETRIC":  # PyTorch's padding=(k - 1) // 2
+        return tuple(symmetric_padding_amounts(k) for k in kernel_hw)  # type: ignore[return-value]
     return tuple(same_padding_amounts(n, k, stride) for n, k in zip(size_hw, kernel_hw))  # type: ignore[return-value]
 
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnn_jax.config.checks import check_choice
-from cnn_jax.nn import activation_kinds, pool_kinds
+from cnn_jax.nn import activation_kinds, pool_kinds, pooling
 
 Padding = str | int | Sequence[int] | Sequence[tuple[int, int]]
 
@@ -23,7 +23,7 @@ ACTIVATIONS = tuple(
     activation_kinds.ACTIVATION_KINDS
 )  # registry keys (cnn_jax.nn.activation_kinds)
 POOLINGS = tuple(pool_kinds.POOL_KINDS)  # one registry entry per kind (cnn_jax.nn.pool_kinds)
-PADDING_MODES = ("SAME", "VALID", "CIRCULAR")
+PADDING_MODES = ("SAME", "VALID", "CIRCULAR", "SYMMETRIC")
 
 
 def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
@@ -32,9 +32,13 @@ def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
 
 
 def canonical_padding(padding: Padding) -> str | tuple[tuple[int, int], tuple[int, int]]:
-    """Normalises a padding spec to 'SAME' | 'VALID' | 'CIRCULAR' | ((top, bottom), (left, right)).
+    """Normalises a padding spec to 'SAME' | 'VALID' | 'CIRCULAR' | 'SYMMETRIC' or explicit
+    ((top, bottom), (left, right)).
 
     Integers mean symmetric zero padding of that many pixels (the P of the textbook formula).
+    'SAME' is XLA's: (total // 2, rest), so a stride-2 window on an even map pads only after;
+    'SYMMETRIC' is PyTorch's padding=(k - 1) // 2 on both sides, whatever the map and stride
+    (`conv_padding`, `pooling.symmetric_padding_amounts`).
     """
     if isinstance(padding, str):
         return check_choice("padding", padding.upper(), PADDING_MODES)
@@ -47,6 +51,15 @@ def canonical_padding(padding: Padding) -> str | tuple[tuple[int, int], tuple[in
     if len(values) == 2 and all(len(v) == 2 for v in values):
         return tuple((int(a), int(b)) for a, b in values)  # type: ignore[return-value]
     raise ValueError(f"padding: cannot interpret {padding!r}; allowed: SAME, VALID, CIRCULAR, int")
+
+
+def conv_padding(padding: Padding, kernel_size: int, dilation: int = 1) -> str | tuple:
+    """What `nn.Conv` takes for a block's padding: 'SYMMETRIC' becomes explicit pads of
+    (k_eff - 1) // 2 on every side (PyTorch's Conv2d(padding=(k - 1) // 2)); others as given."""
+    padding = canonical_padding(padding)
+    if padding != "SYMMETRIC":
+        return padding
+    return (pooling.symmetric_padding_amounts(kernel_size, dilation),) * 2
 
 
 class Activation(nn.Module):

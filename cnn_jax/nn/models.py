@@ -21,7 +21,7 @@ from cnn_jax.nn.layers import (
     GlobalAvgPool,
     GlobalMaxPool,
     Pool,
-    canonical_padding,
+    conv_padding,
 )
 from cnn_jax.nn.model_spec import BlockSpec, ModelSpec
 
@@ -48,7 +48,7 @@ def _conv(
         features=block.features,
         kernel_size=(k, k),
         strides=(s, s),
-        padding=canonical_padding(block.padding),
+        padding=conv_padding(block.padding, k, block.dilation),
         kernel_dilation=(block.dilation, block.dilation),
         use_bias=block.use_bias if use_bias is None else use_bias,
         dtype=dtype,

@@ -21,7 +21,7 @@ import jax
 
 from cnn_jax.nn import pooling
 
-Padding = object  # canonical padding: 'SAME' | 'VALID' | 'CIRCULAR' | ((t, b), (l, r))
+Padding = object  # canonical padding: 'SAME' | 'VALID' | 'CIRCULAR' | 'SYMMETRIC' | pads
 Window = tuple[int, int, Padding]  # (kernel, stride, padding) of one sliding window
 
 

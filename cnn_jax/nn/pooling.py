@@ -25,6 +25,13 @@ def same_padding_amounts(size: int, window: int, stride: int, dilation: int = 1)
     return total // 2, total - total // 2
 
 
+def symmetric_padding_amounts(window: int, dilation: int = 1) -> tuple[int, int]:
+    """Padding (before, after) of the 'SYMMETRIC' mode: (k_eff - 1) // 2 on both sides, on
+    every map size and stride, as PyTorch's Conv2d / MaxPool2d(padding=(k - 1) // 2) pad."""
+    p = (window - 1) * dilation // 2
+    return p, p
+
+
 def _explicit_pads(
     x_bhwc: jax.Array, window: int, stride: int, padding: str | tuple
 ) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -32,6 +39,8 @@ def _explicit_pads(
         return padding
     if padding == "VALID":
         return ((0, 0), (0, 0))
+    if padding == "SYMMETRIC":
+        return (symmetric_padding_amounts(window),) * 2
     return tuple(same_padding_amounts(x_bhwc.shape[i], window, stride) for i in (1, 2))  # type: ignore[return-value]
 
 
@@ -71,7 +80,8 @@ def blur_downsample(
     'SAME' pads by reflection with antialiased-cnns' amounts (Zhang 2019, blurpool.py:
     before = (size-1)//2, after = ceil((size-1)/2), the same on every map size), so the blur
     is centred as there; XLA's SAME would put the extra pixel after for odd sizes on even maps.
-    Output size ceil(n / stride), as SAME. 'CIRCULAR' wraps by the same amounts, 'VALID' and
+    Output size ceil(n / stride), as SAME. 'CIRCULAR' wraps by the same amounts; 'SYMMETRIC'
+    reflects (size - 1) // 2 on both sides (the same as 'SAME' for odd sizes); 'VALID' and
     explicit pads are used as given.
     """
     row = binomial_filter(size).sum(axis=1)  # the 2-D filter is the outer product of this row

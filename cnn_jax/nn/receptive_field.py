@@ -31,7 +31,7 @@ import numpy as np
 from cnn_jax.nn import pool_kinds
 from cnn_jax.nn.layers import canonical_padding
 from cnn_jax.nn.model_spec import BlockSpec, ModelSpec
-from cnn_jax.nn.pooling import same_padding_amounts
+from cnn_jax.nn.pooling import same_padding_amounts, symmetric_padding_amounts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +63,7 @@ class _Op:
 
     kernel: int
     stride: int
-    padding: object  # canonical padding: 'SAME' | 'VALID' | 'CIRCULAR' | ((t, b), (l, r))
+    padding: object  # canonical padding: a mode of `layers.PADDING_MODES` | ((t, b), (l, r))
     circular: str = "same"  # how CIRCULAR pads: 'same' (Pool / blur) or 'flax' (nn.Conv)
 
 
@@ -75,6 +75,8 @@ def _pads(op: _Op, size: int, axis: int) -> tuple[int, int]:
         return (0, 0)
     if pad == "CIRCULAR" and op.circular == "flax":
         return ((op.kernel - 1) // 2, op.kernel // 2)
+    if pad == "SYMMETRIC":
+        return symmetric_padding_amounts(op.kernel)
     return same_padding_amounts(size, op.kernel, op.stride)
 
 

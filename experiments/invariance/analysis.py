@@ -6,7 +6,10 @@ Reads only `<run_dir>/shifted/*.npz` (`invariance_eval`) and the trainer's
 - accuracy_unshifted: correct at shift (0, 0);
 - accuracy_shifted: mean correctness over Zhang's two random shifts (uniform over the grid,
   so its mean estimates the mean accuracy over the shift grid);
-- consistency: 1[top-1 equal at the two random shifts] (Zhang 2019, Sec. 4.1);
+- drop: accuracy_unshifted - accuracy_shifted of the same image, the robustness that
+  accuracy_shifted mixes with accuracy (a less accurate net can drop less);
+- consistency: 1[top-1 equal at the two random shifts] (Zhang 2019, Sec. 4.1); per pair of
+  nets also on the images both classify correctly unshifted (`pair_scores`);
 - p_top1_change: fraction of the 8 diagonal 1-pixel steps whose top-1 changes (Azulay & Weiss
   2019's "jaggedness"), and mac: mean |delta p| of the first shift's top-1 class (their MAC);
 - per distance d: accuracy at (0, +-d) and consistency with the unshifted top-1 (seed's claim);
@@ -28,7 +31,9 @@ from cnn_jax.outputs import predictions
 
 from . import evaluate
 
-METRICS = ("accuracy_unshifted", "accuracy_shifted", "consistency", "p_top1_change", "mac")
+METRICS = ("accuracy_unshifted", "accuracy_shifted", "drop", "consistency", "p_top1_change", "mac")
+# Pair quantities: a per-variant metric kept on the images both nets classify correctly.
+BOTH_CORRECT = {"consistency_both_correct": "consistency"}
 
 
 def _stack(rows: Sequence[Mapping[str, Any]], name: str) -> list[dict[str, np.ndarray]]:
@@ -46,13 +51,37 @@ def shift_scores(rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         "p_top1_change": np.stack([(a["top1"][1:] != a["top1"][:-1]).mean(0) for a in azulay]),
         "mac": np.stack([a["mac"].mean(0) for a in azulay]),
     }
-    return {k: v.astype(np.float64) for k, v in out.items()}
+    out = {k: v.astype(np.float64) for k, v in out.items()}
+    out["drop"] = out["accuracy_unshifted"] - out["accuracy_shifted"]
+    return out
 
 
-def distance_scores(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def both_correct(a_unshifted_sn: np.ndarray, b_unshifted_sn: np.ndarray) -> np.ndarray:
+    """Bool [images]: correct unshifted for both nets in every seed.
+
+    The crossed seeds x images test needs one image set for every seed (a complete matrix, no
+    missing cells), so the set is the images both nets get right in all seeds, not a per-seed
+    set; it is conditioned on unshifted accuracy only, never on the consistency it scores.
+    """
+    return (a_unshifted_sn.min(0) > 0.5) & (b_unshifted_sn.min(0) > 0.5)
+
+
+def pair_scores(scores: Mapping[str, Mapping[str, np.ndarray]], a: tuple[str, str],
+                b: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """[seeds, images] scores of arms a and b ((variant, metric) each); a `BOTH_CORRECT`
+    quantity keeps the images `both_correct` for the two variants."""
+    (va, ma), (vb, mb) = a, b
+    if ma not in BOTH_CORRECT:
+        return scores[va][ma], scores[vb][mb]
+    keep = both_correct(scores[va]["accuracy_unshifted"], scores[vb]["accuracy_unshifted"])
+    return scores[va][BOTH_CORRECT[ma]][:, keep], scores[vb][BOTH_CORRECT[mb]][:, keep]
+
+
+def distance_scores(rows: Sequence[Mapping[str, Any]], name: str = "distance") -> dict[str, Any]:
     """{'distances': [D], 'accuracy': [seeds, D, images], 'consistency': [seeds, D, images]}:
-    accuracy at (0, +-d) averaged over the two signs; agreement with the unshifted top-1."""
-    sets = _stack(rows, "distance")
+    accuracy at (0, +-d) averaged over the two signs; agreement with the unshifted top-1
+    (`name`: the 'distance' or the 'learned' set)."""
+    sets = _stack(rows, name)
     dx = sets[0]["shifts"][:, 0, 1]
     distances = np.unique(np.abs(dx))
     acc, con = [], []

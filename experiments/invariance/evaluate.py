@@ -8,7 +8,8 @@ black canvas, mode 'zero', so the background stays 0 and nothing wraps):
   consistency protocol draws two random crop offsets per image); the same draws for every run.
 - 'azulay': the diagonal shifts (k, k), k = -4..4 (Azulay & Weiss 2019 evaluate 8 consecutive
   offsets, each against the next one pixel further diagonally); k = 0 is the unshifted image.
-- 'distance': horizontal shifts (0, +-d) for the study's distances (the seed's claim).
+- 'distance': horizontal shifts (0, +-d) for the study's distances (the seed's claim);
+- 'learned': the same for `experiment.learned_distances` (learned vs built-in invariance).
 
 Each set is written with `cnn_jax.outputs.predictions.save` to <run_dir>/shifted/<set>.npz (leading
 shift axis), plus <set>_shifts.npy with the shifts and, for 'azulay', azulay_mac.npz with the
@@ -32,7 +33,8 @@ from cnn_jax.measure import invariance
 from cnn_jax.outputs import predictions
 from cnn_jax.runs.load import load_run
 
-SETS = ("zhang", "azulay", "distance")
+SETS = ("zhang", "azulay", "distance", "learned")
+HORIZONTAL = {"distance": "distances", "learned": "learned_distances"}  # set -> its distances
 DIRNAME = "shifted"
 AZULAY_OFFSETS = tuple(range(-4, 5))
 
@@ -47,10 +49,11 @@ def shift_plan(exp: Mapping[str, Any], num_images: int, sets: tuple[str, ...]) -
     if "azulay" in sets:
         diag = np.array([[k, k] for k in AZULAY_OFFSETS], np.int32)
         out["azulay"] = np.broadcast_to(diag[:, None], (len(diag), num_images, 2)).copy()
-    if "distance" in sets:
-        d = sorted({s * int(x) for x in exp["distances"] for s in (-1, 1)})
-        row = np.array([[0, x] for x in d], np.int32)
-        out["distance"] = np.broadcast_to(row[:, None], (len(row), num_images, 2)).copy()
+    for name, key in HORIZONTAL.items():
+        if name in sets:
+            d = sorted({s * int(x) for x in exp[key] for s in (-1, 1)})
+            row = np.array([[0, x] for x in d], np.int32)
+            out[name] = np.broadcast_to(row[:, None], (len(row), num_images, 2)).copy()
     return out
 
 
@@ -93,17 +96,30 @@ def _mac_pairs(probs_snk: np.ndarray) -> np.ndarray:
     return np.abs(second - first)
 
 
+def scored_images(exp: Mapping[str, Any], available: int) -> int:
+    """`experiment.num_images`: the first N test images; None (the default) scores them all."""
+    n = exp.get("num_images")
+    if n is None:
+        return available
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"experiment.num_images: {n!r}; allowed: None (all) or an integer >= 2")
+    return min(n, available)
+
+
 def evaluate_run(run_dir: str | Path, exp: Mapping[str, Any], sets: tuple[str, ...]) -> Path:
     """Writes <run_dir>/shifted/ for `sets` (skipped when done with the same settings)."""
     folder = Path(run_dir) / DIRNAME
-    settings = {k: exp[k] for k in ("num_images", "max_shift", "shift_seed", "distances")}
+    keys = ("num_images", "max_shift", "shift_seed", "distances")
+    settings = {k: exp.get(k) for k in keys}
+    if "learned" in sets:
+        settings["learned_distances"] = exp.get("learned_distances")
     settings = json.loads(json.dumps({**settings, "sets": list(sets)}))
     marker = folder / "settings.json"
     if marker.exists() and json.loads(marker.read_text()) == settings:
         return folder
     run = load_run(run_dir)
     test = run.dataset.test
-    n = min(int(exp["num_images"]), len(test.labels))
+    n = scored_images(exp, len(test.labels))
     images, labels = test.images[:n].astype(np.float32), np.asarray(test.labels[:n])
     predict = invariance.make_predict_fn(run.model, run.dataset.mean, run.dataset.std)
     batch = int(exp.get("batch_size", 250))

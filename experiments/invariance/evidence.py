@@ -18,6 +18,7 @@ from cnn_jax.stats.claims import Claim, Estimate
 from cnn_jax.stats.evidence import estimate_from_record, paired_estimate
 from cnn_jax.stats.judge import ALPHA, judge
 
+from .analysis import pair_scores
 from .claims import Declared, Key, reference_error
 
 Evidence = list[tuple[Claim, dict[str, Estimate]]]
@@ -29,19 +30,34 @@ def fresh_evidence(declared: Declared, scores: Mapping[str, Mapping[str, np.ndar
     for claim, cells in declared:
         by_budget = {}
         for budget, (a, b) in cells.items():
-            ref = reference_error(float(np.mean(_scores(scores, b))), claim.better)
-            by_budget[budget] = paired_estimate(
-                _scores(scores, a), _scores(scores, b), reference_error=ref
-            )
+            a_sn, b_sn = _scores(scores, a, b)
+            ref = reference_error(float(np.mean(b_sn)), claim.better)
+            by_budget[budget] = paired_estimate(a_sn, b_sn, reference_error=ref)
         out.append((claim, by_budget))
     return out
 
 
-def _scores(scores: Mapping[str, Mapping[str, np.ndarray]], key: Key) -> np.ndarray:
+def measurable(declared: Declared, scores) -> tuple[Declared, list[str]]:
+    """The claims' budgets with >= 2 images to compare, and one line per budget left out (a
+    pair quantity on too few images both nets classify correctly, e.g. at smoke size)."""
+    kept: Declared = []
+    notes = []
+    for claim, cells in declared:
+        ok = {k: (a, b) for k, (a, b) in cells.items() if _scores(scores, a, b)[0].shape[1] >= 2}
+        left = [k for k in cells if k not in ok]
+        notes += [f"{claim.text} @{k}: fewer than 2 images to compare" for k in left]
+        if ok:
+            kept.append((claim, ok))
+    return kept, notes
+
+
+def _scores(scores: Mapping[str, Mapping[str, np.ndarray]], a: Key, b: Key):
+    """The [seeds, images] scores of both arms (`analysis.pair_scores`)."""
     try:
-        return scores[key[0]][key[1]]
-    except KeyError:
-        raise KeyError(f"scores[{key[0]!r}][{key[1]!r}]: not measured; rerun the study") from None
+        return pair_scores(scores, a, b)
+    except KeyError as e:
+        missing = f"scores: {e.args[0]!r} of {a} or {b} not measured; rerun the study"
+        raise KeyError(missing) from None
 
 
 def record_evidence(declared: Declared, results: Mapping[str, Any]) -> Evidence:
@@ -52,13 +68,30 @@ def record_evidence(declared: Declared, results: Mapping[str, Any]) -> Evidence:
     for claim, cells in declared:
         by_budget = {}
         for budget, (a, b) in cells.items():
-            found = stored.get((a, b)) or stored.get((claim.a, claim.b, claim.quantity, budget))
+            found = stored_estimate(stored, claim, budget, a, b)
             if found is None:
                 raise KeyError(f"comparisons: no stored {a} - {b}; the record predates the claim")
-            ref = reference_error(stored_level(results, b), claim.better)
+            ref = found.get("reference_error")  # a claim's own (pair quantities have no level)
+            ref = reference_error(stored_level(results, b), claim.better) if ref is None else ref
             by_budget[budget] = estimate_from_record(found, reference_error=ref)
         out.append((claim, by_budget))
     return out
+
+
+def stored_estimate(stored: Mapping, claim: Claim, budget: str, a: Key, b: Key):
+    """The stored comparison or claim estimate of one (claim, budget); None if not stored."""
+    return stored.get((a, b)) or stored.get((claim.a, claim.b, claim.quantity, budget))
+
+
+def judgeable(declared: Declared, results: Mapping[str, Any]) -> tuple[Declared, Declared]:
+    """(claims every budget of which the record stores, claims it predates)."""
+    stored = stored_estimates(results)
+    kept: Declared = []
+    missing: Declared = []
+    for claim, cells in declared:
+        found = all(stored_estimate(stored, claim, k, a, b) for k, (a, b) in cells.items())
+        (kept if found else missing).append((claim, cells))
+    return kept, missing
 
 
 def stored_estimates(results: Mapping[str, Any]) -> dict[tuple, Mapping[str, Any]]:
@@ -78,7 +111,8 @@ def stored_level(results: Mapping[str, Any], key: Key) -> float:
     if "@" not in metric:
         return float(results["summary"][variant][metric]["estimate"])
     name, at = metric.split("@")
-    curve = results["depth"]["curves"][variant]
+    protocol = "depth" if variant in results.get("depth", {}).get("curves", {}) else "learned"
+    curve = results[protocol]["curves"][variant]
     j = [float(d) for d in curve["distances"]].index(float(at))
     return float(curve[name][j]["estimate"])
 

@@ -15,6 +15,8 @@ Protocols (`config.experiment.protocols`; variants in `invariance_variants`):
   at which above-chance accuracy halves, and the two-dots test through trained layers.
 - 'kayhan': Kayhan & van Gemert 2020 (CVPR): red-green absolute position, V / S-zero /
   S-circular / F-zero padding, similar vs dissimilar test sets.
+- 'learned': learned vs built-in invariance, the Zhang nets (max, Tri-3, GAP, strided) trained
+  with random shifts up to r px, accuracy and consistency against test shifts beyond r.
 
 Training goes through `cnn_jax.runs.sweep.run_sweep` (seeds vmapped, finished runs reused);
 each run's shifted predictions are saved once (`invariance_eval`) and every number is
@@ -42,8 +44,9 @@ from .. import cli
 from . import evaluate, report
 from .variants import variant_config
 
-PROTOCOLS = ("zhang", "azulay", "budget", "depth", "kayhan")
+PROTOCOLS = ("zhang", "azulay", "budget", "depth", "kayhan", "learned")
 SETS = {
+    "learned": ("zhang", "azulay", "learned"),
     "zhang": ("zhang", "azulay"),
     "azulay": ("zhang", "azulay"),
     "budget": ("zhang", "azulay"),

@@ -15,6 +15,7 @@ import numpy as np
 from cnn_jax.outputs import plots
 
 BOUNDS = plots.ACCURACY_BOUNDS
+SIGNED = ("drop",)  # differences of two accuracies: within [-1, 1]
 
 
 def metric_panels(summary: Mapping[str, Mapping[str, Any]], variants: Sequence[str], metrics):
@@ -22,14 +23,15 @@ def metric_panels(summary: Mapping[str, Mapping[str, Any]], variants: Sequence[s
     fig, axes = plots.figure(1, len(metrics), figsize=(4.2 * len(metrics), 4.0), squeeze=False)
     colors = plots.variant_colors(variants)
     for ax, metric in zip(axes[0], metrics):
+        bounds = (-1.0, 1.0) if metric in SIGNED else BOUNDS
         for i, v in enumerate(variants):
             plots.interval_errorbar(
-                ax, [i], [summary[v][metric]], label=v, color=colors[v], bounds=BOUNDS
+                ax, [i], [summary[v][metric]], label=v, color=colors[v], bounds=bounds
             )
         ax.set_xticks(range(len(variants)), variants, rotation=60, fontsize=8)
         ax.set_title(metric.replace("_", " "))
         ax.grid(axis="y", alpha=0.3)
-        plots.fit_ylim(ax, bounds=BOUNDS)
+        plots.fit_ylim(ax, bounds=bounds)
     axes[0][0].set_ylabel("mean over seeds and images, 95% interval")
     return fig
 

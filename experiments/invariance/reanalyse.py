@@ -28,7 +28,7 @@ from cnn_jax.runs.reanalysis import read_record, rewrite_record
 from cnn_jax.runs.record import PROVENANCE, results_dir
 
 from .claims import alpha_of, declare
-from .evidence import claim_results, record_evidence
+from .evidence import claim_results, judgeable, record_evidence
 from .tables import markdown
 
 RECORDS = ("invariance_mnist", "invariance_fashion_mnist")
@@ -46,10 +46,16 @@ def record_config(study: str, results_root: str | os.PathLike) -> ml_collections
 
 
 def reanalysed(results: Mapping[str, Any], exp: ml_collections.ConfigDict) -> dict[str, Any]:
-    """The stored results with `claims` in place of `comparisons` and `budget_verdicts`."""
-    evidence = record_evidence(declare(exp, set(results["summary"])), results)
+    """The stored results with `claims` in place of `comparisons` and `budget_verdicts`.
+
+    Only the claims whose estimates the record stores are judged; the ones it predates (e.g.
+    the accuracy drop, both-correct consistency) are printed and need a rerun of the study.
+    """
+    kept, missing = judgeable(declare(exp, set(results["summary"])), results)
+    for claim, _ in missing:
+        print(f"not in this record (rerun the study to judge it): {claim.text}")
     out = {k: v for k, v in results.items() if k not in ("comparisons", "budget_verdicts")}
-    out["claims"] = claim_results(evidence, alpha_of(exp))
+    out["claims"] = claim_results(record_evidence(kept, results), alpha_of(exp))
     return out
 
 

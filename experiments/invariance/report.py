@@ -20,27 +20,30 @@ from cnn_jax.runs.load import load_run
 
 from . import plots as invariance_plots
 from .analysis import (
+    BOTH_CORRECT,
     distance_scores,
     halving_interval,
     intervals,
+    pair_scores,
     red_green_scores,
     shift_scores,
 )
-from .claims import alpha_of, declare
-from .evidence import claim_results, fresh_evidence
+from .claims import Declared, alpha_of, declare
+from .evidence import claim_results, fresh_evidence, measurable
 from .tables import markdown  # noqa: F401  (re-exported for the driver)
-from .variants import describe
+from .variants import KAYHAN_PADDING, describe, geometry, training_budget, variant_config
 
-ZHANG_METRICS = ("accuracy_unshifted", "accuracy_shifted", "consistency", "p_top1_change")
+ZHANG_METRICS = ("accuracy_unshifted", "accuracy_shifted", "drop", "consistency", "p_top1_change")
 LEARNED_LAYERS = ("block0/act", "block0/pool", "block1/pool", "block2/pool")
 
 
-def _depth(exp, by_variant, scores) -> dict[str, Any]:
-    """Curves against distance, halving distances, and per-distance scores for the claims."""
+def _curves(exp, by_variant, scores, variants, name: str = "distance") -> dict[str, Any]:
+    """Curves against distance (shift set `name`), halving distances, and per-distance scores
+    for the claims (the seed's claim: 'distance'; learned vs built-in invariance: 'learned')."""
     curves, halving = {}, {}
     chance = 1.0 / float(exp.num_classes)
-    for v in exp.depth_variants:
-        d = distance_scores(by_variant[v])
+    for v in variants:
+        d = distance_scores(by_variant[v], name)
         dist = d["distances"]
         for j, x in enumerate(dist):
             scores[v][f"accuracy@{x}"] = d["accuracy"][:, j]
@@ -73,6 +76,37 @@ def _two_dots(exp, by_variant) -> dict[str, Any]:
     return {"raw": raw, "learned": learned}
 
 
+def both_correct_summary(declared: Declared, scores) -> list[dict[str, Any]]:
+    """Per (claim, budget) on a `BOTH_CORRECT` quantity: the images kept and a's and b's level
+    on them (two-level bootstrap), for the table beside the claims."""
+    out = []
+    for claim, cells in declared:
+        if claim.quantity not in BOTH_CORRECT:
+            continue
+        for budget, (a, b) in cells.items():
+            a_sn, b_sn = pair_scores(scores, a, b)
+            ivs = intervals({"a": a_sn, "b": b_sn})
+            out.append({"a": a[0], "b": b[0], "quantity": claim.quantity, "budget": budget,
+                        "n_images": int(a_sn.shape[1]), "a_level": ivs["a"].as_dict(),
+                        "b_level": ivs["b"].as_dict()})  # fmt: skip
+    return out
+
+
+def _scored_images(scores) -> int:
+    """Test images every shift set scored (the red-green nets' own test set aside)."""
+    sizes = [s["consistency"].shape[1] for v, s in scores.items() if v not in KAYHAN_PADDING]
+    return int(max(sizes or [s["consistency"].shape[1] for s in scores.values()]))
+
+
+def _variant_info(config, variants) -> dict[str, dict[str, str]]:
+    """Each variant's padding geometry and training budget, as its config builds it."""
+    classes = int(config.experiment.num_classes)
+    return {
+        v: {"geometry": geometry(v), "budget": training_budget(variant_config(config, v, classes))}
+        for v in variants
+    }
+
+
 def analyse(config, by_variant: Mapping[str, Sequence[dict]], workdir: Path) -> dict[str, Any]:
     """Everything the tables and figures show, from the saved predictions only."""
     exp = config.experiment
@@ -82,22 +116,26 @@ def analyse(config, by_variant: Mapping[str, Sequence[dict]], workdir: Path) -> 
         "dataset": {"name": config.dataset.name, "options": dict(config.dataset.options or {})},
         "protocols": list(exp.protocols),
         "seeds": [int(s) for s in exp.seeds],
-        "num_images": int(exp.num_images),
+        "num_images": _scored_images(scores),
         "variants": {v: describe(v) for v in by_variant},
+        "variant_info": _variant_info(config, by_variant),
         "groups": {p: list(exp[f"{p}_variants"]) for p in exp.protocols},
     }
     if "kayhan" in exp.protocols:
         for v in exp.kayhan_variants:
             scores[v].update(red_green_scores(by_variant[v]))
     if "depth" in exp.protocols:
-        out["depth"] = _depth(exp, by_variant, scores)
+        out["depth"] = _curves(exp, by_variant, scores, exp.depth_variants)
+    if "learned" in exp.protocols:
+        out["learned"] = _curves(exp, by_variant, scores, exp.learned_variants, "learned")
     keep = ZHANG_METRICS + ("mac", "similar", "dissimilar")
     out["summary"] = {
         v: {k: iv.as_dict() for k, iv in intervals({k: s[k] for k in keep if k in s}).items()}
         for v, s in scores.items()
     }
-    evidence = fresh_evidence(declare(exp, set(by_variant)), scores)
-    out["claims"] = claim_results(evidence, alpha_of(exp))
+    declared, out["unjudged"] = measurable(declare(exp, set(by_variant)), scores)
+    out["both_correct"] = both_correct_summary(declared, scores)
+    out["claims"] = claim_results(fresh_evidence(declared, scores), alpha_of(exp))
     if "depth" in exp.protocols and exp.get("two_dots_variants"):
         out["two_dots"] = _two_dots(exp, by_variant)
     _figures(exp, out, workdir)
@@ -115,6 +153,10 @@ def _figures(exp, out: Mapping[str, Any], workdir: Path) -> None:
     if "depth" in exp.protocols:
         fig = invariance_plots.accuracy_vs_shift(out["depth"]["curves"], list(exp.depth_variants))
         plots.save(fig, workdir / "accuracy_vs_shift.png")
+    if "learned" in exp.protocols:
+        variants = list(exp.learned_variants)
+        fig = invariance_plots.accuracy_vs_shift(out["learned"]["curves"], variants)
+        plots.save(fig, workdir / "learned_vs_shift.png")
     if "kayhan" in exp.protocols:
         from .tables import KAYHAN_PAPER
 

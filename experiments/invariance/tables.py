@@ -37,6 +37,7 @@ KAYHAN_PAPER = {
 COLUMNS = {
     "accuracy_unshifted": "acc. unshifted",
     "accuracy_shifted": "acc. shifted",
+    "drop": "drop under shift",
     "consistency": "consistency",
     "p_top1_change": "P(top-1 change)",
     "mac": "MAC",
@@ -45,22 +46,43 @@ COLUMNS = {
 }
 
 
-def _iv(d: Mapping[str, float] | None, scale: float = 100.0) -> str:
+def _iv(d: Mapping[str, float] | None, scale: float = 100.0, digits: int = 1) -> str:
     if d is None:
         return "-"
     e, lo, hi = (d[k] * scale for k in ("estimate", "low", "high"))
-    return f"{e:.1f} [{lo:.1f}, {hi:.1f}]"
+    return f"{e:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+DIGITS = {"drop": 2}  # the drop is a fraction of a point: one more decimal
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return markdown_table(headers, rows).rstrip("\n")
 
 
-def variant_table(summary: Mapping, variants: Sequence[str], metrics: Sequence[str]) -> str:
-    rows = [
-        [f"`{v}`"] + [_iv(summary[v].get(m)) for m in metrics] for v in variants if v in summary
-    ]
-    return _table(["variant"] + [COLUMNS[m] for m in metrics], rows)
+def variant_table(
+    summary: Mapping, variants: Sequence[str], metrics: Sequence[str], info: Mapping | None = None
+) -> str:
+    """One row per variant: its padding geometry and training budget (`info`, when the record
+    has them), then each metric's estimate [95% interval] in percent."""
+    rows, head = [], ["variant"] + (["geometry", "trained"] if info else [])
+    for v in (v for v in variants if v in summary):
+        about = [info[v]["geometry"], info[v]["budget"]] if info else []
+        cells = [_iv(summary[v].get(m), digits=DIGITS.get(m, 1)) for m in metrics]
+        rows.append([f"`{v}`"] + about + cells)
+    return _table(head + [COLUMNS[m] for m in metrics], rows)
+
+
+def both_correct_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Consistency of a and b on the images both classify correctly unshifted in every seed."""
+    if not rows:
+        return ""
+    body = [[f"`{r['a']}` - `{r['b']}`", r["budget"], str(r["n_images"]), _iv(r["a_level"]),
+             _iv(r["b_level"])] for r in rows]  # fmt: skip
+    head = ["pair (a - b)", "budget", "images both correct in every seed", "a", "b"]
+    title = ("**Consistency on the images both nets classify correctly unshifted** (the same "
+             "images in every seed, so the seeds x images design stays complete)")  # fmt: skip
+    return title + "\n\n" + _table(head, body)
 
 
 def _zhang_reference() -> str:
@@ -85,13 +107,30 @@ def _depth_table(depth: Mapping[str, Any], variants: Sequence[str]) -> str:
     return _table(header, rows)
 
 
-def _kayhan_table(summary: Mapping, variants: Sequence[str]) -> str:
+def _curve_table(curves: Mapping[str, Any], info: Mapping | None) -> str:
+    """Accuracy and consistency at every test shift, one row per (net, training shift)."""
+    distances = next(iter(curves.values()))["distances"]
+    rows = []
+    for v, c in curves.items():
+        cells = [f"{100 * a['estimate']:.1f} / {100 * k['estimate']:.1f}"
+                 for a, k in zip(c["accuracy"], c["consistency"])]  # fmt: skip
+        rows.append([f"`{v}`"] + ([info[v]["budget"]] if info else []) + cells)
+    head = ["variant"] + (["trained"] if info else []) + [f"d={d}" for d in distances]
+    note = "Accuracy / consistency with the unshifted top-1 (percent) at horizontal shift +-d px"
+    return (
+        note + " (intervals: results.json; curves: learned_vs_shift.png)\n\n" + _table(head, rows)
+    )
+
+
+def _kayhan_table(summary: Mapping, variants: Sequence[str], info: Mapping | None) -> str:
     rows = []
     for v in variants:
         paper = KAYHAN_PAPER.get(v, (math.nan, math.nan))
-        rows.append([f"`{v}`", _iv(summary[v]["similar"]), _iv(summary[v]["dissimilar"]),
-                     f"{paper[0]:.1f} / {paper[1]:.1f}"])  # fmt: skip
-    header = ["padding", "similar (ours)", "dissimilar (ours)", "paper similar / dissimilar"]
+        about = [info[v]["geometry"]] if info else []
+        ours = [_iv(summary[v]["similar"]), _iv(summary[v]["dissimilar"])]
+        rows.append([f"`{v}`"] + about + ours + [f"{paper[0]:.1f} / {paper[1]:.1f}"])
+    header = ["padding"] + (["geometry"] if info else [])
+    header += ["similar (ours)", "dissimilar (ours)", "paper similar / dissimilar"]
     return _table(header, rows)
 
 
@@ -118,18 +157,19 @@ def claims_table(results: Mapping[str, Any]) -> str:
 def markdown(results: Mapping[str, Any]) -> str:
     """The study's readme.md: what ran, per-protocol tables, the claims and their verdicts."""
     s, protocols = results["summary"], results["protocols"]
-    ds = results["dataset"]
+    ds, info = results["dataset"], results.get("variant_info")
     head = f"Translation invariance on **{ds['name']}** {ds.get('options') or ''}: "
     head += f"{len(results['seeds'])} seeds, {results['num_images']} test images; percent, "
-    blocks = [head + "estimate [95% interval] (two-level bootstrap over seeds and images)."]
-    for protocol, metrics in (
-        ("zhang", ("accuracy_unshifted", "accuracy_shifted", "consistency")),
-        ("azulay", ("accuracy_unshifted", "p_top1_change", "mac")),
-        ("budget", ("accuracy_unshifted", "accuracy_shifted", "consistency")),
-    ):
+    head += "estimate [95% interval] (two-level bootstrap over seeds and images). Drop under "
+    head += "shift: unshifted minus shifted correctness of the same image (robustness apart "
+    head += "from accuracy); geometry: how each variant pads (PyTorch's, as the papers' code)."
+    blocks = [head]
+    for protocol in ("zhang", "azulay", "budget"):
         if protocol in protocols:
             variants = [v for v in results["variants"] if v in _group(results, protocol)]
-            blocks += [f"**{_TITLES[protocol]}**", variant_table(s, variants, metrics)]
+            table = variant_table(s, variants, _METRICS[protocol], info)
+            blocks += [f"**{_TITLES[protocol]}**", table]
+    blocks.append(both_correct_table(results.get("both_correct") or []))
     if "zhang" in protocols:
         blocks.append(_zhang_reference())
     if "azulay" in protocols:
@@ -140,19 +180,31 @@ def markdown(results: Mapping[str, Any]) -> str:
         blocks += [f"**{_TITLES['depth']}**", _depth_table(results["depth"], variants)]
     if "two_dots" in results:
         blocks.append(_two_dots_table(results["two_dots"]))
+    if "learned" in protocols:
+        curves = results["learned"]["curves"]
+        blocks += [f"**{_TITLES['learned']}**", _curve_table(curves, results.get("variant_info"))]
     if "kayhan" in protocols:
         variants = [v for v in results["variants"] if v in KAYHAN_PAPER]
-        blocks += [f"**{_TITLES['kayhan']}**", _kayhan_table(s, variants)]
+        blocks += [f"**{_TITLES['kayhan']}**", _kayhan_table(s, variants, info)]
     blocks.append(claims_table(results))
+    if results.get("unjudged"):
+        blocks.append("Not judged: " + "; ".join(results["unjudged"]) + ".")
     return "\n\n".join(b for b in blocks if b) + "\n"
 
 
+_ZHANG_COLUMNS = ("accuracy_unshifted", "accuracy_shifted", "drop", "consistency")
+_METRICS = {
+    "zhang": _ZHANG_COLUMNS + ("p_top1_change", "mac"),
+    "azulay": ("accuracy_unshifted", "p_top1_change", "mac"),
+    "budget": _ZHANG_COLUMNS + ("p_top1_change", "mac"),
+}
 _TITLES = {
     "zhang": "Zhang 2019 protocol (shift-augmented training, two random shifts per image)",
     "azulay": "Azulay & Weiss 2019 protocol (1-pixel diagonal shifts on the black canvas)",
     "budget": "Zhang 2019 variants at 3x training budget",
     "depth": "Seed's claim: invariance against shift distance and downsampling depth",
     "kayhan": "Kayhan & van Gemert 2020 red-green absolute-position test",
+    "learned": "Learned vs built-in invariance: nets trained with shifts up to r px",
 }
 
 

@@ -8,8 +8,10 @@
 Zhang 2019's own small-image setting (the paper also reports CIFAR-10): natural images, so a
 shift brings the zero-filled border in, as Zhang's crops bring in new content. The Zhang,
 Azulay and budget protocols with the MNIST CNN's layout on 32x32x3 (conv32-pool-conv64-pool-
-dense256); the depth and red-green protocols are left to the MNIST study. Not run in this
-repository (no CIFAR-10 here); tested on a fake prepared copy.
+dense256); the depth and red-green protocols are left to the MNIST study. Every test image is
+scored (`experiment.num_images` unset). Not run in this repository (no CIFAR-10 here): its
+smoke-size copy (cifar10_smoke.py) is tested on a generated CIFAR-shaped data dir; the README
+estimates 2-3 days on 2 CPU cores.
 """
 
 from cnn_jax.experiments.configs import base
@@ -31,5 +33,4 @@ def get_config():
     exp.protocols = ("zhang", "azulay", "budget")
     exp.augment_shift = 4  # pad-4-and-crop, the standard CIFAR-10 augmentation
     exp.max_shift = 4
-    exp.num_images = 2000
     return config

@@ -19,7 +19,12 @@ from cnn_jax.stats.claims import Estimate, Kind
 from cnn_jax.stats.crossed import tost_t
 from experiments.invariance import reanalyse
 from experiments.invariance.claims import declare
-from experiments.invariance.evidence import claim_results, fresh_evidence, record_evidence
+from experiments.invariance.evidence import (
+    claim_results,
+    fresh_evidence,
+    judgeable,
+    record_evidence,
+)
 
 FIXTURE = Path(__file__).parent / "data" / "invariance_mnist_v1.json"
 
@@ -32,15 +37,18 @@ def old():
 @pytest.fixture(scope="module")
 def judged(old):
     exp = ml_collections.ConfigDict(old["experiment"])
-    declared = declare(exp, set(old["results"]["summary"]))
+    declared, _ = judgeable(declare(exp, set(old["results"]["summary"])), old["results"])
     claims = claim_results(record_evidence(declared, old["results"]))
     return {(c["a"], c["b"], c["quantity"]): c for c in claims}
 
 
 def test_declarations_cover_the_record_once_each(old, judged):
-    """Every stored comparison is one (claim, budget); the 3x variants are budgets, not claims."""
+    """Every stored comparison is one (claim, budget), but GAP's levels (an under-fitting net is
+    compared on its drop, not its levels); the 3x variants are budgets, not claims."""
     cells = sum(len(c["budgets"]) for c in judged.values())
-    assert cells == len(old["results"]["comparisons"]) == 29
+    gap = [r for r in old["results"]["comparisons"] if r["a"][0] == "gap"]
+    assert len(gap) == 2 and cells == len(old["results"]["comparisons"]) - 2 == 27
+    assert not any(a == "gap" for a, _, _ in judged)
     assert set(judged[("blur3", "max", "consistency")]["budgets"]) == {"1x", "3x"}
     assert set(judged[("blur2", "max", "consistency")]["budgets"]) == {"1x"}
     azulay = judged[("max", "max_noaug", "p_top1_change")]
@@ -76,8 +84,8 @@ def test_identities_are_exact_not_equivalent(judged):
     tested = sum(len(v["tests"]) for c in judged.values() for v in c["budgets"].values())
     family = next(iter(judged.values()))["budgets"]["1x"]["family_size"]
     margins = sum(v["margin"] is not None for c in judged.values() for v in c["budgets"].values())
-    # 27 non-exact cells, 2 directional tests each, 2 more (TOST) for each with a margin
-    assert family == tested == 2 * 27 + 2 * margins
+    # 25 non-exact cells, 2 directional tests each, 2 more (TOST) for each with a margin
+    assert family == tested == 2 * 25 + 2 * margins
 
 
 def test_simultaneous_interval_agrees_with_the_label(judged):
@@ -86,7 +94,7 @@ def test_simultaneous_interval_agrees_with_the_label(judged):
     v = judged[("d2_max", "d0", "consistency@2")]["budgets"]["1x"]
     assert v["label"] == "inconclusive" and v["low"] > 0  # the per-comparison interval
     assert v["sim_low"] < 0 < v["sim_high"]
-    assert "[+1.37, +7.03] {-2.19, +10.59}" in budget_cell(v)
+    assert "[+1.37, +7.03] {-2.12, +10.52}" in budget_cell(v)  # Holm over 78 hypotheses
     for c in judged.values():  # held never beside a simultaneous bound across 0
         for cell in c["budgets"].values():
             if cell["label"] == "held" and c["better"] > 0:
@@ -97,26 +105,70 @@ def _scores(rng, p, n=(4, 300)):
     return (rng.random(n) < p).astype(float)
 
 
+def _variant(consistency, shifted, unshifted=None):
+    unshifted = np.ones_like(shifted) if unshifted is None else unshifted
+    return {"consistency": consistency, "accuracy_shifted": shifted,
+            "accuracy_unshifted": unshifted, "drop": unshifted - shifted}  # fmt: skip
+
+
 def test_fresh_path_tests_the_budget_interaction_on_the_same_runs():
     """Fresh scores keep their paired differences: the 1x / 3x interaction is paired."""
     rng = np.random.default_rng(0)
     base, base3 = _scores(rng, 0.7), _scores(rng, 0.7)
     up = np.maximum(base, _scores(rng, 0.5))
     scores = {
-        "max": {"consistency": base, "accuracy_shifted": base},
-        "blur3": {"consistency": up, "accuracy_shifted": base.copy()},
-        "max_3x": {"consistency": base3, "accuracy_shifted": base3},
-        "blur3_3x": {"consistency": base3.copy(), "accuracy_shifted": base3.copy()},
+        "max": _variant(base, base),
+        "blur3": _variant(up, base.copy()),
+        "max_3x": _variant(base3, base3),
+        "blur3_3x": _variant(base3.copy(), base3.copy()),
     }
     exp = ml_collections.ConfigDict({"protocols": ("zhang", "budget"), "zhang_variants":
                                      ("max", "blur3")})  # fmt: skip
-    claims = claim_results(fresh_evidence(declare(exp, set(scores)), scores))
-    cons, acc = claims
+    claims = {c["quantity"]: c for c in claim_results(fresh_evidence(declare(exp, set(scores)),
+                                                                     scores))}  # fmt: skip
+    assert list(claims) == ["drop", "consistency", "consistency_both_correct",
+                            "accuracy_unshifted", "accuracy_shifted"]  # fmt: skip
+    cons, acc = claims["consistency"], claims["accuracy_shifted"]
     assert cons["budgets"]["1x"]["label"] == "held"
     assert cons["budgets"]["3x"]["label"] == "equivalent"  # identical: delta 0, se 0
     assert cons["interactions"][0]["method"].startswith("paired over the same seeds")
     assert cons["budget_label"] == cons["result"] == "budget-dependent"  # a real interaction
     assert acc["result"] == "equivalent" and acc["budget_label"] == "consistent across budgets"
+    assert claims["drop"]["better"] == -1 and "invariance" in claims["drop"]["text"]
+    assert "accuracy; Zhang 2019" in acc["text"]
+
+
+def test_drop_is_paired_per_image_and_gap_is_compared_on_drops_only():
+    """A net that is less accurate but loses nothing under shift (the under-fitting GAP head):
+    its drop is lower, and no claim compares its levels."""
+    rng = np.random.default_rng(2)
+    unshifted = _scores(rng, 0.99)
+    shifted = unshifted * _scores(rng, 0.98)  # max: loses ~2% of its correct images
+    weak = _scores(rng, 0.9)
+    scores = {"max": _variant(unshifted, shifted, unshifted), "gap": _variant(weak, weak, weak)}
+    exp = ml_collections.ConfigDict({"protocols": ("zhang",), "zhang_variants": ("max", "gap")})
+    claims = {c["quantity"]: c for c in claim_results(fresh_evidence(declare(exp, set(scores)),
+                                                                     scores))}  # fmt: skip
+    assert set(claims) == {"drop", "consistency_both_correct"}
+    drop = claims["drop"]["budgets"]["1x"]
+    want = -(unshifted - shifted).mean()
+    assert drop["label"] == "held" and drop["estimate"]["delta"] == pytest.approx(want)
+
+
+def test_both_correct_keeps_the_images_right_for_both_nets_in_every_seed():
+    """A complete seeds x images matrix: an image wrong for either net in any seed is out."""
+    from experiments.invariance.analysis import both_correct, pair_scores
+
+    a_ok = np.array([[1, 1, 1, 0], [1, 1, 1, 1]], float)
+    b_ok = np.array([[1, 0, 1, 1], [1, 1, 1, 1]], float)
+    np.testing.assert_array_equal(both_correct(a_ok, b_ok), [True, False, True, False])
+    cons = np.arange(8, dtype=float).reshape(2, 4)
+    scores = {"a": {"accuracy_unshifted": a_ok, "consistency": cons},
+              "b": {"accuracy_unshifted": b_ok, "consistency": -cons}}  # fmt: skip
+    q = "consistency_both_correct"
+    a_sn, b_sn = pair_scores(scores, ("a", q), ("b", q))
+    np.testing.assert_array_equal(a_sn, [[0, 2], [4, 6]])
+    np.testing.assert_array_equal(b_sn, -a_sn)
 
 
 def test_fresh_identity_is_checked_per_image():
@@ -149,7 +201,8 @@ def test_reanalyse_rewrites_a_copied_record(old, tmp_path, capsys):
     new = json.loads((folder / "results.json").read_text())
     kept = {k: v for k, v in old["results"].items() if k not in ("comparisons", "budget_verdicts")}
     assert {k: v for k, v in new.items() if k != "claims"} == kept
-    assert len(new["claims"]) == 25
+    assert len(new["claims"]) == 23  # GAP's two level claims are no longer declared
+    assert "not in this record (rerun the study to judge it): blur3 lowers the accuracy" in out
     readme = (folder / "readme.md").read_text()
     assert "**Claims**" in readme and "Paired comparisons" not in readme
     prov = json.loads((folder / "provenance.json").read_text())
@@ -157,3 +210,22 @@ def test_reanalyse_rewrites_a_copied_record(old, tmp_path, capsys):
     again = reanalyse.reanalyse("invariance_mnist", tmp_path)  # from the stored claims
     assert all(old_label == new_label for _, _, old_label, new_label, _ in again)
     assert json.loads((folder / "results.json").read_text()) == new
+
+
+def test_learned_claims_compare_each_shift_range_with_none():
+    """Training shifts r > 0 against r = 0 per net, at the small and the large test shift
+    (beyond r or within it); built-in: each net against max, both trained without shifts."""
+    exp = ml_collections.ConfigDict({
+        "protocols": ("learned",), "learned_small": 1, "learned_large": 4,
+        "learned_variants": ("max_shift0", "max_shift6", "gap_shift0", "gap_shift2"),
+    })  # fmt: skip
+    declared = declare(exp, set(exp.learned_variants))
+    texts = [c.text for c, _ in declared]
+    assert texts == [
+        "shifts up to 6 px in training raise max's consistency at 1 px (within)",
+        "shifts up to 6 px in training raise max's accuracy at 4 px (within)",
+        "gap raises consistency at 1 px over max, no shifts in training",
+        "shifts up to 2 px in training raise gap's consistency at 1 px (within)",
+        "shifts up to 2 px in training raise gap's accuracy at 4 px (beyond)",
+    ]
+    assert declared[1][1] == {"1x": (("max_shift6", "accuracy@4"), ("max_shift0", "accuracy@4"))}

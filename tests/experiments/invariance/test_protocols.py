@@ -15,7 +15,7 @@ from cnn_jax.outputs import predictions
 from experiments.invariance import analysis as ana
 from experiments.invariance import evaluate as ev
 from experiments.invariance.configs import digits, smoke
-from experiments.invariance.variants import describe, variant_config
+from experiments.invariance.variants import describe, geometry, training_budget, variant_config
 
 
 def test_red_green_classes_heights_and_dissimilar_swap():
@@ -101,6 +101,7 @@ def test_shift_scores_from_saved_predictions(tmp_path):
     np.testing.assert_array_equal(s["consistency"][0], [1, 0, 1, 0])
     np.testing.assert_array_equal(s["accuracy_shifted"][0], [1, 0.5, 1, 0.5])
     np.testing.assert_array_equal(s["accuracy_unshifted"][0], [1, 1, 1, 1])
+    np.testing.assert_array_equal(s["drop"][0], [0, 0.5, 0, 0.5])  # per image, paired
     np.testing.assert_allclose(s["p_top1_change"][0], [0, 2 / 8, 0, 0])
     np.testing.assert_allclose(s["mac"][0], 0.25)
 
@@ -170,3 +171,59 @@ def test_canvas_embedding_centres_on_black():
     assert out.images.shape == (2, 40, 40, 1)
     assert (out.images[:, 6:34, 6:34] == 7).all() and out.images.sum() == images.sum()
     assert _on_canvas(Split(images, np.array([0, 1], np.int32)), None).images is images
+
+
+def test_literature_variants_pad_as_their_reference_code():
+    """PyTorch's padding=1 (SYMMETRIC) where a stride-2 conv would pad differently under XLA's
+    SAME (antialiased-cnns' strided conv3x3, Kayhan's S-conv); each variant names its geometry."""
+    base = digits.get_config()
+    strided = spec_from_config(variant_config(base, "strided_3x").model.to_dict(), 10)
+    assert {(b.stride, b.padding) for b in strided.blocks} == {(2, "SYMMETRIC")}
+    kv = spec_from_config(variant_config(base, "kv_same_zero").model.to_dict(), 2)
+    assert {b.padding for b in kv.blocks} == {"SYMMETRIC"}
+    blurred = spec_from_config(variant_config(base, "strided_blur3").model.to_dict(), 10)
+    assert {(b.stride, b.pool, b.pool_padding) for b in blurred.blocks} == {(1, "blur", "SAME")}
+    assert "SYMMETRIC" in geometry("strided") and "antialiased-cnns" in geometry("blur5_3x")
+    assert "'sconv'" in geometry("kv_same_zero") and "XLA SAME" in geometry("d2_strided")
+
+
+def test_gap_epochs_set_the_gap_variants_budget_only():
+    base = digits.get_config()
+    assert variant_config(base, "gap").train.num_epochs == base.train.num_epochs
+    base.experiment.gap_epochs = 7
+    assert training_budget(variant_config(base, "gap")) == "7 epochs"
+    assert training_budget(variant_config(base, "gap_3x")) == "7 epochs x 3"
+    assert variant_config(base, "max").train.num_epochs == base.train.num_epochs
+
+
+def test_num_images_defaults_to_the_whole_test_split():
+    exp = digits.experiment_config()
+    assert ev.scored_images(exp, 10000) == 10000
+    exp.num_images = 500
+    assert ev.scored_images(exp, 10000) == 500 and ev.scored_images(exp, 300) == 300
+    exp.num_images = 1
+    with pytest.raises(ValueError, match=r"^experiment.num_images: 1; allowed"):
+        ev.scored_images(exp, 10000)
+
+
+def test_learned_variants_train_the_zhang_nets_with_their_own_shift_range():
+    base = digits.get_config()
+    for name, shift in (("gap_shift0", 0), ("strided_shift6", 6)):
+        config = variant_config(base, name)
+        assert config.augment.crop_padding == shift if config.get("augment") else shift == 0
+    assert variant_config(base, "strided_shift6").model.padding == "SYMMETRIC"
+    assert variant_config(base, "gap_shift2").model.head == "global_avg"
+    assert describe("max_shift3") == "max trained with random shifts up to 3 px"
+    assert geometry("blur3_shift1") == geometry("blur3")
+    sets = study_variants_of(("learned",), base)
+    assert sets["max_shift6"] == ("zhang", "azulay", "learned")
+    plan = ev.shift_plan(dict(base.experiment), 3, ("learned",))["learned"]
+    assert sorted({int(x) for x in plan[:, 0, 1]}) == list(range(-12, 13))
+
+
+def study_variants_of(protocols, config):
+    from experiments.invariance.main import study_variants
+
+    exp = config.experiment
+    exp.protocols = protocols
+    return study_variants(exp)
