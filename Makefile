@@ -9,15 +9,21 @@ BENCH_ARGS ?=
 # Debian's tcmalloc: the run path preloads it when present (cnn_jax/system/runtime.py). Installed only
 # as root and never fatal: without it everything runs on glibc's malloc, slower.
 TCMALLOC_PKG := libtcmalloc-minimal4
+# The CPU convolutions' oneDNN (the `onednn` extra of pyproject.toml, same pins), installed
+# without dependencies so that the locked environment stays as it is.
+ONEDNN_PKGS := onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0
 
 .PHONY: install run test test-fast test-py312 test-py313 lint format data bench bench-gpu \
 	device-wheels readme clean
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml cnn_jax/nn/onednn/conv_handlers.cc
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
+	@# The optional oneDNN convolutions (cnn_jax/nn/onednn): one line, never fatal.
+	@$(PY) -m pip install --quiet --retries 2 --no-deps $(ONEDNN_PKGS) >/dev/null 2>&1; \
+		$(PY) -m cnn_jax.nn.onednn.build || true
 	-@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! dpkg -s $(TCMALLOC_PKG) >/dev/null 2>&1; then \
 		apt-get install -y -qq $(TCMALLOC_PKG) >/dev/null 2>&1 || \
 		(apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(TCMALLOC_PKG) >/dev/null 2>&1) || \

@@ -22,10 +22,12 @@ import time
 from collections.abc import Callable
 
 from benchmarks import common, sections, time_to_accuracy, xla_ops
+from benchmarks import onednn as onednn_bench
 
 PRESETS = ("mnist_cnn", "lenet5", "resnet_small")
 SECTIONS = (
-    "settings", "presets", "fence", "cache", "pooling", "pipeline", "seeds", "profile", "ops"
+    "settings", "presets", "onednn", "fence", "cache", "pooling", "pipeline", "seeds", "profile",
+    "ops",
 )  # fmt: skip
 QUICK_SECTIONS = ("settings", "presets", "fence", "pooling", "pipeline", "seeds")  # < 5 min
 
@@ -131,6 +133,12 @@ def main(argv: list[str] | None = None) -> None:
                 ),
             )
         )
+    if "onednn" in args.only:
+        title = "oneDNN convolutions on / off per preset and batch"
+        run = lambda: onednn_bench.presets(
+            args.presets, args.batches, budget, peak, args.torch_compile
+        )
+        jobs.append((title, run))
     if "fence" in args.only:
         title = "Convolution fence (run path, batch 128)"
         jobs.append((title, lambda: sections.conv_fence(budget)))

@@ -5,8 +5,11 @@
 Spec keys: backend (jax | torch), preset, batch, input_shape, compute_dtype (jax),
 tile_pool (jax, default true: false routes non-overlapping pooling through nn.max_pool /
 nn.avg_pool to measure the tile path), conv_fence (jax, default true: false builds
-convolutions without `cnn_jax.nn.conv_fence`, to measure it), cache_dir (jax: persistent
-compilation cache there), channels_last, compile (torch).
+convolutions without `cnn_jax.nn.conv_fence`, to measure it), onednn (jax: true / false
+turns the oneDNN convolutions of `cnn_jax.nn.onednn` on / off; absent: off, as CNN_JAX_FAST=0
+in workers says), onednn_parts (jax: which of forward, backward_data, backward_weights run on
+oneDNN; default all), cache_dir (jax: persistent compilation cache there), channels_last,
+compile (torch).
 
 Protocol (one JSON object per line): on start-up it prints {"compile_sec",
 "flops_per_example", "rss_mib"}; then each {"steps": n} read from stdin is answered with
@@ -39,6 +42,18 @@ def use_reduce_window_pooling() -> None:
     pooling.tile_pool = reduce_window_pool
 
 
+def use_onednn(on: bool, parts: list[str] | None = None) -> None:
+    """Switches `cnn_jax.nn.onednn` on or off for models built from now on (and its parts)."""
+    from cnn_jax.nn import onednn
+    from cnn_jax.nn.onednn import conv, loader
+
+    if on and not onednn.available():  # a "+oneDNN" row must never time XLA's convolutions
+        raise RuntimeError(f"onednn: {loader.load().detail}")
+    onednn.ENABLED = on
+    if parts is not None:
+        conv.FAST_PARTS = frozenset(parts)
+
+
 def build(spec: dict):
     """(step object, compile seconds, train FLOPs per example) for a worker spec."""
     batch = int(spec.get("batch", 128))
@@ -51,6 +66,8 @@ def build(spec: dict):
             from cnn_jax.nn import conv_fence
 
             conv_fence.ENABLED = False
+        if "onednn" in spec:
+            use_onednn(bool(spec["onednn"]), spec.get("onednn_parts"))
         if spec.get("cache_dir"):
             from cnn_jax.system import runtime
 

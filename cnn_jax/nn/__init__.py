@@ -7,6 +7,7 @@
 - `models`: `CNN(spec)`, a Linen module returning `(logits, intermediates)`.
 - `summary`, `receptive_field`: per-layer shapes, parameters, FLOPs; receptive fields.
 - `conv_fence`: a CPU-only exact identity that keeps XLA from re-computing batch norm.
+- `onednn`: an optional CPU fast path, convolutions on oneDNN through XLA FFI custom calls.
 
 Floor 2: imports `config` only.
 """

@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnn_jax.nn import conv_fence
+from cnn_jax.nn import conv_fence, onednn
 from cnn_jax.nn.layers import (
     Activation,
     Flatten,
@@ -41,7 +41,8 @@ def _conv(
     use_bias=None,
     fence: bool = False,
 ) -> nn.Conv:
-    """The block's nn.Conv; `fence`: its input comes from a batch-norm chain (`conv_fence`)."""
+    """The block's nn.Conv; `fence`: its input comes from a batch-norm chain (`conv_fence`).
+    On CPU the convolution runs on oneDNN when built (`onednn.select`; it needs no fence)."""
     k = block.kernel_size if kernel_size is None else kernel_size
     s = block.stride if stride is None else stride
     return nn.Conv(
@@ -52,7 +53,7 @@ def _conv(
         kernel_dilation=(block.dilation, block.dilation),
         use_bias=block.use_bias if use_bias is None else use_bias,
         dtype=dtype,
-        conv_general_dilated=conv_fence.conv_general_dilated(fence),
+        conv_general_dilated=onednn.select(conv_fence.conv_general_dilated(fence)),
         name=name,
     )
 

@@ -19,7 +19,8 @@ Measured on the project's 2-core CPU machine (see benchmarks/REPORT.md):
 Switches (environment variables, "0" turns off): CNN_JAX_FAST (everything),
 CNN_JAX_TCMALLOC (the allocator; any other value is taken as the library's path),
 CNN_JAX_XLA_DEFAULTS (the XLA flags), CNN_JAX_COMPILATION_CACHE (the cache; any other value
-is taken as the cache directory).
+is taken as the cache directory). The oneDNN convolutions (CNN_JAX_ONEDNN) are chosen where
+models are built (`cnn_jax.nn.onednn`), under the same CNN_JAX_FAST switch.
 """
 
 from __future__ import annotations

@@ -29,3 +29,4 @@ def test_target_row_compares_the_onednn_row_with_every_other() -> None:
     assert row["x XLA convs"] == "1.40 [1.30, 1.50]"
     assert row["torch best eager >= 1.3"] == "missed"  # 140 / 120 = 1.17
     assert row[">= 60% peak"] == "met" and "torch.compile >= 1.3" not in row
+    assert onednn._target_row("lenet5", 32, [on, off], peak=0.2)[">= 60% peak"] == "-"

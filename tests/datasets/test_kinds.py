@@ -89,6 +89,7 @@ def test_a_new_drawn_dataset_is_one_record_and_one_registry_line(tmp_path):
     assert got["names"][-1] == "stripes" and got["shape"] == got["spec"] == [8, 8, 1]
     assert got["classes"] == ["blank", "stripe"] and got["stripe"] == 3 * 255
     assert got["error"] == (
-        "unknown option 'height' for dataset 'stripes'; allowed: width, train_subset, subset_seed, corrupt, corrupt_seed"
+        "unknown option 'height' for dataset 'stripes'; allowed: width, train_subset, "
+        "subset_seed, corrupt, corrupt_seed"
     )
     assert (tmp_path / "cnn_jax_stripes" / "width3" / "1.0.0" / "dataset_info.json").is_file()
