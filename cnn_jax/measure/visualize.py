@@ -56,17 +56,23 @@ def filter_grid(kernel_hwio: np.ndarray, ncols: int | None = None, gap: int = 1)
     return grid
 
 
-def save_filter_grid(
-    kernel_hwio: np.ndarray, path: str | Path | None = None, title: str = "first-layer filters"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Draws `filter_grid`; returns (grid [.., .., 3], rendered RGBA)."""
+def filter_grid_figure(kernel_hwio: np.ndarray, title: str = "first-layer filters") -> Figure:
+    """The figure of `filter_grid` (each filter on its own scale, so no shared colour bar)."""
     grid = filter_grid(kernel_hwio)
-    fig = Figure(figsize=(4, 4 * grid.shape[0] / grid.shape[1] + 0.4), dpi=100)
+    fig = Figure(figsize=(4, 4 * grid.shape[0] / grid.shape[1] + 0.5), dpi=100,
+                 layout="constrained")  # fmt: skip
     ax = fig.add_subplot()
     ax.imshow(grid, interpolation="nearest")
     ax.set_title(f"{title} ({kernel_hwio.shape[0]}x{kernel_hwio.shape[1]}, grey = 0)", fontsize=9)
     ax.axis("off")
-    return grid, _render(fig, path)
+    return fig
+
+
+def save_filter_grid(
+    kernel_hwio: np.ndarray, path: str | Path | None = None, title: str = "first-layer filters"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draws `filter_grid`; returns (grid [.., .., 3], rendered RGBA)."""
+    return filter_grid(kernel_hwio), _render(filter_grid_figure(kernel_hwio, title), path)
 
 
 def feature_maps(model: nn.Module, variables: Mapping, x_bhwc: jax.Array) -> dict[str, np.ndarray]:
@@ -79,6 +85,72 @@ def feature_maps(model: nn.Module, variables: Mapping, x_bhwc: jax.Array) -> dic
     return {name: np.asarray(inter[name]) for name in sorted(names, key=forward_order_key)}
 
 
+def _row_scale(x_hwc: np.ndarray) -> tuple[str, float, float]:
+    """(colormap, vmin, vmax) shared by a layer's channels: symmetric around 0 if signed."""
+    lo, hi = float(x_hwc.min()), float(x_hwc.max())
+    if lo < 0 < hi:
+        bound = max(-lo, hi)
+        return "RdBu_r", -bound, bound
+    return "viridis", lo, hi
+
+
+def _feature_row(fig: Figure, axes, name: str, x_hwc: np.ndarray, first: bool) -> None:
+    """One layer's channels on one shared scale with its colour bar; unused panels removed."""
+    channels = x_hwc.shape[-1]
+    if name == "input" and channels == 3:
+        lo, hi = float(x_hwc.min()), float(x_hwc.max())
+        axes[0].imshow((x_hwc - lo) / max(hi - lo, 1e-12), interpolation="nearest")
+        shown = 1
+    else:
+        cmap, vmin, vmax = _row_scale(x_hwc)
+        shown = min(channels, len(axes))
+        for c in range(shown):
+            im = axes[c].imshow(x_hwc[..., c], cmap=cmap, vmin=vmin, vmax=vmax,
+                                interpolation="nearest")  # fmt: skip
+            if first or c == 0:
+                axes[c].set_title(f"ch {c}", fontsize=7)
+        bar = fig.colorbar(im, ax=list(axes), shrink=0.9, aspect=12, pad=0.01)
+        bar.ax.tick_params(labelsize=6)
+        bar.set_label("value", fontsize=6)
+    for ax in axes[:shown]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[shown:]:
+        fig.delaxes(ax)
+
+
+def feature_maps_figure(
+    maps: Mapping[str, np.ndarray],
+    index: int = 0,
+    max_channels: int = 8,
+    notes: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """The CNN Explainer view of one input: row per layer, first `max_channels` channels.
+
+    Each row shares one colour scale, shown by the row's colour bar (symmetric around 0 when
+    the layer has negative values), so channels of a layer are comparable. `notes` adds text
+    per layer (e.g. the receptive field).
+    """
+    names = list(maps)
+    if not names:
+        raise ValueError("maps: empty; allowed: a dict of [B, H, W, C] arrays")
+    ncols = min(max_channels, max(m.shape[-1] for m in maps.values()))
+    fig = Figure(figsize=(1.3 * ncols + 2.4, 1.45 * len(names) + 0.5), dpi=90,
+                 layout="constrained")  # fmt: skip
+    axes = fig.subplots(len(names), ncols, squeeze=False)
+    for r, name in enumerate(names):
+        x_hwc = np.asarray(maps[name][index], np.float64)
+        label = f"{name}\n{x_hwc.shape[0]}x{x_hwc.shape[1]}x{x_hwc.shape[-1]}"
+        if notes and name in notes:
+            label += f"\n{notes[name]}"
+        axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+        _feature_row(fig, axes[r], name, x_hwc, r == 0)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
 def plot_feature_maps(
     maps: Mapping[str, np.ndarray],
     index: int = 0,
@@ -87,50 +159,8 @@ def plot_feature_maps(
     notes: Mapping[str, str] | None = None,
     title: str | None = None,
 ) -> np.ndarray:
-    """The CNN Explainer view of one input: row per layer, first `max_channels` channels.
-
-    Each row shares one colour scale (symmetric around 0 when the layer has negative
-    values), so channels of a layer are comparable. `notes` adds text per layer (e.g. the
-    receptive field). Returns the rendered RGBA image.
-    """
-    names = list(maps)
-    if not names:
-        raise ValueError("maps: empty; allowed: a dict of [B, H, W, C] arrays")
-    ncols = min(max_channels, max(m.shape[-1] for m in maps.values()))
-    fig = Figure(figsize=(1.3 * ncols + 1.6, 1.35 * len(names) + 0.4), dpi=90)
-    axes = fig.subplots(len(names), ncols, squeeze=False)
-    for r, name in enumerate(names):
-        x_hwc = np.asarray(maps[name][index], np.float64)
-        lo, hi = float(x_hwc.min()), float(x_hwc.max())
-        cmap, vmin, vmax = "viridis", lo, hi
-        if lo < 0 < hi:
-            bound = max(-lo, hi)
-            cmap, vmin, vmax = "RdBu_r", -bound, bound
-        channels = x_hwc.shape[-1]
-        for c in range(ncols):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if name == "input" and channels == 3:
-                if c == 0:
-                    ax.imshow((x_hwc - lo) / max(hi - lo, 1e-12), interpolation="nearest")
-                else:
-                    ax.axis("off")
-                continue
-            if c >= channels:
-                ax.axis("off")
-                continue
-            ax.imshow(x_hwc[..., c], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-            if r == 0 or c == 0:
-                ax.set_title(f"ch {c}", fontsize=7)
-        label = f"{name}\n{x_hwc.shape[0]}x{x_hwc.shape[1]}x{channels}"
-        if notes and name in notes:
-            label += f"\n{notes[name]}"
-        axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(left=0.16, right=0.99, top=0.95 if title else 0.98, bottom=0.01)
-    return _render(fig, path)
+    """Draws `feature_maps_figure`; returns the rendered RGBA image."""
+    return _render(feature_maps_figure(maps, index, max_channels, notes, title), path)
 
 
 def channel_scores(
@@ -172,6 +202,38 @@ def top_activating(scores: np.ndarray, k: int = 9) -> np.ndarray:
     return order[:k]
 
 
+def images_figure(
+    images: np.ndarray,
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """A grid of images [N, H, W, C] (C = 1 grey or 3 RGB), as square as it goes, each under
+    its own title and the figure's title above them all (no empty panels)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f"images: shape {images.shape}; allowed: [N, H, W, 1 or 3]")
+    n = len(images)
+    ncols = ncols or math.ceil(math.sqrt(n))
+    nrows = math.ceil(n / ncols)
+    lines = 0 if not title else title.count("\n") + 1
+    fig = Figure(figsize=(max(1.3 * ncols, 3.2), 1.45 * nrows + 0.2 * lines + 0.1), dpi=90,
+                 layout="constrained")  # fmt: skip
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            fig.delaxes(ax)
+            continue
+        ax.axis("off")
+        img = images[i]
+        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", interpolation="nearest")
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    return fig
+
+
 def plot_images(
     images: np.ndarray,
     path: str | Path | None = None,
@@ -179,23 +241,5 @@ def plot_images(
     ncols: int | None = None,
     title: str | None = None,
 ) -> np.ndarray:
-    """A grid of images [N, H, W, C] (C = 1 grey or 3 RGB); returns the rendered RGBA."""
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"images: shape {images.shape}; allowed: [N, H, W, 1 or 3]")
-    n = len(images)
-    ncols = ncols or min(n, 9)
-    nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(1.2 * ncols, 1.3 * nrows + (0.3 if title else 0)), dpi=90)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        img = images[i]
-        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", interpolation="nearest")
-        if titles is not None:
-            ax.set_title(titles[i], fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    return _render(fig, path)
+    """Draws `images_figure`; returns the rendered RGBA."""
+    return _render(images_figure(images, titles, ncols, title), path)

@@ -6,7 +6,11 @@
   e.g. the `as_dict()` form read back from JSON); with `bounds=(0, 1)` an interval that leaves
   them is an error, never silently clipped;
 - `fit_ylim`: y-limits from everything drawn, so no variant is cut off;
-- `legend`: entries only for series that were actually drawn (no empty legend box).
+- `legend`: entries only for series that were actually drawn (no empty legend box);
+- `spelled`: legend labels that spell a variant name out ("d2_max: 2 max-pool downsamplings");
+- `log_xaxis`: a log x-axis ticked at the data's own values, no unreadable minor labels;
+- `layout_problems`: what a reader would trip over (overlapping text, an unlabelled axis,
+  text cut off at the figure's edge, an empty panel); the figure tests assert it is empty.
 
 Figures are built on matplotlib's Agg canvas (`figure`), with no pyplot global state.
 """
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +30,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from matplotlib.text import Text
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 ACCURACY_BOUNDS = (0.0, 1.0)
+PERCENT = 100.0  # tables print accuracies in percent; so do the figures
+_MAX_LOG_TICKS = 8
 # Beyond tab20: a perceptually ordered colormap sampled evenly (Matplotlib's own, no extra dep).
 _MANY_COLORS_CMAP = "turbo"
 _MAX_COLORS = 256
@@ -218,3 +226,126 @@ def save(fig: Figure, path: str | os.PathLike, *, dpi: int = 110) -> Path:
     fig.savefig(tmp, format="png", dpi=dpi)
     os.replace(tmp, path)
     return path
+
+
+def spelled(names: Sequence[str], describe: Callable[[str], str]) -> dict[str, str]:
+    """Name -> legend label '<name>: <one-line description>' (the tables' description)."""
+    return {name: f"{name}: {describe(name)}" for name in names}
+
+
+def title(*parts: Any) -> str:
+    """A figure title from its non-empty parts (e.g. what, dataset, budget), joined by ' | '."""
+    return " | ".join(str(p) for p in parts if p not in (None, ""))
+
+
+def log_xaxis(ax: Axes, values: Sequence[float]) -> None:
+    """Log x-axis with major ticks at (at most 8 of) the data's values, labelled plainly,
+    and no minor tick labels (at small n they crowd into each other)."""
+    ticks = sorted({float(v) for v in values if v and math.isfinite(float(v)) and v > 0})
+    step = max(1, math.ceil(len(ticks) / _MAX_LOG_TICKS))
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(ticks[::step]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def _drawn_ticklabels(ax: Axes) -> list[Text]:
+    """The tick labels a draw shows (ticks inside the view, label visible and non-empty)."""
+    out = []
+    for axis in (ax.xaxis, ax.yaxis):
+        for tick in axis._update_ticks():  # the ticks `Axis.draw` draws
+            out += [t for t in (tick.label1, tick.label2) if t.get_visible()]
+    return out
+
+
+def _texts(fig: Figure) -> list[Text]:
+    """Every visible, non-empty text a draw of `fig` shows."""
+    found = list(fig.texts)
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        found += [*ax.texts, ax.title, ax._left_title, ax._right_title]
+        if ax.axison:
+            found += [ax.xaxis.label, ax.yaxis.label, *_drawn_ticklabels(ax)]
+            found += [ax.xaxis.get_offset_text(), ax.yaxis.get_offset_text()]
+        if ax.get_legend() is not None:
+            found += [*ax.get_legend().get_texts(), ax.get_legend().get_title()]
+    if fig.legends:
+        found += [t for leg in fig.legends for t in leg.get_texts()]
+    return [t for t in found if t.get_visible() and t.get_text().strip()]
+
+
+def _is_image_panel(ax: Axes) -> bool:
+    return bool(ax.images) and not ax.lines and not ax.collections
+
+
+def _is_colorbar(ax: Axes) -> bool:
+    return hasattr(ax, "_colorbar")
+
+
+def _label_problems(fig: Figure) -> list[str]:
+    """Unlabelled axes: a plot needs an x and a y label (or the figure's sup-labels); a colour
+    bar needs its label; an image panel may go without (its title or row label names it);
+    a panel with nothing drawn should not be there."""
+    sup_x = fig._supxlabel is not None and fig._supxlabel.get_text().strip()
+    sup_y = fig._supylabel is not None and fig._supylabel.get_text().strip()
+    out = []
+    for i, ax in enumerate(fig.axes):
+        name = f"axes {i} ({ax.get_title() or ax.get_label() or 'untitled'})"
+        if _is_colorbar(ax):
+            long = ax.yaxis if ax._colorbar.orientation == "vertical" else ax.xaxis
+            if not long.label.get_text().strip():
+                out.append(f"{name}: colour bar without a label")
+            continue
+        if not ax.get_visible() or _is_image_panel(ax):
+            continue
+        if not (ax.lines or ax.collections or ax.patches or ax.texts or ax.images):
+            out.append(f"{name}: empty panel (nothing drawn); remove it")
+            continue
+        if not (ax.get_xlabel().strip() or sup_x):
+            out.append(f"{name}: no x label")
+        if not (ax.get_ylabel().strip() or sup_y):
+            out.append(f"{name}: no y label")
+    return out
+
+
+def _hidden_lines(fig: Figure) -> list[str]:
+    """Legend lines drawn over an earlier one through the very same points (it vanishes)."""
+    out = []
+    for ax in fig.axes:
+        shown = [ln for ln in ax.lines if ln.get_visible() and len(ln.get_xdata()) > 1
+                 and not ln.get_label().startswith("_")]  # fmt: skip
+        for i, a in enumerate(shown):
+            for b in shown[i + 1 :]:
+                xa, xb = np.asarray(a.get_xydata()), np.asarray(b.get_xydata())
+                if xa.shape == xb.shape and np.allclose(xa, xb, equal_nan=True):
+                    out.append(f"line {b.get_label()!r} hides {a.get_label()!r} (same points)")
+    return out
+
+
+def _inside(box: Any, outer: Any) -> bool:
+    return outer.contains(box.x0, box.y0) and outer.contains(box.x1, box.y1)
+
+
+def layout_problems(fig: Figure, *, tolerance_px: float = 1.0) -> list[str]:
+    """One line per defect a reader would see: two texts overlapping, an axes without its
+    labels (`_label_problems`), a text or the figure's tight box reaching past its edge, a
+    line hidden under an identical one."""
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    texts = _texts(fig)
+    boxes = [t.get_window_extent(renderer).expanded(1, 1) for t in texts]
+    shrunk = [b.padded(-tolerance_px) for b in boxes]
+    out = []
+    for i in range(len(texts)):
+        for j in range(i + 1, len(texts)):
+            if shrunk[i].overlaps(shrunk[j]):
+                out.append(f"text {texts[i].get_text()!r} overlaps {texts[j].get_text()!r}")
+    edge = fig.bbox.padded(tolerance_px)
+    out += [f"text {t.get_text()!r} falls outside the figure"
+            for t, box in zip(texts, boxes) if not _inside(box, edge)]  # fmt: skip
+    tight = fig.get_tightbbox(renderer)
+    if tight is not None and not _inside(tight, fig.bbox_inches.padded(tolerance_px / fig.dpi)):
+        out.append(f"tight bbox {tight.bounds} leaves the figure {fig.bbox_inches.bounds}")
+    return out + _label_problems(fig) + _hidden_lines(fig)

@@ -373,7 +373,8 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     atomic_write_text(workdir / "readme.md", readme_text(meta, speed_md, speedups, claims_md))
     last = budgets[-1]
     curves = {a: speed[last][a]["curve"] for a in chosen[last] if a in speed[last]}
-    plots.curves_figure(curves, krizhevsky, workdir / "activation_curves.png")
+    context = f"{meta['dataset']}, budget {last}"
+    plots.curves_figure(curves, krizhevsky, workdir / "activation_curves.png", context)
     print(markdown_table(g_headers, g_rows), speed_md, claims_md, sep="\n")
     files = ["results.json", "grid.md", "speed.md", "claims.md", "readme.md", "*.png"]
     record.maybe_publish(

@@ -170,7 +170,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     atomic_write_text(workdir / "claims.md", claims_md)
     atomic_write_text(workdir / "readme.md", readme_text(tables, claims_md, meta))
     plots.hyperparameters_figure(exp, by_part, geometries, groups, size,
-                                         workdir / "hyperparameters.png")  # fmt: skip
+                                 workdir / "hyperparameters.png", ds.name)  # fmt: skip
     print("\n".join(tables.values()))
     print(claims_md)
     files = ["results.json", "claims.md", "readme.md", "table_*.md", "table_*.csv", "*.png"]

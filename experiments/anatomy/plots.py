@@ -2,19 +2,24 @@
 intervals).
 
 Every accuracy point is the mean over seeds and test images with its seeds x images interval
-(`report.accuracy_interval`); one colour per series, never reused in a figure.
+(`report.accuracy_interval`), in percent as in the tables; one colour per series, never reused
+in a figure; variant names on an axis are spelled out (`variants.describe`), and each title
+names the dataset and budgets.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cnn_jax.outputs import plots
 
 from . import report
-from .variants import depth_name
+from .variants import depth_name, describe
 
 _STYLES = ("-", "--", ":", "-.")
 
@@ -45,10 +50,12 @@ def _series(ax, xs, names_by_series, groups_by_budget, split="test", connect=Tru
     plots.legend(ax, fontsize=7)
 
 
-def hyperparameters_figure(exp, by_part, geometries, groups_by_budget, size: int, path: Path):
+def hyperparameters_figure(
+    exp, by_part, geometries, groups_by_budget, size: int, path: Path, dataset: str = ""
+):
     """Stride at fixed heads, kernels at the same RF, accuracy vs depth, border digits."""
     parts = list(by_part)
-    fig, axes = plots.figure(1, len(parts), figsize=(4.6 * len(parts), 3.8), squeeze=False)
+    fig, axes = plots.figure(1, len(parts), figsize=(4.6 * len(parts), 4.4), squeeze=False)
     for ax, part in zip(axes[0], parts):
         if part == "stride":
             strides = sorted(int(s) for s in exp.stride.strides)
@@ -63,8 +70,9 @@ def hyperparameters_figure(exp, by_part, geometries, groups_by_budget, size: int
         elif part == "kernels":
             names = list(by_part[part])
             _series(ax, list(range(len(names))), {"budget": names}, groups_by_budget, connect=False)
-            ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
-            ax.set(title="same receptive field: 3x3 stack vs one kernel")
+            ax.set_xticks(range(len(names)), [textwrap.fill(describe(n), 14) for n in names],
+                          fontsize=6)  # fmt: skip
+            ax.set(xlabel="body", title="same receptive field:\n3x3 stack vs one kernel")
         elif part == "depth":
             d = exp.depth
             depths = sorted(set(d.depths) | set(d.get("same_only_depths", ())))
@@ -77,29 +85,35 @@ def hyperparameters_figure(exp, by_part, geometries, groups_by_budget, size: int
                 ],
             }
             _series(ax, depths, named, groups_by_budget)
-            title = f"accuracy vs depth ({size}x{size}; VALID stops when it runs out)"
+            title = f"accuracy vs depth ({size}x{size};\nVALID stops when it runs out)"
             ax.set(xlabel="depth (conv layers)", xticks=depths, title=title)
         elif part == "border":
             splits = ("test", "test_edge", "test_center")
             named = {p: [f"border_{p.lower()}"] for p in exp.border.paddings}
             for k, split in enumerate(splits):
                 _series(ax, [k], named, groups_by_budget, split, connect=False)
-            ax.set_xticks(range(len(splits)), ["random position", "touching edge", "centred"])
-            ax.set(ylabel="accuracy %", title="border digits, per padding")
+            ax.set_xticks(range(len(splits)), ["random\nposition", "touching\nedge", "centred"])
+            ax.set(xlabel="test digits", ylabel="accuracy %", title="border digits, per padding")
+    fig.suptitle(plots.title(dataset, "budgets " + ", ".join(groups_by_budget)), fontsize=9)
     plots.save(fig, path)
+    return fig
 
 
-def curves_figure(curves: Mapping[str, Sequence[Mapping[str, Any]]], target: float, path: Path):
-    """Windowed training accuracy vs step, one colour per variant, one line per seed."""
+def curves_figure(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]], target: float, path: Path, context: str = ""
+):
+    """Windowed training accuracy (%) vs step, one colour per variant, one line per seed."""
     fig, ax = plots.figure(1, 1, figsize=(6.4, 4.0))
     colors = plots.variant_colors(list(curves))
     for name, seeds in curves.items():
         for i, curve in enumerate(seeds):
-            ax.plot(curve["step"], curve["accuracy"], color=colors[name],
-                    label=name if i == 0 else None, alpha=0.8)  # fmt: skip
-    ax.axhline(target, color="grey", linestyle=":")
-    ax.set(xlabel="step", ylabel="train accuracy (logging window)",
-           title=f"chosen learning rate per activation; target {target:.0%}")  # fmt: skip
+            ax.plot(curve["step"], plots.PERCENT * np.asarray(curve["accuracy"]),
+                    color=colors[name], label=name if i == 0 else None, alpha=0.8)  # fmt: skip
+    ax.axhline(plots.PERCENT * target, color="grey", linestyle=":")
+    what = f"chosen learning rate per activation; target {target:.0%}"
+    ax.set(xlabel="step", ylabel="train accuracy % (logging window)")
+    ax.set_title(plots.title(what, context), fontsize=9)
     ax.grid(alpha=0.3)
     plots.legend(ax, fontsize=7)
     plots.save(fig, path)
+    return fig

@@ -16,6 +16,7 @@ Settings live in `config.experiment` (see experiments/anatomy/configs/hyperparam
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -192,3 +193,28 @@ def all_variants(config, shape, classes) -> dict[str, dict[str, ml_collections.C
         "border": lambda: border_variants(config),
     }
     return {part: makers[part]() for part in config.experiment.parts}
+
+
+_STRIDE = re.compile(r"^stride(\d+)_(flatten|gap)(_matched)?$")
+_STACK = re.compile(r"^stack(\d+)x3x3$")
+_ONE = re.compile(r"^one(\d+)x\d+_(params|flops)$")
+_DEPTH = re.compile(r"^k(\d+)_(same|valid)_d(\d+)$")
+_HEADS = {"flatten": "flatten head", "gap": "GAP head"}
+
+
+def describe(name: str) -> str:
+    """One line for a variant name: 'stack2x3x3' -> 'stem + 2 stacked 3x3 convs', ...."""
+    if m := _STRIDE.match(name):
+        s, head, matched = m.groups()
+        return f"stride {s}, {_HEADS[head]}" + (", params matched" if matched else "")
+    if m := _STACK.match(name):
+        return f"stem + {m.group(1)} stacked 3x3 convs"
+    if m := _ONE.match(name):
+        return f"stem + one {m.group(1)}x{m.group(1)} conv, {m.group(2)} matched"
+    if m := _DEPTH.match(name):
+        k, padding, depth = m.groups()
+        return f"{depth} {k}x{k} {padding.upper()} convs"
+    if name.startswith("border_"):
+        return f"{name.removeprefix('border_').upper()} padding, digits placed at random"
+    allowed = "stride<s>_<head>[_matched], stack<n>x3x3, one<F>x<F>_<match>, k<k>_<pad>_d<n>"
+    raise ValueError(f"variant: unknown {name!r}; allowed: {allowed}, border_<padding>")

@@ -1,12 +1,15 @@
 """Figures of the translation-invariance study, drawn from the analysis results (JSON-able).
 
 Every interval comes from `cnn_jax.stats` (bounded to [0, 1] for accuracies and
-consistencies), every variant has its own colour (`plots.variant_colors`), and legends list
-only the series drawn (`plots.legend`).
+consistencies, drawn in percent as the tables print them), every variant has its own colour
+(`plots.variant_colors`), legends list only the series drawn (`plots.legend`) and spell each
+variant out with the tables' description (`variants.describe`). `context` ("mnist, 3 epochs")
+goes into every title.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,89 +17,120 @@ import numpy as np
 
 from cnn_jax.outputs import plots
 
+from .tables import COLUMNS
+from .variants import describe
+
 BOUNDS = plots.ACCURACY_BOUNDS
 SIGNED = ("drop",)  # differences of two accuracies: within [-1, 1]
+PCT = plots.PERCENT
+_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize": 7}
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_STYLES = ("-", "--", "-.", ":")
 
 
-def metric_panels(summary: Mapping[str, Mapping[str, Any]], variants: Sequence[str], metrics):
+def metric_panels(
+    summary: Mapping[str, Mapping[str, Any]], variants: Sequence[str], metrics, context: str = ""
+):
     """One panel per metric: each variant's estimate with its interval (a point per variant)."""
-    fig, axes = plots.figure(1, len(metrics), figsize=(4.2 * len(metrics), 4.0), squeeze=False)
+    fig, axes = plots.figure(1, len(metrics), figsize=(2.6 * len(metrics) + 3.6, 3.6),
+                             squeeze=False)  # fmt: skip
     colors = plots.variant_colors(variants)
+    labels = plots.spelled(variants, describe)
     for ax, metric in zip(axes[0], metrics):
         bounds = (-1.0, 1.0) if metric in SIGNED else BOUNDS
         for i, v in enumerate(variants):
-            plots.interval_errorbar(
-                ax, [i], [summary[v][metric]], label=v, color=colors[v], bounds=bounds
-            )
-        ax.set_xticks(range(len(variants)), variants, rotation=60, fontsize=8)
-        ax.set_title(metric.replace("_", " "))
+            plots.interval_errorbar(ax, [i], [summary[v][metric]], label=labels[v],
+                                    color=colors[v], bounds=bounds, scale=PCT)  # fmt: skip
+        ax.set_xticks(range(len(variants)), [])
+        ax.set(title=COLUMNS.get(metric, metric), xlabel="variant (legend)",
+               ylabel=f"{COLUMNS.get(metric, metric)} %")  # fmt: skip
         ax.grid(axis="y", alpha=0.3)
-        plots.fit_ylim(ax, bounds=bounds)
-    axes[0][0].set_ylabel("mean over seeds and images, 95% interval")
+        plots.fit_ylim(ax, bounds=tuple(PCT * b for b in bounds))
+    plots.legend(axes[0][-1], **_OUTSIDE)
+    fig.suptitle(plots.title("mean over seeds and images, 95% interval", context), fontsize=9)
     return fig
 
 
-def accuracy_vs_shift(curves: Mapping[str, Mapping[str, Any]], variants: Sequence[str]):
+def accuracy_vs_shift(
+    curves: Mapping[str, Mapping[str, Any]], variants: Sequence[str], context: str = ""
+):
     """Accuracy and consistency with the unshifted prediction against shift distance."""
     fig, axes = plots.figure(1, 2, figsize=(12, 4.4))
     colors = plots.variant_colors(variants)
-    for v in variants:
+    labels = plots.spelled(variants, describe)
+    for k, v in enumerate(variants):
         c = curves[v]
         for ax, key in zip(axes, ("accuracy", "consistency")):
             plots.interval_band(
-                ax, c["distances"], c[key], label=v, color=colors[v], bounds=BOUNDS, marker="o",
-                ms=3,
+                ax, c["distances"], c[key], label=labels[v], color=colors[v], bounds=BOUNDS,
+                scale=PCT, marker=_MARKERS[k % len(_MARKERS)], ms=3,
             )  # fmt: skip
-    axes[0].set_ylabel("test accuracy at horizontal shift +-d")
-    axes[1].set_ylabel("P(top-1 equals the unshifted top-1)")
+    axes[0].set_ylabel("test accuracy at horizontal shift +-d (%)")
+    axes[1].set_ylabel("top-1 equals the unshifted top-1 (%)")
     for ax in axes:
         ax.set_xlabel("shift distance d (pixels)")
         ax.grid(alpha=0.3)
-        plots.fit_ylim(ax, bounds=BOUNDS)
-    plots.legend(axes[1], fontsize=7, ncol=2)
+        plots.fit_ylim(ax, bounds=(0.0, PCT))
+    plots.legend(axes[1], **_OUTSIDE)
+    fig.suptitle(plots.title("accuracy and consistency under shift", context), fontsize=9)
     return fig
 
 
-def red_green(summary: Mapping[str, Mapping[str, Any]], paper: Mapping[str, tuple]):
+def red_green(
+    summary: Mapping[str, Mapping[str, Any]], paper: Mapping[str, tuple], context: str = ""
+):
     """Similar vs dissimilar test accuracy per padding, ours (intervals) beside the paper's."""
     variants = list(summary)
-    fig, ax = plots.figure(figsize=(7.5, 4.2))
+    fig, ax = plots.figure(figsize=(7.5, 4.6))
     colors = plots.variant_colors(["similar", "dissimilar"])
     x = np.arange(len(variants))
     for k, (split, off) in enumerate((("similar", -0.12), ("dissimilar", 0.12))):
         ivs = [summary[v][split] for v in variants]
-        plots.interval_errorbar(
-            ax, x + off, ivs, label=f"ours: {split}", color=colors[split], bounds=BOUNDS
-        )
-        ref = [paper[v][k] / 100 if v in paper else np.nan for v in variants]
+        plots.interval_errorbar(ax, x + off, ivs, label=f"ours: {split}", color=colors[split],
+                                bounds=BOUNDS, scale=PCT)  # fmt: skip
+        ref = [paper[v][k] if v in paper else np.nan for v in variants]
         ax.plot(x + off, ref, "x", color=colors[split], ms=9, label=f"paper: {split}")
-    ax.set_xticks(x, variants, rotation=20)
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Red-green absolute position (Kayhan & van Gemert 2020)")
+    ax.set_xticks(x, [textwrap.fill(describe(v), 16) for v in variants], fontsize=8)
+    ax.set(xlabel="padding", ylabel="test accuracy (%)")
+    ax.set_title(plots.title("Red-green absolute position (Kayhan & van Gemert 2020)", context),
+                 fontsize=9)  # fmt: skip
     ax.grid(axis="y", alpha=0.3)
-    plots.fit_ylim(ax, bounds=BOUNDS)
-    plots.legend(ax, fontsize=8)
+    plots.fit_ylim(ax, bounds=(0.0, PCT))
+    plots.legend(ax, **_OUTSIDE)
     return fig
 
 
-def two_dots(raw: Sequence[Mapping[str, Any]], learned: Mapping[str, Sequence[Mapping]]):
-    """Poolings until two dots merge against their distance: raw pixels vs trained layers."""
-    series = {f"raw {k}": [r for r in raw if r["kind"] == k] for k in dict.fromkeys(
-        r["kind"] for r in raw)}  # fmt: skip
-    series.update({f"learned {v}": rows for v, rows in learned.items()})
-    fig, ax = plots.figure(figsize=(7, 4.2))
-    colors = plots.variant_colors(list(series))
-    for name, rows in series.items():
-        rows = [r for r in rows if r["mean"] is not None]
+def _two_dots_series(raw, learned) -> dict[str, tuple[str, list[Mapping[str, Any]]]]:
+    """Legend label -> (colour key, rows with a mean) for the raw kinds and the learned nets."""
+    kinds = dict.fromkeys(r["kind"] for r in raw)
+    out = {f"raw pixels, 2x2 {k} pooling": (f"raw {k}", [r for r in raw if r["kind"] == k])
+           for k in kinds}  # fmt: skip
+    out.update({f"learned {v}: {describe(v)}": (v, list(rows)) for v, rows in learned.items()})
+    return {k: (c, [r for r in rows if r["mean"] is not None]) for k, (c, rows) in out.items()}
+
+
+def two_dots(
+    raw: Sequence[Mapping[str, Any]], learned: Mapping[str, Sequence[Mapping]], context: str = ""
+):
+    """Poolings until two dots merge against their distance: raw pixels vs trained layers.
+
+    Series that coincide stay visible: each has its own marker and dash and a small sideways
+    offset, drawn larger first so a later identical one does not hide it."""
+    series = _two_dots_series(raw, learned)
+    fig, ax = plots.figure(figsize=(8.5, 4.2))
+    colors = plots.variant_colors([c for c, _ in series.values()])
+    offsets = np.linspace(-0.12, 0.12, len(series)) if len(series) > 1 else [0.0]
+    for k, (label, (key, rows)) in enumerate(series.items()):
         if not rows:
             continue
-        d = [r["distance"] for r in rows]
-        ax.plot(d, [r["mean"] for r in rows], marker="o", color=colors[name], label=name)
-        ax.fill_between(
-            d, [r["min"] for r in rows], [r["max"] for r in rows], color=colors[name], alpha=0.12
-        )
-    ax.set_xlabel("distance between the dots (pixels)")
-    ax.set_ylabel("poolings until merged (mean; band: min-max over phase)")
+        d = np.array([r["distance"] for r in rows], dtype=float) + offsets[k]
+        ax.plot(d, [r["mean"] for r in rows], color=colors[key], label=label,
+                marker=_MARKERS[k % len(_MARKERS)], ms=9 - 1.5 * k,
+                linestyle=_STYLES[k % len(_STYLES)], zorder=3 + k)  # fmt: skip
+        ax.fill_between(d, [r["min"] for r in rows], [r["max"] for r in rows],
+                        color=colors[key], alpha=0.12)  # fmt: skip
+    ax.set(xlabel="distance between the dots (pixels)", ylabel="poolings until merged")
+    ax.set_title(plots.title("two dots: mean over phase, band min-max", context), fontsize=9)
     ax.grid(alpha=0.3)
-    plots.legend(ax, fontsize=8)
+    plots.legend(ax, **_OUTSIDE)
     return fig

@@ -142,26 +142,33 @@ def analyse(config, by_variant: Mapping[str, Sequence[dict]], workdir: Path) -> 
     return out
 
 
+def _context(out: Mapping[str, Any], variants) -> str:
+    """'<dataset>, <budget(s)>' of the variants a figure shows, for its title."""
+    info = out.get("variant_info") or {}
+    budgets = dict.fromkeys(info[v]["budget"] for v in variants if v in info)
+    return ", ".join([out["dataset"]["name"], " / ".join(budgets)]).strip(", ")
+
+
 def _figures(exp, out: Mapping[str, Any], workdir: Path) -> None:
     summary = out["summary"]
     groups = {"zhang": "zhang_variants", "azulay": "azulay_variants", "budget": "budget_variants"}
     for protocol, key in groups.items():
         if protocol in exp.protocols:
             vs = [v for v in exp[key] if v in summary]
-            fig = invariance_plots.metric_panels(summary, vs, ZHANG_METRICS)
+            fig = invariance_plots.metric_panels(summary, vs, ZHANG_METRICS, _context(out, vs))
             plots.save(fig, workdir / f"{protocol}_metrics.png")
-    if "depth" in exp.protocols:
-        fig = invariance_plots.accuracy_vs_shift(out["depth"]["curves"], list(exp.depth_variants))
-        plots.save(fig, workdir / "accuracy_vs_shift.png")
-    if "learned" in exp.protocols:
-        variants = list(exp.learned_variants)
-        fig = invariance_plots.accuracy_vs_shift(out["learned"]["curves"], variants)
-        plots.save(fig, workdir / "learned_vs_shift.png")
+    for protocol, name in (("depth", "accuracy_vs_shift"), ("learned", "learned_vs_shift")):
+        if protocol in exp.protocols:
+            vs = list(exp[f"{protocol}_variants"])
+            fig = invariance_plots.accuracy_vs_shift(out[protocol]["curves"], vs, _context(out, vs))
+            plots.save(fig, workdir / f"{name}.png")
     if "kayhan" in exp.protocols:
         from .tables import KAYHAN_PAPER
 
         rg = {v: summary[v] for v in exp.kayhan_variants}
-        plots.save(invariance_plots.red_green(rg, KAYHAN_PAPER), workdir / "red_green.png")
+        fig = invariance_plots.red_green(rg, KAYHAN_PAPER, _context(out, list(rg)))
+        plots.save(fig, workdir / "red_green.png")
     if "two_dots" in out:
-        fig = invariance_plots.two_dots(out["two_dots"]["raw"], out["two_dots"]["learned"])
+        td = out["two_dots"]
+        fig = invariance_plots.two_dots(td["raw"], td["learned"], _context(out, td["learned"]))
         plots.save(fig, workdir / "two_dots.png")

@@ -64,6 +64,22 @@ GEOMETRY = {
     "depth": "XLA SAME (a stride-2 conv pads an even map (0, 1)); pools VALID; ours, no reference",
 }
 DEPTH_KINDS = ("max", "strided", "blur")
+_DOWN = {"max": "max-pool", "strided": "stride-2 conv", "blur": "MaxBlurPool", None: "max-pool"}
+_ZHANG_WORDS = {
+    "max": "max pooling",
+    "blur2": "MaxBlurPool Rect-2",
+    "blur3": "MaxBlurPool Tri-3",
+    "blur5": "MaxBlurPool Bin-5",
+    "gap": "max pooling, global-average head",
+    "strided": "stride-2 convs, no pooling",
+    "strided_blur3": "stride-1 conv + BlurPool Tri-3",
+}
+_KAYHAN_WORDS = {
+    "kv_valid": "VALID padding",
+    "kv_same_zero": "zero SAME padding",
+    "kv_same_circular": "circular SAME padding",
+    "kv_full_zero": "zero FULL padding",
+}
 _DEPTH = re.compile(r"^d([0-3])(?:_(max|strided|blur))?(_aug)?$")
 _ZHANG_NAME = re.compile(r"^(" + "|".join(_ZHANG) + r")(_noaug)?(_3x)?$")
 _LEARNED = re.compile(r"^(" + "|".join(_ZHANG) + r")_shift(\d+)$")
@@ -72,19 +88,20 @@ _LEARNED = re.compile(r"^(" + "|".join(_ZHANG) + r")_shift(\d+)$")
 def describe(name: str) -> str:
     """One line saying what a variant is (for tables and the notebook)."""
     if name in KAYHAN_PADDING:
-        return f"Kayhan & van Gemert 4-conv net, padding {KAYHAN_PADDING[name]}"
+        return _KAYHAN_WORDS[name] + " (Kayhan)"
     if m := _DEPTH.match(name):
         depth, kind, aug = m.groups()
-        down = "no downsampling" if depth == "0" else f"{depth} x {kind}"
-        return f"3 conv blocks, {down}, flatten head" + (", shift-augmented" if aug else "")
+        plural = "" if depth == "1" else "s"
+        down = "no downsampling" if depth == "0" else f"{depth} {_DOWN[kind]} downsampling{plural}"
+        return down + (", shift-augmented" if aug else "")
     if m := _ZHANG_NAME.match(name):
         base, noaug, budget = m.groups()
-        out = base + (" without augmentation" if noaug else " (shift-augmented)")
+        out = _ZHANG_WORDS[base] + (", no augmentation" if noaug else ", shift-augmented")
         return out + (", 3x budget" if budget else "")
     if m := _LEARNED.match(name):
         shift = int(m.group(2))
         trained = f"random shifts up to {shift} px" if shift else "no shift augmentation"
-        return f"{m.group(1)} trained with {trained}"
+        return f"{_ZHANG_WORDS[m.group(1)]}, trained with {trained}"
     allowed = f"{', '.join(_ZHANG)} (+ _noaug, _3x), <zhang>_shift<r>, d<k>_<kind>, kv_*"
     raise ValueError(f"variant: unknown {name!r}; allowed: {allowed}")
 

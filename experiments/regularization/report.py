@@ -21,6 +21,7 @@ from cnn_jax.outputs.writers import atomic_write_json, atomic_write_text
 
 from .claims import BUDGETS
 from .stopping import stopping_table
+from .variants import describe
 
 # Srivastava et al. 2014, Table 9 (MNIST, 784-1024-1024-2048-10 ReLU MLP), test error %.
 SRIVASTAVA_TABLE9 = {"l2": 1.62, "max_norm": 1.35, "dropout_l2": 1.25, "dropout_max_norm": 1.05}
@@ -233,25 +234,30 @@ def summary_markdown(results: Mapping[str, Any]) -> str:
     ])  # fmt: skip
 
 
-def plot_tuning(tuning: Mapping[str, Any]):
-    """Validation accuracy against strength, one panel per tuned regularizer, a line per lr."""
+def _tuning_x(key: str, g: Mapping[str, Any]) -> float:
+    return g["factor"] if key == "all" else g["strength"]
+
+
+def plot_tuning(tuning: Mapping[str, Any], dataset: str = ""):
+    """Validation accuracy (%) against strength, one panel per tuned regularizer, a line per lr."""
     keys = [k for k, g in tuning["grids"].items() if any(x["strength"] is not None for x in g)
             or k == "all"]  # fmt: skip
-    fig, axes = plots.figure(1, max(len(keys), 1), figsize=(3.2 * max(len(keys), 1), 3.0))
-    axes = list(getattr(axes, "flat", [axes]))
-    for ax, key in zip(axes, keys):
+    n = max(len(keys), 1)
+    fig, axes = plots.figure(1, n, figsize=(3.2 * n, 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
         grid = tuning["grids"][key]
         lrs = sorted({g["learning_rate"] for g in grid})
         colors = plots.variant_colors([f"lr {lr:g}" for lr in lrs])
         for lr in lrs:
-            pts = sorted((g["factor"] if key == "all" else g["strength"], g["validation_accuracy"])
+            pts = sorted((_tuning_x(key, g), plots.PERCENT * g["validation_accuracy"])
                          for g in grid if g["learning_rate"] == lr)  # fmt: skip
             ax.plot(*zip(*pts), marker="o", color=colors[f"lr {lr:g}"], label=f"lr {lr:g}")
-        ax.set_xscale("log")
-        ax.set_title(key)
+        plots.log_xaxis(ax, [_tuning_x(key, g) for g in grid])
+        ax.set_title(describe(key), fontsize=9)
         ax.set_xlabel("joint factor" if key == "all" else "strength")
-        ax.set_ylabel("validation accuracy")
+        ax.set_ylabel("validation accuracy (%)")
         plots.legend(ax, fontsize=7)
+    fig.suptitle(plots.title("tuning grid", dataset), fontsize=9)
     return fig
 
 
@@ -269,21 +275,23 @@ def plot_gain_vs_size(results: Mapping[str, Any]):
     rows = _converged_gains(results)
     names = list(dict.fromkeys(name for name, _, _ in rows))
     colors = plots.variant_colors(names)
+    labels = plots.spelled(names, describe)
     x_of = {n: results["train_size_all"] if n == "all" else int(n) for _, n, _ in rows}
-    fig, ax = plots.figure()
+    fig, ax = plots.figure(figsize=(8.4, 4.0))
     for i, name in enumerate(names):
         mine = [(n, v) for nm, n, v in rows if nm == name]
         xs = [x_of[n] * (1 + 0.04 * (i - len(names) / 2)) for n, _ in mine]
         ivs = [{"estimate": v["estimate"]["delta"], "low": v["low"], "high": v["high"]}
                for _, v in mine]  # fmt: skip
-        plots.interval_errorbar(ax, xs, ivs, label=name, color=colors[name], scale=100,
-                                linestyle="-")  # fmt: skip
+        plots.interval_errorbar(ax, xs, ivs, label=labels[name], color=colors[name],
+                                scale=plots.PERCENT, linestyle="-")  # fmt: skip
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xscale("log")
+    plots.log_xaxis(ax, x_of.values())
     ax.set_xlabel("training images n")
-    ax.set_ylabel("test accuracy gain over tuned baseline (pts)")
-    ax.set_title(f"{results['dataset']}: paired gain, 95% CI per comparison (draws x seeds)")
-    plots.legend(ax)
+    ax.set_ylabel("test accuracy gain over\ntuned baseline (% points)")
+    ax.set_title(plots.title(results["dataset"], "converged budget (early stopping)",
+                             "paired gain, 95% CI (draws x seeds)"), fontsize=9)  # fmt: skip
+    plots.legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     return fig
 
 
@@ -293,7 +301,7 @@ def write_all(results: Mapping[str, Any], workdir: str | Path) -> None:
     atomic_write_json(workdir / "results.json", results)
     atomic_write_text(workdir / "summary.md", summary_markdown(results) + "\n")
     atomic_write_text(workdir / "readme.md", readme_markdown(results) + "\n")
-    plots.save(plot_tuning(results["tuning"]), workdir / "tuning.png")
+    plots.save(plot_tuning(results["tuning"], results["dataset"]), workdir / "tuning.png")
     plots.save(plot_gain_vs_size(results), workdir / "gain_vs_size.png")
 
 

@@ -17,6 +17,7 @@ times one joint factor (see `all_overrides`).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +42,25 @@ REGULARIZERS: dict[str, str] = {
     "dropout_max_norm": "dropout (r) plus max-norm (experiment.pair_strength.max_norm)",
     "all": "the components of experiment.all_components together",
 }
+# Legend words for `describe` (REGULARIZERS says how each is applied).
+SHORT: dict[str, str] = {
+    "baseline": "no regularizer",
+    "dropout": "dropout",
+    "weight_decay": "weight decay",
+    "l1": "L1 penalty",
+    "l2": "L2 penalty",
+    "augment": "augmentation",
+    "noise": "input and hidden noise",
+    "max_norm": "max-norm",
+    "batch_norm": "batch norm",
+    "pooling": "max pooling",
+    "strided_wide": "wider strided convs",
+    "dropout_l2": "dropout + L2",
+    "dropout_max_norm": "dropout + max-norm",
+    "all": "all regularizers",
+}
+_OPTIMIZER_WORDS = {"adamw": "AdamW", "momentum": "SGD momentum"}
+_NAME = re.compile(r"^(?:([a-z]+)\.)?([a-z0-9_]+?)(?:_s([^_]+))?(?:_x([^_]+))?(?:_lr([^_]+))?$")
 NO_STRENGTH = ("baseline", "batch_norm", "pooling", "strided_wide")
 OPTIMIZERS = ("adamw", "momentum")  # AdamW, or SGD with (heavy-ball) momentum
 
@@ -185,3 +205,19 @@ def setting_config(
         dotted = overrides(setting.regularizer, exp, setting.strength)
     dotted.update(optimizer_overrides(setting.optimizer, setting.learning_rate))
     return apply(config, dotted)
+
+
+def describe(name: str) -> str:
+    """One line for a setting or variant name: 'all_x1' -> 'all regularizers, strength x1',
+    'momentum.l2_s0.0005_lr0.03' -> 'L2 penalty, strength 0.0005, lr 0.03, SGD momentum'."""
+    m = _NAME.match(name)
+    if not m or m.group(2) not in SHORT:
+        form = "[optimizer.]<regularizer>[_s<strength>][_x<factor>][_lr<lr>]"
+        raise ValueError(f"variant: unknown {name!r}; allowed: {form}, regularizers {list(SHORT)}")
+    optimizer, regularizer, strength, factor, lr = m.groups()
+    parts = [SHORT[regularizer]]
+    parts += [f"strength {strength}"] if strength else []
+    parts += [f"strength x{factor}"] if factor else []
+    parts += [f"lr {lr}"] if lr else []
+    parts += [_OPTIMIZER_WORDS.get(optimizer, optimizer)] if optimizer else []
+    return ", ".join(parts)

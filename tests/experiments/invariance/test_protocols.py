@@ -213,7 +213,7 @@ def test_learned_variants_train_the_zhang_nets_with_their_own_shift_range():
         assert config.augment.crop_padding == shift if config.get("augment") else shift == 0
     assert variant_config(base, "strided_shift6").model.padding == "SYMMETRIC"
     assert variant_config(base, "gap_shift2").model.head == "global_avg"
-    assert describe("max_shift3") == "max trained with random shifts up to 3 px"
+    assert describe("max_shift3") == "max pooling, trained with random shifts up to 3 px"
     assert geometry("blur3_shift1") == geometry("blur3")
     sets = study_variants_of(("learned",), base)
     assert sets["max_shift6"] == ("zhang", "azulay", "learned")

@@ -51,8 +51,9 @@ def test_reanalysis_rewrites_the_record_from_its_stored_estimates(record):
     assert set(out) == set(first)  # every stored field kept
     a = out["analysis"]
     assert "comparisons" not in a and "budgets" not in a
-    levels = [{k: v for k, v in lv.items() if k != "stopping"} for lv in a["levels"]]
-    assert levels == first["analysis"]["levels"]  # kept; converged cells gain their stopping
+    strip = lambda lvs: [{k: v for k, v in lv.items() if k != "stopping"} for lv in lvs]  # noqa: E731
+    # kept; converged cells gain (or keep) their stopping epochs
+    assert strip(a["levels"]) == strip(first["analysis"]["levels"])
     assert a["margin"] == {"relative": 0.2, "floor": 0.0025}
     stored = {
         (tuple(c["a"]), tuple(c["b"])): c["comparison"] for c in first["analysis"]["comparisons"]
