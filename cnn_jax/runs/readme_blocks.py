@@ -97,8 +97,18 @@ def footer(study: str, prov: dict) -> str:
     return (
         f"<sub>Generated from `results/{study}/` (provenance.json): {prov.get('date_utc', '?')}, "
         f"git {revision}, wall {_wall(float(prov.get('wall_time_sec', 0)))}{load_text}, "
-        f"`{_shown_command(prov)}`</sub>"
+        f"`{_shown_command(prov)}`{_reanalysed(prov)}</sub>"
     )
+
+
+def _reanalysed(prov: dict) -> str:
+    """'; re-judged 2026-12-06 (git 77c7451d0e, `python -m ...`)' for the latest re-analysis."""
+    entries = prov.get("reanalyses") or []
+    if not entries or not isinstance(entries[-1], dict):
+        return ""
+    last = entries[-1]
+    when = str(last.get("date_utc", "?"))[:10]
+    return f"; re-judged {when} (git {_tree(last.get('git') or {})}, `{last.get('command', '?')}`)"
 
 
 def _relink(markdown: str, study: str, folder: Path, results_prefix: str) -> str:

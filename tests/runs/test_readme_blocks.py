@@ -191,3 +191,22 @@ def test_every_number_in_the_findings_table_is_in_its_record():
         numbers = re.findall(r"[+−-]?\d+(?:\.\d+)?", headline)
         missing = [n for n in numbers if n.replace("−", "-") not in text.replace("−", "-")]
         assert numbers and not missing, f"{study}: {missing} not in its record"
+
+
+def test_the_footer_names_the_latest_reanalysis():
+    """A record re-judged after publishing says so, with the code revision that re-judged it."""
+    prov = {
+        "date_utc": "2026-12-02T10:00:00Z", "git": {"revision": "a" * 40, "dirty": False},
+        "wall_time_sec": 61, "command": "python -m experiments.x", "cwd": ".",
+        "reanalyses": [
+            {"date_utc": "2026-12-05T00:00:00Z", "git": {"revision": "b" * 40, "dirty": True},
+             "command": "old"},
+            {"date_utc": "2026-12-06T05:00:00Z", "git": {"revision": "c" * 40, "dirty": False},
+             "command": "python -m experiments.x.reanalyse"},
+        ],
+    }  # fmt: skip
+    line = readme_blocks.footer("x", prov)
+    assert line.endswith(
+        "; re-judged 2026-12-06 (git cccccccccc, `python -m experiments.x.reanalyse`)</sub>"
+    )
+    assert "re-judged" not in readme_blocks.footer("x", {**prov, "reanalyses": []})
