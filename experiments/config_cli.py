@@ -245,3 +245,21 @@ def leaf_fields(config: Mapping[str, Any], prefix: str = "") -> list[tuple[str, 
         else:
             out.append((path, value))
     return out
+
+
+def with_dotted(
+    config: ml_collections.ConfigDict, dotted: Mapping[str, Any], field: str = "overrides"
+) -> ml_collections.ConfigDict:
+    """A copy of `config` with each dotted path ('optim.l2') set, the leaf added if missing;
+    a path whose parent section does not exist is a one-line error naming `field`."""
+    out = config.copy_and_resolve_references()
+    with out.unlocked():
+        for path, value in dotted.items():
+            *parents, leaf = path.split(".")
+            node = out
+            for p in parents:
+                if p not in node:
+                    raise ValueError(f"{field}: {path!r} is no config path")
+                node = node[p]
+            node[leaf] = value
+    return out

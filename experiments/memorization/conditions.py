@@ -9,12 +9,11 @@ one regularizer's overrides (`experiment.regularizers`: (dotted config path, val
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import ml_collections
 
 from cnn_jax import input_pipeline
+
+from ..config_cli import with_dotted
 
 DATA = ("true_labels", "random_labels", "shuffled_pixels")
 CORRUPT = {"true_labels": "none", "random_labels": "random_labels",
@@ -31,23 +30,6 @@ def split_name(variant: str) -> tuple[str, str]:
     """('random_labels', 'dropout') of 'random_labels-dropout'."""
     data, _, regularizer = variant.partition("-")
     return data, regularizer
-
-
-def apply(
-    config: ml_collections.ConfigDict, dotted: Mapping[str, Any]
-) -> ml_collections.ConfigDict:
-    """A copy of `config` with each dotted path set; an unknown path is a one-line error."""
-    out = config.copy_and_resolve_references()
-    with out.unlocked():
-        for path, value in dotted.items():
-            *parents, leaf = path.split(".")
-            node = out
-            for p in parents:
-                if p not in node:
-                    raise ValueError(f"experiment.regularizers: {path!r} is no config path")
-                node = node[p]
-            node[leaf] = value
-    return out
 
 
 def check(exp: ml_collections.ConfigDict) -> None:
@@ -76,7 +58,7 @@ def configs(config: ml_collections.ConfigDict) -> dict[str, ml_collections.Confi
             options.update(corrupt=CORRUPT[data], corrupt_seed=int(exp.corrupt_seed))
             dotted = {"dataset.options": options, "train.log_every_steps": steps_per_epoch(config),
                       **dict(overrides or ())}  # fmt: skip
-            out[name(data, reg)] = apply(config, dotted)
+            out[name(data, reg)] = with_dotted(config, dotted, "experiment.regularizers")
     return out
 
 

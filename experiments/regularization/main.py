@@ -42,12 +42,13 @@ from cnn_jax.run_setup import load_dataset
 from cnn_jax.runs import progress, record
 
 from .. import cli
+from ..config_cli import with_dotted
 from . import analysis as regularization_analysis
 from . import report, stopping
 from .claims import margin_of
 from .runs import parse_size, train_cells
 from .tuning import chosen_settings, tune_all, validation_view
-from .variants import Setting, apply
+from .variants import Setting
 
 RECORD_FILES = ("results.json", "summary.md", "readme.md", "*.png")
 
@@ -128,7 +129,7 @@ def evaluation_phase(config, root: Path, tuning: Mapping[str, Any], size_all: in
         opt = lit.get("optimizer", "adamw")
         lr = chosen["baseline" if opt == "adamw" else f"{opt}.baseline"].learning_rate
         settings = [Setting(name, s, lr, opt) for name, s in lit.variants]
-        lit_config = apply(config, {"train.batch_size": lit.get("batch_size", 50)})
+        lit_config = with_dotted(config, {"train.batch_size": lit.get("batch_size", 50)})
         rows += train_cells(
             lit_config, root, settings, n=parse_size(lit.size), draws=[0],
             mode=lit.get("mode", "converged"), epochs=lit.get("epochs"),

@@ -23,7 +23,8 @@ import ml_collections
 
 from cnn_jax.runs.sweep import run_sweep
 
-from .variants import Setting, apply, setting_config
+from ..config_cli import with_dotted
+from .variants import Setting, setting_config
 
 MODES = {"converged": 3.0, "1x": 1.0, "3x": 3.0}  # budget factor of each mode
 
@@ -79,7 +80,7 @@ def cell_config(
         "train.budget_factor": MODES[mode],
         "early_stopping.enabled": mode == "converged",
     }
-    return apply(out, dotted)
+    return with_dotted(out, dotted)
 
 
 def train_cells(

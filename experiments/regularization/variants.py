@@ -26,6 +26,8 @@ import ml_collections
 from cnn_jax.config.checks import check_choice
 from cnn_jax.nn import model_spec
 
+from ..config_cli import with_dotted
+
 REGULARIZERS: dict[str, str] = {
     "baseline": "no regularizer (strided convs, no pooling, no decay)",
     "dropout": "dropout in the head (rate r) and after conv blocks (r/2)",
@@ -154,18 +156,6 @@ def optimizer_overrides(optimizer: str, learning_rate: float) -> dict[str, Any]:
     return out
 
 
-def apply(
-    config: ml_collections.ConfigDict, dotted: Mapping[str, Any]
-) -> ml_collections.ConfigDict:
-    """A copy of `config` with the dotted overrides set (adding keys where needed)."""
-    out = config.copy_and_resolve_references()
-    with out.unlocked():
-        for path, value in dotted.items():
-            section, key = path.split(".")
-            out[section][key] = value
-    return out
-
-
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One trained setting: a regularizer at a strength, an optimizer and a learning rate."""
@@ -204,7 +194,7 @@ def setting_config(
     else:
         dotted = overrides(setting.regularizer, exp, setting.strength)
     dotted.update(optimizer_overrides(setting.optimizer, setting.learning_rate))
-    return apply(config, dotted)
+    return with_dotted(config, dotted)
 
 
 def describe(name: str) -> str:
