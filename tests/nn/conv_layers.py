@@ -99,6 +99,7 @@ def _invariance() -> Iterator[tuple[str, Any, tuple]]:
 
 
 def _regularization() -> Iterator[tuple[str, Any, tuple]]:
+    from experiments.config_cli import with_dotted
     from experiments.regularization import tuning, variants
     from experiments.regularization.configs import fashion_mnist, mnist
 
@@ -109,7 +110,7 @@ def _regularization() -> Iterator[tuple[str, Any, tuple]]:
             if name == "all" or "_" in name and name not in variants.NO_STRENGTH:
                 continue  # combinations of the single regularizers
             strengths = tuning.strengths_for(exp, "adamw", name) or (None,)
-            cfg = variants.apply(config, variants.overrides(name, exp, strengths[-1]))
+            cfg = with_dotted(config, variants.overrides(name, exp, strengths[-1]))
             yield from _config_models(f"regularization {module.__name__}/{name}", cfg)
 
 
