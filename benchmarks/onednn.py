@@ -9,7 +9,10 @@ Sections (each contender a worker process, contenders in turns, `interleave.py`)
   (>= 1.3x both, >= 60% of the matmul peak on mnist_cnn and resnet_small at batch 128);
 - parts: at batch 128, each part (forward, input gradient, kernel gradient) put back on XLA
   in turn: which parts oneDNN wins;
-- study: wall time of a study of record end to end (fresh processes), oneDNN on and off.
+- study: wall time of a study of record end to end (fresh processes), oneDNN on and off;
+- profile: `perf` samples of the targets' rows at batch 128 (mnist_cnn, resnet_small: oneDNN
+  run path, PyTorch best eager, torch.compile): CPU share by library and symbol, which says
+  where the time of a missed target goes (oneDNN's own kernels in both frameworks vs the rest).
 """
 
 from __future__ import annotations
@@ -100,6 +103,27 @@ def parts(names, budget, peak) -> tuple[str, dict]:
     return common.markdown_table(table), {"rows": table}
 
 
+def cpu_profile(names, budget) -> tuple[str, dict]:
+    """perf samples at batch 128 of the oneDNN run path and PyTorch's two best settings, per
+    preset: both frameworks call oneDNN for the convolutions, so its share of each step bounds
+    the ratio the rest of the step can reach."""
+    from benchmarks import profile
+
+    if not profile.available():
+        return "`perf` not installed (Debian: linux-perf): no profile.", {}
+    b, env, out = sections.MNIST_BATCH, common.run_path_env(), []
+    for preset in names:
+        contenders = [Contender(f"{ON}, {preset}", _jax(preset, b, True), env)]
+        contenders += sections.torch_contenders(b, preset, eager=False, compile=True)
+        steps = budget.steps(b, sections.PRESET_COST.get(preset, 1.0))
+        for c in contenders:
+            result = profile.profile(c, steps)
+            result["name"] = result["name"] if preset in result["name"] else f"{c.name}, {preset}"
+            out.append(result)
+            print(profile.markdown(result), flush=True)
+    return "\n\n".join(profile.markdown(r) for r in out), {"rows": out}
+
+
 def study(study_args: list[str], repeats: int) -> tuple[str, dict]:
     """Wall time of `python -m module --config=config *extra` (`study_args`: module, config,
     extra flags), oneDNN on / off alternating, fresh processes with the run path's settings and
@@ -134,7 +158,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short rounds, batch 128 only")
     parser.add_argument("--batches", default=None, help="comma list (default 32,128,512)")
     parser.add_argument("--presets", default="mnist_cnn,lenet5,resnet_small")
-    parser.add_argument("--only", default="presets,parts,study", help="comma list of sections")
+    parser.add_argument(
+        "--only", default="presets,parts,study,profile", help="comma list of sections"
+    )
     parser.add_argument("--no-torch-compile", action="store_true")
     parser.add_argument("--study", default=",".join(STUDY), help="module,config[,flags]")
     parser.add_argument("--study-repeats", type=int, default=2)
@@ -187,6 +213,10 @@ def main(argv: list[str] | None = None) -> None:
         "study": (
             "Training wall time end to end",
             lambda: study(args.study.split(","), args.study_repeats),
+        ),
+        "profile": (
+            "Where the time goes (perf, batch 128)",
+            lambda: cpu_profile([p for p in args.presets if p != "lenet5"], budget),
         ),
     }
     for name in args.only:
