@@ -165,7 +165,11 @@ def _parse(field: str, text: str, current: Any, declared_type: type | None) -> A
         return kind(value)
     if kind is str:
         return text
-    return _literal(text)  # None (unset), tuples, lists, dicts: a Python literal
+    value = _literal(text)  # None (unset), tuples, lists, dicts: a Python literal
+    if isinstance(current, tuple | list) and isinstance(value, str):
+        # bare words for a sequence field: `zhang` or `max,gap` mean ('zhang',), ('max', 'gap')
+        return tuple(word.strip() for word in value.split(",") if word.strip())
+    return value
 
 
 def apply_override(config: ml_collections.ConfigDict, field: str, text: str) -> None:

@@ -79,3 +79,14 @@ def test_budget_factor_multiplies_epochs_rounding_half_up():
     train.num_epochs, train.budget_factor = 5, 0.5
     assert budget_epochs(train) == 3  # 2.5 rounds up
     assert budget_epochs(ml_collections.ConfigDict({"num_epochs": 4})) == 4  # default 1x
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("zhang", ("zhang",)), ("zhang,", ("zhang",)), ("max,gap", ("max", "gap")),
+     ("('max', 'gap')", ("max", "gap")), ("0,", (0,))],
+)  # fmt: skip
+def test_bare_words_for_a_sequence_field_are_a_tuple_of_words(text, value):
+    config = ml_collections.ConfigDict({"experiment": {"protocols": ("zhang", "azulay")}})
+    config_cli.apply_override(config, "experiment.protocols", text)
+    assert config.experiment.protocols == value
