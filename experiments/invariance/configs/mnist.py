@@ -11,7 +11,9 @@ pairs per comparison; the first records scored the first 500). MNIST's digits si
 box centred on the 28x28 black canvas, so the Zhang / Azulay shifts (<= 4 px) keep them whole;
 the depth nets see the digits on a 40x40 black canvas (whole up to 10 px; half the canvas is
 20 px). The Zhang family is max pooling vs MaxBlurPool Rect-2, Tri-3 and Bin-5 and a
-global-average-pooling head (its epochs: `experiment.gap_epochs`, unset = the others' 3), and
+global-average-pooling head (15 epochs, `experiment.gap_epochs`: at the others' 3 it
+under-fits, 89% on MNIST; at 15 its validation accuracy has plateaued, within 0.5 pt over
+the last 5 epochs, at 96.4% on MNIST and 84.9% on Fashion-MNIST, one seed), and
 strided vs strided + BlurPool; max, Tri-3, strided and strided + Tri-3 are also retrained at
 3x budget, so those verdicts are also budget verdicts (Rect-2, Bin-5 and GAP: 1x only). The
 red-green test (Kayhan & van Gemert 2020, its own data) runs here too, 1,000 images. Wall
@@ -35,6 +37,7 @@ def get_config():
     exp.zhang_variants = ("max", "blur2", "blur3", "blur5", "gap", "strided", "strided_blur3")
     exp.azulay_variants = ("max_noaug", "max", "blur3")
     exp.budget_variants = ("max_3x", "blur3_3x", "strided_3x", "strided_blur3_3x")
+    exp.gap_epochs = 15  # trained until it fits: see the docstring
     exp.depth_variants = ("d0", "d1_max", "d2_max", "d3_max", "d3_blur", "d3_max_aug")
     exp.depth_dataset_options = {"canvas_size": 40}
     exp.distances = (0, 1, 2, 3, 4, 6, 8, 10, 14, 20)
