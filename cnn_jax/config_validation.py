@@ -11,6 +11,8 @@ Experiment-specific settings that the trainer ignores belong under `config.exper
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -120,14 +122,42 @@ def _check_grid(cfg: Mapping[str, Any], spec: GridSpec | None) -> int:
 
 
 def check_workdir(workdir: str | Path) -> None:
-    """The workdir (and each existing parent) must be a directory, or not exist yet."""
+    """The workdir (and each existing parent) must be a directory, or not exist yet. Its path
+    must be UTF-8 (records and Orbax's metadata hold it), within the file system's name and
+    path lengths, and free of symbolic-link loops: each is one line here, before any file in
+    it is read or written, instead of a traceback from wherever it is first used."""
     path = Path(workdir)
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"workdir: {str(path)!r} is not UTF-8; allowed: a path of UTF-8 characters"
+        ) from None
     for candidate in (path, *path.parents):
+        try:
+            os.stat(candidate)
+        except OSError as e:
+            if e.errno in _PATH_FIXES:
+                raise ValueError(
+                    f"workdir: {_shown(path)}: {e.strerror}; allowed: {_PATH_FIXES[e.errno]}"
+                ) from None
         if candidate.exists() and not candidate.is_dir():
             raise ValueError(
                 f"workdir: {str(path)!r} cannot be a directory ({candidate} is a file); "
                 "allowed: a directory path"
             )
+
+
+_PATH_FIXES = {
+    errno.ENAMETOOLONG: "a shorter path (each name at most 255 bytes, all of it at most 4096)",
+    errno.ELOOP: "a path without a symbolic-link loop",
+}
+
+
+def _shown(path: Path, most: int = 120) -> str:
+    """A path cut in the middle to `most` characters, for a one-line error."""
+    text = str(path)
+    return text if len(text) <= most else f"{text[: most // 2]}…{text[-most // 2 :]}"
 
 
 def check_spatial_sizes(spec: ModelSpec, image_shape: tuple[int, int, int]) -> None:

@@ -5,13 +5,16 @@ writes results.json with every seed's entry into its workdir and, per seed, `see
 holding metrics.jsonl, results.json (with `vmapped_parent` and `seed_index`, so
 `runs.load_run(seed dir)` finds the model) and `predictions/{validation,test}.npz`.
 `previous_run` reads a workdir's record back: finished, partial, or trained otherwise.
+A member that diverged (frozen by the trainer, `steps.freeze_diverged`) has a record too, a
+final one: `diverged` {'step', 'what'}, `test_accuracy` null, no `final` metrics and no
+predictions (`mark_diverged`, `diverged_text`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from cnn_jax.outputs.writers import (
 from cnn_jax.system import checkpoint
 
 PREDICTED_SPLITS = ("validation", "test")
+DIVERGED = "diverged"  # a member's results.json: {'step': N, 'what': 'loss' | ...}
 
 
 def shared_fields(
@@ -89,12 +93,33 @@ def seed_entries(
     return entries
 
 
+def mark_diverged(entry: dict[str, Any], diverged: Mapping[str, Any]) -> None:
+    """Makes a member's entry say that it diverged ({'step', 'what'}) and drops every metric
+    that could be read as its result (its frozen parameters are no trained model)."""
+    for key in ("final", "best_epoch", "stopped_early"):
+        entry.pop(key, None)
+    entry["test_accuracy"] = None
+    entry[DIVERGED] = dict(diverged)
+
+
+def diverged_text(results: Any) -> str | None:
+    """'diverged at step N' for a diverged member's results, else None."""
+    diverged = results.get(DIVERGED) if isinstance(results, dict) else None
+    if not isinstance(diverged, dict):
+        return None
+    return f"diverged at step {diverged.get('step')}"
+
+
 def write_predictions(
-    dirs: Sequence[Path], split_labels: Mapping[str, Any], per_example: Mapping[str, dict]
+    dirs: Sequence[Path],
+    split_labels: Mapping[str, Any],
+    per_example: Mapping[str, dict],
+    skip: Collection[int] = (),
 ) -> list[dict[str, str]]:
     """`<member dir>/predictions/<split>.npz` for every member (`RunSetup.member_dirs`) and
-    predicted split; returns each member's {split: sha256 of its file}, which its results
-    hold (`predictions.HASHES`) so that readers can tell the file is the one the run wrote."""
+    predicted split, but none for the members in `skip` (diverged); returns each member's
+    {split: sha256 of its file}, which its results hold (`predictions.HASHES`) so that readers
+    can tell the file is the one the run wrote."""
     hashes: list[dict[str, str]] = [{} for _ in dirs]
     for name, outputs in per_example.items():
         top1, p_correct, logits = outputs["top1"], outputs["p_correct"], outputs.get("logits")
@@ -102,6 +127,8 @@ def write_predictions(
             top1, p_correct = top1[None], p_correct[None]
             logits = None if logits is None else logits[None]
         for k, member_dir in enumerate(dirs):
+            if k in skip:
+                continue
             path = predictions.path_of(member_dir, name)
             predictions.save(
                 path,
@@ -117,11 +144,15 @@ def write_predictions(
 def assemble(
     seeds: tuple[int, ...], shared: dict[str, Any], entries: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The run's results: one seed's entry merged in, or all seeds' with their mean accuracy."""
+    """The run's results: one seed's entry merged in, or all seeds' with the mean accuracy of
+    those that did not diverge (and how many did, `diverged_members`)."""
     if len(seeds) == 1:
         return dict(shared, **entries[0])
     results = dict(shared, per_seed=entries, seeds=list(seeds))
-    results["test_accuracy"] = float(np.mean([e["test_accuracy"] for e in entries]))
+    finished = [e["test_accuracy"] for e in entries if DIVERGED not in e]
+    results["test_accuracy"] = float(np.mean(finished)) if finished else None
+    if len(finished) < len(entries):
+        results["diverged_members"] = len(entries) - len(finished)
     return results
 
 

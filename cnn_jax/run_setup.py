@@ -233,6 +233,7 @@ def build(config: ml_collections.ConfigDict, dataset: datasets.Dataset | None = 
             tx=tx,
             image_shape=ds.image_shape,
         )
+        train_step = steps.freeze_diverged(train_step)  # one diverging member stops alone
     if hparams_k:
         train_step = grid_members.with_hparams(train_step, hparams_k)
     train_step, eval_step = steps.compile_steps(train_step, eval_step, mesh)

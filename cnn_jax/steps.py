@@ -86,6 +86,41 @@ def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
+def _keep_where(applied: jax.Array, new: TrainState, old: TrainState) -> TrainState:
+    """`new` where the update is `applied`, else `old` unchanged (step count included), leaf
+    by leaf: a select, so an applied update keeps its values. (Under the vmap and chunked
+    strategies XLA's CPU fusion around the select can move the batch-norm running averages by a
+    float32 ulp against the program without it; the others are bit for bit the same.)"""
+    keep = lambda a, b: jnp.where(applied, a, b)  # noqa: E731
+    return new.replace(
+        step=keep(new.step, old.step),
+        params=jax.tree.map(keep, new.params, old.params),
+        batch_stats=jax.tree.map(keep, new.batch_stats, old.batch_stats),
+        opt_state=jax.tree.map(keep, new.opt_state, old.opt_state),
+    )
+
+
+def freeze_diverged(train_fn: Callable) -> Callable:
+    """The K-member train step in which a member whose update is non-finite (NaN/Inf loss,
+    gradient or parameters) is frozen: it keeps its last finite state, while the others train
+    on unchanged. A frozen member's step count stops, so it is the one behind the others
+    (`frozen_members`), which survives a checkpoint without any extra state; its
+    `first_nonfinite_step` then reports its divergence in every later window."""
+
+    def train(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, Metrics]:
+        frozen = state.step < jnp.max(state.step)
+        return train_fn(state, {**batch, "frozen": frozen})
+
+    return train
+
+
+def frozen_members(state: TrainState, step: int) -> dict[int, int]:
+    """{member: the step at which it diverged} of a K-member `state` at host step `step`:
+    the members whose step count stopped behind it (`freeze_diverged`)."""
+    counts = np.atleast_1d(np.asarray(jax.device_get(state.step)))
+    return {k: int(c) + 1 for k, c in enumerate(counts) if c < step}
+
+
 def make_train_step(
     model: nn.Module,
     tx: optax.GradientTransformation,
@@ -136,6 +171,9 @@ def make_train_step(
         )
         grad_norm = optax.global_norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & _all_finite(new_state.params)
+        if "frozen" in batch:  # a member of a K-member run (`freeze_diverged`)
+            finite = finite & ~batch["frozen"]
+            new_state = _keep_where(finite, new_state, state)
         metrics = _sums(logits, labels, jnp.ones_like(labels))
         metrics["objective_sum"] = loss * metrics["count"]
         metrics["grad_norm"] = grad_norm

@@ -12,13 +12,18 @@ line naming the fields (unless `train.overwrite`), and a finished run is returne
 nothing rewritten. One process per workdir (`workdir_lock`). `train.extend_from` continues a
 finished run to more epochs in a new workdir (`cnn_jax.extension`).
 Robustness: SIGTERM/SIGINT save a checkpoint and raise `Preempted`; a NaN/Inf loss or
-gradient raises `NonFiniteError` before any non-finite state reaches a checkpoint.
+gradient raises `NonFiniteError` before any non-finite state reaches a checkpoint. In a
+K-member run, a diverging member is frozen at its last finite state instead
+(`steps.freeze_diverged`), named in one line on stderr, and recorded as diverged (its
+results.json says at which step, with no accuracy and no predictions) while the others train
+on; only when every member has diverged does the run raise.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,7 @@ from cnn_jax.nn.summary import summary
 from cnn_jax.outputs import predictions
 from cnn_jax.outputs.writers import MetricsWriter, atomic_write_json, hparams_of
 from cnn_jax.run_setup import RunSetup, build
+from cnn_jax.system import parallel
 from cnn_jax.system.checkpoint import Checkpointer, training_carry
 from cnn_jax.system.preemption import NonFiniteError, Preempted, PreemptionGuard
 from cnn_jax.system.workdir_lock import WorkdirLock
@@ -84,10 +90,18 @@ def _train_batches(run: RunSetup, epoch: int, start_batch: int):
     return input_pipeline.prefetch_to_device(batches, run.mesh, seed_axis=run.vmapped)
 
 
-def _check_finite(run: RunSetup, window: steps.Metrics | None) -> None:
-    """Raises NonFiniteError naming the first bad step (and, with K members, which ones)."""
+def _check_finite(run: RunSetup, window: steps.Metrics | None, frozen: dict[int, int]) -> None:
+    """Raises NonFiniteError naming the first bad step (and, with K members, which ones),
+    unless some members are still finite: then each newly diverged one (frozen by the step,
+    `steps.freeze_diverged`) is named in one line on stderr and added to `frozen`."""
     bad = steps.nonfinite_members(window)
     if not bad:
+        return
+    if run.vmapped and len(set(bad) | set(frozen)) < run.num_seeds:
+        for k in sorted(set(bad) - set(frozen)):
+            if jax.process_index() == 0:
+                tqdm.write(_frozen_line(run, k, bad[k]), file=sys.stderr)
+            frozen[k] = bad[k]
         return
     which = ""
     if run.vmapped:
@@ -98,6 +112,14 @@ def _check_finite(run: RunSetup, window: steps.Metrics | None) -> None:
         f"non-finite loss, gradient or parameters at step {min(bad.values())}{which}; stopped "
         "before saving it. The last good checkpoint is kept: lower optim.learning_rate or set "
         "optim.grad_clip_norm"
+    )
+
+
+def _frozen_line(run: RunSetup, k: int, step: int) -> str:
+    return (
+        f"warning: member {_member_name(run, k)} diverged at step {step} (non-finite loss, "
+        "gradient or parameters): frozen at its last finite state and recorded as diverged; "
+        "the other members train on"
     )
 
 
@@ -208,6 +230,8 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
         require_identity=not (workdir / "config.json").is_file(),
     )
     carry, start_step, meta = _restore(run, ckpt, carry, workdir, quiet)
+    # Members frozen before a resume: their step count stopped (`steps.frozen_members`).
+    frozen = steps.frozen_members(carry["state"], start_step) if run.vmapped else {}
     if early is not None and start_step:
         early.state = {k: np.asarray(v) for k, v in carry["early_stopping"].items()}
     clock = RunClock(meta, start_step, t_start)
@@ -225,9 +249,12 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
         for member_dir in (dirs if main_process else [])
     ]
     try:
-        step = _loop(run, carry, ckpt, writers, early, start_step, clock, quiet)
-        final, per_example = _final_evaluation(run, carry, early, writers, step)
+        step = _loop(run, carry, ckpt, writers, early, start_step, clock, quiet, frozen)
+        diverged = _diverged(run, carry, step)
+        final, per_example = _final_evaluation(run, carry, early, writers, step, diverged)
         for k, writer in enumerate(writers):  # TensorBoard HParams: settings + final metrics
+            if k in diverged:
+                continue
             final_k = {split: per_seed[k] for split, per_seed in final.items()}
             hparams = hparams_of(run.member_config(k), run.seeds[k], run_identity.of(run.config))
             writer.write_hparams(hparams, final_k, step)
@@ -250,12 +277,15 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
     entries = run_results.seed_entries(run.seeds, final, early)
     for k, entry in enumerate(entries):
         entry.update(run.member_point(k))
+        if k in diverged:
+            run_results.mark_diverged(entry, diverged[k])
     if not main_process:
         return run_results.assemble(run.seeds, shared, entries)
     labels = {name: getattr(run.dataset, name).labels for name in per_example}
-    hashes = run_results.write_predictions(dirs, labels, per_example)
-    for entry, member_hashes in zip(entries, hashes):
-        entry[predictions.HASHES] = member_hashes
+    hashes = run_results.write_predictions(dirs, labels, per_example, skip=set(diverged))
+    for k, (entry, member_hashes) in enumerate(zip(entries, hashes)):
+        if k not in diverged:
+            entry[predictions.HASHES] = member_hashes
     return run_results.write_results(workdir, dirs, run.seeds, shared, entries)
 
 
@@ -278,12 +308,42 @@ def _restore(
     return carry, parent.step, meta
 
 
-def _write(writers: list[MetricsWriter], step: int, split: str, per_seed: list[dict]) -> None:
-    for writer, values in zip(writers, per_seed):
-        writer.write(step, split, values)
+def _write(
+    writers: list[MetricsWriter], step: int, split: str, per_seed: list[dict], skip=()
+) -> None:
+    """Logs each member's values, but none of a member in `skip` (diverged: frozen)."""
+    for k, (writer, values) in enumerate(zip(writers, per_seed)):
+        if k not in skip:
+            writer.write(step, split, values)
 
 
-def _loop(run, carry, ckpt, writers, early, start_step, clock: RunClock, quiet) -> int:
+def _diverged(run: RunSetup, carry: dict[str, Any], step: int) -> dict[int, dict[str, Any]]:
+    """{member: {'step': N, 'what': 'loss' | 'gradient' | 'parameters'}} of the frozen
+    members of a K-member run. Their state is the one step N started from, so step N is
+    replayed once (its batch is a function of the step) to tell what became non-finite."""
+    at = steps.frozen_members(carry["state"], step) if run.vmapped else {}
+    out = {}
+    for n in sorted(set(at.values())):
+        epoch, position = divmod(n - 1, run.steps_per_epoch)
+        train = run.dataset.train
+        batches = input_pipeline.seeded_train_batches(
+            train.images, train.labels, run.train.batch_size, seeds=run.seeds, epoch=epoch,
+            start_batch=position,
+        )  # fmt: skip
+        batch = parallel.shard_batch(next(batches), run.mesh, True)
+        state = jax.tree.map(lambda x: x.copy(), carry["state"])  # the step donates its input
+        _, metrics = run.train_step(state, batch)
+        per_seed = steps.summarize(metrics)
+        for k in (k for k, s in at.items() if s == n):
+            values = per_seed[k]
+            what = "loss" if not np.isfinite(values["loss"]) else "parameters"
+            if what == "parameters" and not np.isfinite(values["grad_norm"]):
+                what = "gradient"
+            out[k] = {"step": n, "what": what}
+    return out
+
+
+def _loop(run, carry, ckpt, writers, early, start_step, clock: RunClock, quiet, frozen) -> int:
     """The epochs: train steps, logging windows, checkpoints, validation, early stopping."""
     cfg = run.train
     total_steps, log_every = run.steps_per_epoch * run.num_epochs, cfg.log_every_steps
@@ -311,7 +371,7 @@ def _loop(run, carry, ckpt, writers, early, start_step, clock: RunClock, quiet) 
                     step % ckpt.every == 0,
                 )
                 if at_log or at_save or guard.requested:
-                    _check_finite(run, carry["window"])
+                    _check_finite(run, carry["window"], frozen)
                 if at_log:
                     per_seed = steps.summarize(carry["window"])
                     # Every member's images over the window's seconds (the program's throughput,
@@ -321,7 +381,7 @@ def _loop(run, carry, ckpt, writers, early, start_step, clock: RunClock, quiet) 
                     for values, learning_rate in zip(per_seed, run.learning_rates(step - 1)):
                         values["learning_rate"] = learning_rate
                         values["images_per_sec"] = images_per_sec
-                    _write(writers, step, "train", per_seed)
+                    _write(writers, step, "train", per_seed, skip=frozen)
                     progress.set_postfix(
                         loss=f"{per_seed[0]['loss']:.3f}", acc=f"{per_seed[0]['accuracy']:.3f}"
                     )
@@ -338,17 +398,18 @@ def _loop(run, carry, ckpt, writers, early, start_step, clock: RunClock, quiet) 
             jax.block_until_ready(carry["state"])
             clock.end_epoch()
             if (epoch + 1) % cfg.eval_every_epochs == 0 or step == total_steps:
-                _validate(run, carry, early, writers, step, epoch, progress, quiet)
+                _validate(run, carry, early, writers, step, epoch, progress, quiet, frozen)
             ckpt.maybe_save(step, carry, meta=clock.meta())
     ckpt.maybe_save(step, carry, force=True, meta=clock.meta())
     ckpt.wait()
     return step
 
 
-def _validate(run, carry, early, writers, step, epoch, progress, quiet) -> None:
-    """One validation pass: log it, update early stopping and the best parameters."""
+def _validate(run, carry, early, writers, step, epoch, progress, quiet, frozen=()) -> None:
+    """One validation pass: log it (not for `frozen` members), update early stopping and
+    the best parameters."""
     val, _ = evaluate(run, carry["state"], run.dataset.validation)
-    _write(writers, step, "validation", val)
+    _write(writers, step, "validation", val, skip=frozen)
     if early is not None:
         improved = early.update([v[early.metric] for v in val], epoch + 1)
         current = {"params": carry["state"].params, "batch_stats": carry["state"].batch_stats}
@@ -362,9 +423,9 @@ def _validate(run, carry, early, writers, step, epoch, progress, quiet) -> None:
         )
 
 
-def _final_evaluation(run, carry, early, writers, step) -> tuple[dict, dict]:
-    """Validation, test (and train) metrics of the final (or best) parameters, logged, plus
-    per-image outputs of the predicted splits."""
+def _final_evaluation(run, carry, early, writers, step, diverged=()) -> tuple[dict, dict]:
+    """Validation, test (and train) metrics of the final (or best) parameters, logged (not
+    for `diverged` members), plus per-image outputs of the predicted splits."""
     final_state = carry["state"]
     if early is not None:
         final_state = final_state.replace(**carry["best"])
@@ -377,5 +438,5 @@ def _final_evaluation(run, carry, early, writers, step) -> tuple[dict, dict]:
         final[name], outputs = evaluate(run, final_state, split, per_example=wanted)
         if outputs is not None:
             per_example[name] = outputs
-        _write(writers, step, "train_eval" if name == "train" else name, final[name])
+        _write(writers, step, "train_eval" if name == "train" else name, final[name], diverged)
     return final, per_example

@@ -23,6 +23,7 @@ import ml_collections
 from absl import app, flags
 from absl import logging as absl_logging
 
+from cnn_jax.config_validation import check_workdir
 from cnn_jax.runs import progress, record
 from cnn_jax.runs.launch import UnitsFailed
 from cnn_jax.system import parallel, runtime
@@ -186,6 +187,7 @@ def main(
         workdir = FLAGS.workdir or default_workdir
 
         def go() -> None:
+            check_workdir(workdir)  # a path no file can have: one line, before any mkdir
             config = config_cli.load(resolve_config(config_arg or default_config), overrides)
             if FLAGS.overwrite:
                 config.train.overwrite = True

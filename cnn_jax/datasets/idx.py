@@ -14,6 +14,7 @@ import hashlib
 import math
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -30,15 +31,62 @@ TYPE_CODES: dict[int, np.dtype] = {
 }
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's content, decompressed when its name ends in .gz."""
-    raw = path.read_bytes()
+# The largest IDX file this package reads: MNIST's and Fashion-MNIST's 60,000 training images
+# of 28 x 28 bytes behind a 16-byte header. No file is decompressed or read past it, so a
+# gzip bomb (a few kilobytes that inflate to gigabytes) costs no memory.
+MAX_IDX_BYTES = 60_000 * 28 * 28 + 16
+REFETCH = "delete it and rerun `cnn-jax-data` to get the official file"
+
+
+def read_bytes(path: Path, *, limit: int = MAX_IDX_BYTES) -> bytes:
+    """The file's IDX bytes, decompressed when its name ends in .gz. Decompression stops one
+    byte past the size the IDX header declares, and neither may exceed `limit`: a larger
+    file, a header declaring more, or a stream longer than its header says raises
+    DatasetIntegrityError naming the file."""
     if path.suffix != ".gz":
-        return raw
+        if path.stat().st_size > limit + 1:
+            raise DatasetIntegrityError(
+                f"{path}: {path.stat().st_size} bytes, more than any MNIST or Fashion-MNIST "
+                f"file ({limit}); {REFETCH}"
+            )
+        return path.read_bytes()
     try:
-        return gzip.decompress(raw)
+        with gzip.open(path, "rb") as stream:
+            return _read_bounded(stream, path, limit)
     except (EOFError, OSError, zlib.error) as err:  # BadGzipFile is an OSError
-        raise DatasetIntegrityError(f"{path}: not a complete gzip file ({err})") from err
+        raise DatasetIntegrityError(f"{path}: not a complete gzip file ({err}); {REFETCH}") from err
+
+
+def _read_bounded(stream: BinaryIO, path: Path, limit: int) -> bytes:
+    """The header, then at most the bytes it declares plus one, from a decompressing stream."""
+    head = stream.read(4)
+    if len(head) < 4 or head[:2] != b"\x00\x00" or head[2] not in TYPE_CODES:
+        return head  # parse_idx names what is wrong with it
+    head += stream.read(4 * head[3])
+    declared = declared_size(head)
+    if declared is None:
+        return head  # truncated inside the header: parse_idx says so
+    if declared > limit:
+        raise DatasetIntegrityError(
+            f"{path}: its IDX header declares {declared} bytes, more than any MNIST or "
+            f"Fashion-MNIST file ({limit}); {REFETCH}"
+        )
+    data = head + stream.read(declared - len(head) + 1)
+    if len(data) > declared:
+        raise DatasetIntegrityError(
+            f"{path}: decompresses to more than the {declared} bytes its IDX header declares; "
+            f"{REFETCH}"
+        )
+    return data
+
+
+def declared_size(head: bytes) -> int | None:
+    """The size in bytes (header included) that an IDX header declares; None when `head`
+    is shorter than the header or its type code is unknown."""
+    if len(head) < 4 or head[2] not in TYPE_CODES or len(head) < 4 + 4 * head[3]:
+        return None
+    shape = np.frombuffer(head, ">u4", head[3], offset=4)
+    return 4 + 4 * head[3] + math.prod(int(d) for d in shape) * TYPE_CODES[head[2]].itemsize
 
 
 def check_sha256(data: bytes, expected: str, path: Path) -> None:
@@ -67,12 +115,12 @@ def parse_idx(data: bytes, path: Path) -> np.ndarray:
     if len(data) < expected:
         raise DatasetIntegrityError(
             f"{path}: truncated: the header declares shape {list(shape)} "
-            f"({expected} bytes) but the data has {len(data)} bytes"
+            f"({expected} bytes) but the data has {len(data)} bytes; {REFETCH}"
         )
     if len(data) > expected:
         raise DatasetIntegrityError(
             f"{path}: {len(data) - expected} unexpected bytes after the declared "
-            f"shape {list(shape)}"
+            f"shape {list(shape)}; {REFETCH}"
         )
     values = np.frombuffer(data, dtype, math.prod(shape), offset=header)
     return values.astype(dtype.newbyteorder("="), copy=True).reshape(shape)

@@ -122,11 +122,18 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def _recorded_hash(run_dir: Path, split: str) -> str | None:
-    """The sha256 the run's results.json holds for `split` (None where it holds none)."""
+    """The sha256 the run's results.json holds for `split` (None where it holds none); a
+    member that diverged (`run_results.DIVERGED`: no predictions) is one ValueError line."""
     try:
         results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    diverged = results.get("diverged") if isinstance(results, dict) else None
+    if isinstance(diverged, dict):
+        raise ValueError(
+            f"predictions: {run_dir} diverged at step {diverged.get('step')} and has no "
+            "predictions; allowed: the runs that finished (cnn_jax.runs.sweep.without_diverged)"
+        )
     hashes = results.get(HASHES) if isinstance(results, dict) else None
     value = hashes.get(split) if isinstance(hashes, dict) else None
     return value if isinstance(value, str) else None

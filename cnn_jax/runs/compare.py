@@ -10,9 +10,10 @@ results.json, so a study folder compares its runs). Each row: the run's path, th
 fields whose values differ between the runs (the run-identity fields of
 `cnn_jax.config.identity`, i.e. what changes the result, seed included; an unset field shows
 the value the trainer used, `effective`), the final metrics, the wall time and the run
-identity hash (results.json's, else config.json's, else computed). The printed table fits
-`--width` columns (longer cells cut, columns continued in further blocks); the Markdown and
-CSV files hold every cell in full.
+identity hash (results.json's, else config.json's, else computed); a member that diverged
+shows "diverged at step N" as its test accuracy (and sorts after every number). The printed
+table fits `--width` columns (longer cells cut, columns continued in further blocks); the
+Markdown and CSV files hold every cell in full.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def _get(data: Any, dotted: str) -> Any:
     return data
 
 
+# What a one-line error about a damaged results.json or config.json says to do.
+_RERUN = "the file is damaged: rerun that run, or leave it out of the runs compared"
+
 # Keys only the trainer's results.json has (a run, a vmapped member, a grid member).
 RUN_KEYS = (identity.KEY, "final", "vmapped_parent")
 
@@ -77,6 +81,8 @@ def find_runs(patterns: Iterable[str], skipped: list[Path] | None = None) -> lis
             found = [root] if root.name == "results.json" else list(root.rglob("results.json"))
             for path in filter(Path.is_file, found):
                 results = read_json(path)
+                if not isinstance(results, dict):
+                    raise ValueError(f"{path}: {_not_an_object(results)}; {_RERUN}")
                 if is_run(results):
                     runs.add(path.parent)
                 elif skipped is not None and "per_seed" not in results:
@@ -90,11 +96,45 @@ def find_runs(patterns: Iterable[str], skipped: list[Path] | None = None) -> lis
 
 
 def load_run(run_dir: Path) -> dict[str, Any]:
-    """{'run', 'results', 'config', 'identity'} of one run directory."""
+    """{'run', 'results', 'config', 'identity'} of one run directory; a results.json or
+    config.json of the wrong shape is one ValueError line naming the file."""
     results = read_json(run_dir / "results.json")
+    check_results(run_dir / "results.json", results)
+    try:
+        return _load_run(run_dir, results)
+    except (TypeError, AttributeError, KeyError, IndexError) as e:  # a field of the wrong type
+        raise ValueError(
+            f"{run_dir}: its results.json or config.json is malformed ({type(e).__name__}: "
+            f"{e}); {_RERUN}"
+        ) from None
+
+
+def check_results(path: Path, results: Any) -> None:
+    """Refuses, in one line naming `path` and the field, a results.json whose values compare
+    shows or sorts by are not of the trainer's types (numbers, an integer seed)."""
+    if not isinstance(results, dict):
+        raise ValueError(f"{path}: {_not_an_object(results)}; {_RERUN}")
+    seed = results.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"{path}: seed is {seed!r}; expected an integer; {_RERUN}")
+    for _, dotted in METRICS:
+        value = _get(results, dotted)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"{path}: {dotted} is {value!r:.60}; expected a number; {_RERUN}")
+    if not isinstance(results.get(identity.KEY, ""), str):
+        raise ValueError(f"{path}: {identity.KEY} is not a string; {_RERUN}")
+
+
+def _not_an_object(value: Any) -> str:
+    return f"holds a JSON {type(value).__name__}, not the trainer's JSON object"
+
+
+def _load_run(run_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
     parent = run_results.member_parent(run_dir, results)
     config_path = parent / "config.json"
     config = read_json(config_path) if config_path.exists() else {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path}: {_not_an_object(config)}; {_RERUN}")
     if parent != run_dir and config:  # a member: its own seed and grid point, not the unit's
         member = grid.member_config(config, results["seed_index"])
         fields = identity.seed_fields(member, member["seed"])
@@ -114,18 +154,26 @@ def _text(value: Any) -> Any:
     return value
 
 
+class Diverged(str):
+    """The test-accuracy cell of a diverged run ('diverged at step N'): sorted as missing."""
+
+
 def table(runs: Sequence[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
     """(columns, rows): the run, the fields that differ, the metrics, the identity hash."""
     keys = sorted({k for r in runs for k in r["fields"]})
     differing = [
         k for k in keys if len({json.dumps(r["fields"].get(k), sort_keys=True) for r in runs}) > 1
     ]
-    metrics = [(c, p) for c, p in METRICS if any(_get(r["results"], p) is not None for r in runs)]
+    diverged = [run_results.diverged_text(r["results"]) for r in runs]
+    metrics = [(c, p) for c, p in METRICS if any(_get(r["results"], p) is not None for r in runs)
+               or (c == "test_accuracy" and any(diverged))]  # fmt: skip
     columns = ["run", *differing, *(c for c, _ in metrics), "identity"]
     rows = []
-    for r in runs:
+    for r, outcome in zip(runs, diverged):
         row = {"run": r["run"], **{k: _text(r["fields"].get(k)) for k in differing}}
         row.update({c: _get(r["results"], p) for c, p in metrics})
+        if outcome:
+            row["test_accuracy"] = Diverged(outcome)
         row["identity"] = r["identity"]
         rows.append(row)
     return columns, rows
@@ -160,8 +208,8 @@ def sort_rows(rows: list[dict], columns: list[str], key: str | None) -> list[dic
     name, reverse = key.lstrip("-"), key.startswith("-")
     if name not in columns:
         raise ValueError(f"--sort: no column {name!r}; allowed: {', '.join(columns)}")
-    present = [r for r in rows if r.get(name) is not None]
-    missing = [r for r in rows if r.get(name) is None]
+    present = [r for r in rows if r.get(name) is not None and not isinstance(r[name], Diverged)]
+    missing = [r for r in rows if r.get(name) is None or isinstance(r[name], Diverged)]
     present.sort(key=lambda r: (isinstance(r[name], str), r[name]), reverse=reverse)
     return present + missing
 
@@ -279,11 +327,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # a results.json or config.json that cannot be read
+        print(f"error: {e.filename}: cannot read it ({e.strerror})", file=sys.stderr)
+        sys.exit(2)
     width = args.width if args.width is not None else _terminal_width()
     print(format_text(columns, rows, width))
-    for path, fmt in ((args.markdown, format_markdown), (args.csv, format_csv)):
+    for flag, path, fmt in (("--markdown", args.markdown, format_markdown),
+                            ("--csv", args.csv, format_csv)):  # fmt: skip
         if path:
-            Path(path).write_text(fmt(columns, rows), encoding="utf-8")
+            write_table(flag, Path(path), fmt(columns, rows))
+
+
+def write_table(flag: str, path: Path, text: str) -> None:
+    """Writes a table file; one line naming the flag and the file when it cannot."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        print(f"error: {flag}: cannot write {path} ({reason}); allowed: a writable file path",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(2)
 
 
 def _terminal_width() -> int:

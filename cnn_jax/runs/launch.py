@@ -10,7 +10,8 @@ workdir and writes its results there, and the sweep reads them back from disk on
   (https://github.com/facebookincubator/submitit, `executor.batch()`), then waits for all.
   It first checks with `sinfo` that the request fits the partition, and watches the jobs
   with `squeue` (`cnn_jax.runs.slurm`), so a job that can never start or that leaves the
-  queue without a result (e.g. `scancel`) ends the wait with one line instead of hanging.
+  queue without a result (e.g. `scancel`) ends the wait with one line instead of hanging;
+  a missing `sbatch` or `srun`, or jobs that sbatch refuses, are one line too.
   A job that SLURM signals before its time limit or on preemption saves an Orbax
   checkpoint, is requeued by submitit (`helpers.Checkpointable`), and its rerun resumes
   from that checkpoint (the trainer resumes from the latest checkpoint in its workdir).
@@ -21,7 +22,10 @@ workdir and writes its results there, and the sweep reads them back from disk on
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -182,9 +186,7 @@ class SlurmLauncher:
         if not jobs:
             return []
         partition = self.check()
-        executor = self.executor()
-        with executor.batch():
-            submitted = [executor.submit(SlurmUnit(fn), **dict(kwargs)) for _, fn, kwargs in jobs]
+        submitted = self._submit(jobs, partition.name)
         names = [name for name, _, _ in jobs]
         ids = ", ".join(job.job_id for job in submitted)
         state = "" if partition.available == "up" else f" (partition {partition.available})"
@@ -193,6 +195,26 @@ class SlurmLauncher:
             f"logs in {self.folder}/"
         )
         return self._wait(names, submitted)
+
+    def _submit(self, jobs: Sequence[Job], partition: str) -> list[Any]:
+        """Submits the jobs as one array; a missing `sbatch` or `srun`, or an sbatch that
+        refuses the jobs, is one `SlurmCommandError` line (submitit would print sbatch's
+        stderr and raise a traceback)."""
+        from submitit.core.utils import FailedJobError, FailedSubmissionError
+
+        for command in ("sbatch", "srun"):  # submitit needs both before it submits
+            if shutil.which(command) is None:
+                raise slurm.missing(command)
+        executor, said = self.executor(), io.StringIO()
+        try:
+            with contextlib.redirect_stderr(said), executor.batch():
+                return [executor.submit(SlurmUnit(fn), **dict(kwargs)) for _, fn, kwargs in jobs]
+        except (FailedJobError, FailedSubmissionError) as e:
+            raise slurm.sbatch_refusal(str(e) or said.getvalue(), partition) from None
+        except FileNotFoundError as e:
+            if e.filename != "sbatch":
+                raise
+            raise slurm.missing("sbatch") from None  # gone since `which` found it
 
     def _say(self, line: str) -> None:
         if self.verbose:

@@ -42,10 +42,18 @@ def load_run(run_dir: str | Path, seed_index: int | None = None) -> LoadedRun:
     and nothing in the run is written, cleaned or renamed.
 
     Early-stopped runs return their best parameters, as the trainer's final evaluation did.
+    A member that diverged is refused in one line: its frozen parameters are no result.
     """
     run_dir = Path(run_dir)
     results_path = run_dir / "results.json"
     results = read_json(results_path) if results_path.exists() else None
+    diverged = run_results.diverged_text(results)
+    if diverged:
+        raise ValueError(
+            f"run_dir: {run_dir} {diverged} (non-finite {results['diverged'].get('what')}), so "
+            "it has no trained model or predictions to analyse; allowed: the runs that finished "
+            "(a study leaves diverged members out: cnn_jax.runs.sweep.without_diverged)"
+        )
     if isinstance(results, dict) and "vmapped_parent" in results:
         return load_run(run_results.member_parent(run_dir, results), results["seed_index"])
     if not (run_dir / "config.json").exists():

@@ -43,10 +43,7 @@ class SlurmCommandError(ValueError):
 def run(*cmd: str, timeout: float = 60) -> str:
     """stdout of a SLURM client command; a missing or failing one raises one line."""
     if shutil.which(cmd[0]) is None:
-        raise SlurmCommandError(
-            f"launcher.name: 'slurm' needs SLURM's `{cmd[0]}`, not found here; allowed: a "
-            "machine with SLURM's client commands, or launcher.name=local"
-        )
+        raise missing(cmd[0])
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
@@ -181,6 +178,31 @@ def check_fits(parameters: Mapping[str, Any]) -> Partition:
     if problem is not None:
         raise ValueError(f"{problem} (or another launcher.partition)")
     return partition
+
+
+# --- submitting: what sbatch said when it refused the jobs ---------------------------------
+
+
+def missing(command: str) -> SlurmCommandError:
+    """The one line for a SLURM client command that is not on PATH."""
+    return SlurmCommandError(
+        f"launcher.name: 'slurm' needs SLURM's `{command}`, not found here; allowed: a "
+        "machine with SLURM's client commands, or launcher.name=local"
+    )
+
+
+def sbatch_refusal(message: str, partition: str) -> SlurmCommandError:
+    """One line for jobs that `sbatch` refused (a partition this account may not use, an
+    unknown account or QOS, a limit): sbatch's own last error line (else the message's first
+    line), naming the field that most often causes it."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    said = next((line for line in reversed(lines) if ERROR_LINE.search(line)), None)
+    said = (said or (lines[0] if lines else "no message"))[:300]
+    return SlurmCommandError(
+        f"launcher.partition: sbatch refused the jobs for partition {partition!r} ({said}); "
+        "allowed: a partition and request sbatch accepts here (`sinfo` lists the partitions), "
+        "then run the same command again"
+    )
 
 
 # --- while waiting: where is each job? -----------------------------------------------------

@@ -15,6 +15,11 @@ predictions/ in `workdir/<v>/seed_<s>/` (`run_dir`), which `runs.load_run` loads
   as one program in `workdir/_grids/<hash>/`, which writes each member's seed dir above
   (`vmapped_parent` points back), so a grid member and a separate run are interchangeable.
 
+A member that diverged (NaN/Inf; the trainer froze it, `cnn_jax.steps.freeze_diverged`)
+has a final results.json saying so: it is a cache hit like any finished run, never retrained,
+and its row reads "diverged at step N"; `without_diverged` leaves such rows out of an
+analysis, saying how many.
+
 Every finished seed dir is a cache hit only when its run identity (`cnn_jax.config.identity`)
 equals the asked one, else one ValueError line names the fields (`train.overwrite`
 retrains it instead). An interrupted unit resumes from its checkpoint, so a killed sweep
@@ -26,6 +31,8 @@ dict, a path string), so any launcher with `run(jobs)` can execute them elsewher
 row as soon as its unit ends: into the study's progress display when a study command opened
 one (`cnn_jax.runs.progress`: one count across all sweeps, per-row lines only with --verbose),
 else as one line per row.
+Inside `progress.planning()` a sweep trains and reads nothing: it counts its runs and hands back
+stand-in rows, so a study can count its whole total by running its own phases once.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -42,7 +50,7 @@ import ml_collections
 
 from cnn_jax import run_identity, run_results
 from cnn_jax.config import grid, identity
-from cnn_jax.outputs.writers import read_json
+from cnn_jax.outputs.writers import UnreadableJSONError, read_json
 from cnn_jax.runs import launch, progress
 from cnn_jax.train import train_and_evaluate
 
@@ -98,7 +106,16 @@ def cached_results(path: Path, config: ml_collections.ConfigDict, seed: int) -> 
     unfinished or (with train.overwrite) to be retrained; another identity raises."""
     if not (path / "results.json").exists():
         return None
-    results = read_json(path / "results.json")
+    try:
+        results = read_json(path / "results.json")
+    except UnreadableJSONError as e:  # cut short (a kill, a full disk)
+        if (path / "config.json").is_file():  # a run of its own: the trainer writes it again
+            return None
+        raise ValueError(
+            f"{e}; it is a member's record, which only its finished unit wrote; allowed: "
+            "restore it, or delete it and run the same command again (which then says how "
+            "to retrain its unit)"
+        ) from None
     parent = run_results.member_parent(path, results)
     stored = identity.stored_config(parent)
     if stored is None:
@@ -229,6 +246,8 @@ def run_sweep(
         raise ValueError(f"seeds: {seeds}; allowed: one or more distinct integers")
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     t0 = time.time()
+    if (plan := progress.planning_now()) is not None:  # a planning pass: count, train nothing
+        return plan.count(configs, seeds, lambda v, s: str(run_dir(workdir, v, s)))
     counter = _Reporter(len(configs) * len(seeds), verbose, on_result)
     display = progress.current()
     if display is not None:
@@ -248,6 +267,7 @@ def run_sweep(
     for variant, base in configs.items():
         if variant not in planned:
             units += plan_variant(variant, base, workdir, pending[variant], vmap_seeds)
+    refuse_finished_units(units, workdir)
     if launcher is None and units:  # the configs' `launcher` section; local: None
         launcher = launch.configured(units[0].config, workdir)
     if launcher is None:
@@ -266,6 +286,38 @@ def run_sweep(
         for unit in units:
             rows.update(_unit_rows(unit, workdir, counter, t0))
     return [rows[variant, seed] for variant in configs for seed in seeds]
+
+
+def without_diverged(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of the runs that trained to the end: a diverged member's (no accuracy, no
+    predictions) is left out, and one stderr line says how many were and which."""
+    kept = [r for r in rows if run_results.diverged_text(r["results"]) is None]
+    left = [r for r in rows if run_results.diverged_text(r["results"]) is not None]
+    if left:
+        named = [f"{r['variant']} seed {r['seed']} ({run_results.diverged_text(r['results'])})"
+                 for r in left]  # fmt: skip
+        shown = "; ".join(named[:3]) + (f" (+{len(named) - 3} more)" if len(named) > 3 else "")
+        print(
+            f"note: {len(left)} of {len(rows)} runs diverged and are left out of the analysis: "
+            f"{shown}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return kept
+
+
+def refuse_finished_units(units: Sequence[Unit], workdir: Path) -> None:
+    """Refuses, before anything trains, a grid unit that is already finished although its
+    members' records are missing (deleted): the trainer would return the unit's results and
+    write no member's, so the sweep could never get them. One line saying how to retrain."""
+    for unit in units:
+        if unit.grid_variants and (unit.workdir / "results.json").exists():
+            member = run_dir(workdir, unit.grid_variants[0], unit.seeds[0]) / "results.json"
+            raise ValueError(
+                f"sweep: {member} and the other records of grid unit {unit.job()[0]} are "
+                f"missing, but the unit in {unit.workdir} is finished; allowed: restore them, "
+                f"or delete {unit.workdir} and run the same command again to retrain it"
+            )
 
 
 def _unit_rows(unit: Unit, workdir: Path, counter: _Reporter, t0: float) -> dict:
@@ -302,9 +354,11 @@ class _Reporter:
         if display is not None:
             display.finished(cached=status == "cached")
         if self.verbose:
+            outcome = run_results.diverged_text(results)
+            outcome = outcome or f"test accuracy {results['test_accuracy']:.4f}"
             progress.say(
-                f"[{self.done}/{self.total}] {variant} seed {seed}: test accuracy "
-                f"{results['test_accuracy']:.4f} ({status}, {time.time() - t0:.1f} s)"
+                f"[{self.done}/{self.total}] {variant} seed {seed}: {outcome} "
+                f"({status}, {time.time() - t0:.1f} s)"
             )
         if self.on_result is not None:
             self.on_result(row)

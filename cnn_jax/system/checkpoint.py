@@ -21,7 +21,9 @@ import errno
 import logging
 import os
 import shutil
+import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
@@ -69,6 +71,34 @@ class _QuietOrbax(logging.Filter):
 for _name in ("absl", "asyncio"):
     if not any(isinstance(f, _QuietOrbax) for f in logging.getLogger(_name).filters):
         logging.getLogger(_name).addFilter(_QuietOrbax())
+
+
+def _abandoned_read(args: Any) -> bool:
+    """Whether an unraisable exception is a TensorStore read that finished after the event
+    loop of the restore that abandoned it had closed. Orbax closes its loop as soon as one
+    read of a damaged step fails; the others finish later in TensorStore's threads, whose
+    native code calls `loop.call_soon_threadsafe` on the closed loop: 0 to dozens of
+    tracebacks, by timing alone. Recognised by that call being the outermost Python frame."""
+    error = args.exc_value
+    if not isinstance(error, RuntimeError) or str(error) != "Event loop is closed":
+        return False
+    frames = traceback.extract_tb(args.exc_traceback)
+    return bool(frames) and frames[0].name == "call_soon_threadsafe" and args.object is None
+
+
+class _QuietUnraisable:
+    """sys.unraisablehook that drops `_abandoned_read` exceptions and passes on the rest."""
+
+    def __init__(self, previous: Callable[[Any], Any]):
+        self.previous = previous
+
+    def __call__(self, args: Any) -> None:
+        if not _abandoned_read(args):
+            self.previous(args)
+
+
+if not isinstance(sys.unraisablehook, _QuietUnraisable):
+    sys.unraisablehook = _QuietUnraisable(sys.unraisablehook)
 
 
 def _abstract(leaf: Any) -> Any:
@@ -283,11 +313,11 @@ class Checkpointer:
                 if self.read_only:
                     break
                 continue
-            msg = "Checkpoint step %d in %s is unreadable (%s); using step %d."
+            moved = self._move_aside(list(failed)) if failed else {}
+            msg = "Checkpoint step %d in %s is unreadable (%s); using step %d (moved it to %s)."
             for bad, reason in failed.items():  # warned only when there is a fallback
-                log.warning(msg, bad, self.directory, reason, step)
-            if failed:
-                self._move_aside(list(failed))
+                where = moved.get(bad, f"{bad}.corrupt-*")  # process 0 renames it
+                log.warning(msg, bad, self.directory, reason, step, where)
             return state, step
         if failed:
             newest = max(failed)
@@ -365,8 +395,10 @@ class Checkpointer:
                 f"allowed: {_DISCARD}"
             )
 
-    def _move_aside(self, steps: list[int]) -> None:
-        """Renames unreadable step dirs so they neither shadow nor block later saves."""
+    def _move_aside(self, steps: list[int]) -> dict[int, str]:
+        """Renames unreadable step dirs so they neither shadow nor block later saves; returns
+        where each went (by process 0, which alone renames)."""
+        moved = {}
         if jax.process_index() == 0:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             for step in steps:
@@ -374,9 +406,10 @@ class Checkpointer:
                 if path.is_dir():
                     dest = path.with_name(f"{path.name}.corrupt-{stamp}")
                     path.rename(dest)
-                    log.warning("Moved unreadable checkpoint %s to %s.", path, dest)
+                    moved[step] = dest.name
         ocp.multihost.sync_global_processes("cnn_jax_checkpoint_move_aside")
         self._mngr.reload()
+        return moved
 
     def wait(self) -> None:
         """Blocks until an asynchronous save has finished writing."""

@@ -38,7 +38,7 @@ from cnn_jax.config.checks import check_choice
 from cnn_jax.outputs.writers import atomic_write_json, atomic_write_text
 from cnn_jax.run_setup import check_dataset, load_dataset
 from cnn_jax.runs import record
-from cnn_jax.runs.sweep import run_sweep
+from cnn_jax.runs.sweep import run_sweep, without_diverged
 
 from .. import cli
 from . import evaluate, report
@@ -80,6 +80,7 @@ def train_and_evaluate_all(config: ml_collections.ConfigDict, workdir: Path) -> 
     seeds = [int(s) for s in exp.seeds]
     print(f"Training {len(configs)} variants x {len(seeds)} seeds in {workdir / 'runs'}")
     rows = run_sweep(configs, workdir / "runs", seeds, vmap_seeds=bool(exp.vmap_seeds))
+    rows = without_diverged(rows)  # a diverged member has no model to evaluate
     by_variant: dict[str, list] = {}
     for i, row in enumerate(rows):
         t0 = time.time()

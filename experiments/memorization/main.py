@@ -26,7 +26,7 @@ from cnn_jax.outputs.claims_report import claims_markdown
 from cnn_jax.outputs.writers import atomic_write_json, atomic_write_text
 from cnn_jax.run_setup import load_dataset
 from cnn_jax.runs import record
-from cnn_jax.runs.sweep import run_sweep
+from cnn_jax.runs.sweep import run_sweep, without_diverged
 from cnn_jax.stats.censored import km_median
 
 from .. import cli
@@ -54,6 +54,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     exp = config.experiment
     cfgs = conditions.configs(config)
     rows = run_sweep(cfgs, workdir / "runs", exp.seeds, vmap_seeds=bool(exp.vmap_seeds))
+    rows = without_diverged(rows)  # a diverged member has no accuracy to measure
     per = measure(config, rows)
     judged = [r.as_dict() for r in claims.judge_study(exp, per)]
     ds, spe = load_dataset(config), conditions.steps_per_epoch(config)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -202,18 +203,117 @@ def test_overwrite_deletes_nothing_a_stored_config_points_outside(tmp_path: Path
     assert (victim / "keep.txt").read_text() == "mine"
 
 
-def test_a_diverging_grid_member_is_named(tmp_path: Path, data_dir: Path):
-    from cnn_jax.system.preemption import NonFiniteError
-
+def _diverging(data_dir: Path, rates=(0.01, 1e30), dirs=("../ok", "../bad")):
+    """A grid unit whose second member (learning rate 1e30) diverges within a few steps."""
     config = _tiny(data_dir)
     config.optim.update(name="sgd", schedule="constant", learning_rate=0.01)
-    config.grid = {"fields": ("optim.learning_rate",), "values": ((0.01,), (1e30,)),
-                   "dirs": ("../ok", "../bad")}  # fmt: skip
+    config.grid = {"fields": ("optim.learning_rate",), "values": tuple((r,) for r in rates),
+                   "dirs": dirs}  # fmt: skip
+    return config
+
+
+def _member_records(member: Path) -> dict:
+    """What a member's run left: results, metrics records, predictions (bytes per split)."""
+    files = sorted((member / "predictions").glob("*.npz"))
+    return {
+        "results": read_json(member / "results.json"),
+        "metrics": [
+            {k: v for k, v in r.items() if k not in ("time", "images_per_sec")}
+            for r in read_metrics(member)
+        ],  # fmt: skip
+        "predictions": {f.name: f.read_bytes() for f in files},
+    }
+
+
+def test_a_diverging_grid_member_is_frozen_and_reported(tmp_path: Path, data_dir: Path, capsys):
+    results = train_and_evaluate(_diverging(data_dir), tmp_path / "unit")
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "diverged at step" in line]
+    assert len(lines) == 1, err
+    assert "member ../bad/seed_0 (optim.learning_rate=1e+30) diverged at step " in lines[0]
+    bad = read_json(tmp_path / "bad" / "seed_0" / "results.json")
+    step = bad["diverged"]["step"]
+    assert lines[0].split("diverged at step ")[1].startswith(f"{step} ")
+    assert 1 <= step <= results["steps"]
+    assert bad["diverged"]["what"] in ("loss", "gradient", "parameters")
+    assert bad["test_accuracy"] is None and "final" not in bad and "best_epoch" not in bad
+    assert not (tmp_path / "bad" / "seed_0" / "predictions").exists()
+    assert all(r["step"] < step for r in read_metrics(tmp_path / "bad" / "seed_0"))
+    ok = read_json(tmp_path / "ok" / "seed_0" / "results.json")
+    assert "diverged" not in ok and 0.0 <= ok["test_accuracy"] <= 1.0
+    assert (tmp_path / "ok" / "seed_0" / "predictions" / "test.npz").is_file()
+    assert results["diverged_members"] == 1 and results["test_accuracy"] == ok["test_accuracy"]
+    with pytest.raises(ValueError, match=r"^run_dir: .*bad/seed_0 diverged at step \d+ \(non-f"):
+        load_run(tmp_path / "bad" / "seed_0")
+    state = load_run(tmp_path / "unit", seed_index=1).variables  # no NaN reached a checkpoint
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state))
+
+
+def test_the_other_member_trains_as_it_would_without_the_diverging_one(
+    tmp_path: Path, data_dir: Path
+):
+    train_and_evaluate(_diverging(data_dir), tmp_path / "with_bad" / "unit")
+    train_and_evaluate(_diverging(data_dir, (0.01, 0.02)), tmp_path / "healthy" / "unit")
+    alone = _tiny(data_dir)
+    alone.optim.update(name="sgd", schedule="constant", learning_rate=0.01)
+    train_and_evaluate(alone, tmp_path / "alone")
+    member = _member_records(tmp_path / "with_bad" / "ok" / "seed_0")
+    healthy = _member_records(tmp_path / "healthy" / "ok" / "seed_0")
+    assert member["metrics"] == healthy["metrics"]  # bit for bit: every logged value
+    assert member["predictions"] == healthy["predictions"]
+    assert member["results"]["final"] == healthy["results"]["final"]
+    single = _member_records(tmp_path / "alone")
+    assert member["results"]["final"] == single["results"]["final"]
+    assert member["predictions"] == single["predictions"]
+
+
+def test_every_member_diverging_still_raises_naming_them(tmp_path: Path, data_dir: Path):
+    from cnn_jax.system.preemption import NonFiniteError
+
+    config = _diverging(data_dir, (1e30, 3e30), ("../a", "../b"))
     with pytest.raises(NonFiniteError) as stopped:
         train_and_evaluate(config, tmp_path / "unit")
     message = str(stopped.value)
-    assert "(members: ../bad/seed_0 (optim.learning_rate=1e+30) at step " in message
-    assert "ok/" not in message and "\n" not in message
+    assert "(members: ../a/seed_0 (optim.learning_rate=1e+30) at step " in message
+    assert "; ../b/seed_0 (optim.learning_rate=3e+30) at step " in message
+    assert "\n" not in message
+    assert not (tmp_path / "a" / "seed_0" / "results.json").exists()
+
+
+def test_a_single_run_that_diverges_still_raises(tmp_path: Path, data_dir: Path):
+    from cnn_jax.system.preemption import NonFiniteError
+
+    config = _tiny(data_dir)
+    config.optim.update(name="sgd", schedule="constant", learning_rate=1e30)
+    with pytest.raises(NonFiniteError, match=r"^non-finite loss, gradient or parameters at step "):
+        train_and_evaluate(config, tmp_path / "run")
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_a_sweep_keeps_a_diverged_member_final_and_shows_it(tmp_path: Path, data_dir: Path, capsys):
+    from cnn_jax.runs import compare
+    from cnn_jax.runs.sweep import without_diverged
+
+    variants = {}
+    for name, lr in (("ok", 0.01), ("bad", 1e30)):
+        variants[name] = _tiny(data_dir)
+        variants[name].optim.update(name="sgd", schedule="constant", learning_rate=lr)
+    rows = run_sweep(variants, tmp_path, [0], vmap_grids=True)
+    step = rows[1]["results"]["diverged"]["step"]
+    assert f"bad seed 0: diverged at step {step} (trained" in capsys.readouterr().out
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    stamps = [p.stat().st_mtime_ns for p in files]
+    again = run_sweep(variants, tmp_path, [0], vmap_grids=True)
+    assert [r["status"] for r in again] == ["cached", "cached"]  # not retrained
+    assert [p.stat().st_mtime_ns for p in files] == stamps
+    assert f"bad seed 0: diverged at step {step} (cached" in capsys.readouterr().out
+    assert [r["variant"] for r in without_diverged(again)] == ["ok"]
+    assert f"note: 1 of 2 runs diverged and are left out of the analysis: bad seed 0 (diverged "\
+        f"at step {step})" in capsys.readouterr().err  # fmt: skip
+    columns, table = compare.compare([str(tmp_path)], sort="-test_accuracy")
+    assert [r["test_accuracy"] for r in table][1] == f"diverged at step {step}"
+    assert isinstance(table[0]["test_accuracy"], float)
+    assert f"diverged at step {step}" in compare.format_text(columns, table)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import ml_collections
 import pytest
 
 from cnn_jax import datasets
-from cnn_jax.config_validation import validate_config
+from cnn_jax.config_validation import check_workdir, validate_config
 from experiments.configs import smoke
 from tests.conftest import REPO, child_pythonpath
 
@@ -165,6 +166,53 @@ def test_workdir_that_is_a_file_is_refused(tmp_path: Path):
     for workdir in (path, path / "below"):
         with pytest.raises(ValueError, match=r"^workdir: .*\(.*is a file\); allowed: a directory"):
             validate_config(smoke.get_config(), workdir)
+
+
+def _unusable_workdirs(tmp_path: Path) -> list[tuple[Path, str]]:
+    """Workdir paths no file can have, each with what its one line must say."""
+    (tmp_path / "loop_a").symlink_to(tmp_path / "loop_b")
+    (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
+    long_name = "x" * 300
+    return [
+        (tmp_path / long_name / "run", r"File name too long; allowed: a shorter path"),
+        (tmp_path / "/".join(["y" * 250] * 20), r"File name too long; allowed: a shorter path"),
+        (tmp_path / "loop_a" / "run", r"Too many levels of symbolic links; allowed: a path "),
+        (tmp_path / "loop_a", r"Too many levels of symbolic links; allowed: a path "),
+        (tmp_path / "run_\udcff", r"is not UTF-8; allowed: a path of UTF-8 characters"),
+    ]
+
+
+def test_a_workdir_no_file_can_have_is_one_line(tmp_path: Path):
+    for workdir, says in _unusable_workdirs(tmp_path):
+        with pytest.raises(ValueError) as refused:
+            check_workdir(workdir)
+        message = str(refused.value)
+        assert message.startswith("workdir: ") and re.search(says, message), message
+        assert "\n" not in message and len(message) < 300, message
+
+
+def test_every_command_refuses_such_a_workdir_before_it_runs(tmp_path: Path, capsys, monkeypatch):
+    """`cli.main` checks the workdir before the experiment's own code (a study makes its
+    workdir before any unit is validated), so nothing is created and no traceback shows."""
+    from absl import flags
+
+    from experiments import cli
+
+    monkeypatch.setenv("CNN_JAX_FAST", "0")  # no re-exec with tcmalloc inside pytest
+    monkeypatch.chdir(REPO)
+    for workdir, says in _unusable_workdirs(tmp_path):
+        flags.FLAGS.unparse_flags()
+        with pytest.raises(SystemExit) as exited:
+            cli.main(
+                lambda config, wd: pytest.fail(f"ran with the workdir {wd!r}"),
+                default_config="experiments/configs/smoke.py",
+                default_workdir="unused",
+                argv=["study", f"--workdir={workdir}"],
+            )
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith("error: workdir: ") and re.search(says, err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop_a", "loop_b"]
 
 
 def test_missing_dataset_files_say_where_and_how_in_one_line(tmp_path: Path):

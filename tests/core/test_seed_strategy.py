@@ -148,3 +148,52 @@ def test_chained_orders_the_copies_with_barriers() -> None:
         jaxpr = jax.make_jaxpr(seed_strategy.apply(name, train, evaluate)[0])(state0, batch)
         count[name] = str(jaxpr).count("optimization_barrier")
     assert count == {"unrolled": 0, "chained": K - 1}
+
+
+def _with_member_rates():
+    """(train step taking each member's `lr` from its batch's hparams, K fresh states)."""
+    spec = ModelSpec((BlockSpec(4, 3, pool="max", batch_norm=True),), HeadSpec(), 10)
+    model, tx = CNN(spec), optax.sgd(0.05)
+    train = steps.make_train_step(
+        model, tx, mean=[0.5], std=[0.25], member_tx=lambda h: optax.sgd(h["lr"])
+    )
+    init = jax.vmap(lambda s: steps.create_train_state(model, tx, jax.random.key(s), SHAPE))
+    return train, jax.jit(init)(jnp.arange(K, dtype=jnp.uint32))
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "unrolled",
+        "vmap",
+        pytest.param("sequential", marks=pytest.mark.slow),
+        pytest.param("chunked", marks=pytest.mark.slow),
+        pytest.param("chained", marks=pytest.mark.slow),
+    ],
+)
+def test_a_diverging_member_is_frozen_and_the_others_are_untouched(strategy: str) -> None:
+    """Member 1's Inf learning rate makes its first update non-finite: it keeps its initial
+    state and reports step 1 in every later step, while members 0 and 2 come out bit for bit
+    as the program without the freeze computes them."""
+    from cnn_jax.config.grid import with_hparams
+
+    train, state0 = _with_member_rates()
+    rates = {"lr": np.array([0.05, np.inf, 0.1], np.float32)}
+    mapped = seed_strategy.apply(strategy, train, lambda s, b: b)[0]
+    plain = jax.jit(with_hparams(mapped, rates))  # as before the freeze existed
+    frozen = jax.jit(with_hparams(steps.freeze_diverged(mapped), rates))
+    a = b = state0
+    for batch in _batches(3):
+        a, _ = plain(a, batch)
+        b, metrics = frozen(b, batch)
+        expected = [steps.NO_STEP, 1, steps.NO_STEP]  # member 1: step 1, again and again
+        np.testing.assert_array_equal(metrics["first_nonfinite_step"], expected)
+    same = lambda x, y: jax.tree.map(np.testing.assert_array_equal, x, y)  # noqa: E731
+    ulp = lambda x, y: jax.tree.map(lambda u, v: np.testing.assert_array_max_ulp(u, v, 1), x, y)  # noqa: E731
+    for name in ("step", "params", "batch_stats", "opt_state"):
+        for k in (0, 2):  # vmapped: the BN averages may move by an ulp (_keep_where)
+            close = ulp if strategy in ("vmap", "chunked") and name == "batch_stats" else same
+            close(getattr(_seed(b, k), name), getattr(_seed(a, k), name))
+        same(getattr(_seed(b, 1), name), getattr(_seed(state0, 1), name))
+    assert steps.frozen_members(b, 3) == {1: 1}
+    assert not all(np.all(np.isfinite(x)) for x in jax.tree.leaves(_seed(a, 1).params))

@@ -13,7 +13,9 @@ import importlib.resources
 import os
 import subprocess
 import sys
+import tracemalloc
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +199,46 @@ def test_wrong_sha256_is_refused(tmp_path):
     with pytest.raises(DatasetIntegrityError, match="sha256") as err:
         idx.read_idx(path, sha256="0" * 64)
     assert str(path) in str(err.value)
+
+
+def _gzip_bomb(path: Path, header: bytes, inflated: int) -> None:
+    """A .gz file whose stream is `header` followed by `inflated` zero bytes (a few KB)."""
+    zeros, compressor = bytes(1 << 20), zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [compressor.compress(header)]
+    parts += [compressor.compress(zeros) for _ in range(inflated >> 20)]
+    path.write_bytes(b"".join(parts) + compressor.flush())
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path):
+    header = idx.encode_idx(np.zeros((10, 28, 28), np.uint8))[:16]  # declares 7,856 bytes
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    _gzip_bomb(bomb, header, 64 << 20)
+    assert bomb.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetIntegrityError) as err:
+            idx.read_idx(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20  # unbounded, gzip.decompress held all 64 MiB
+    message = str(err.value)
+    assert str(bomb) in message and "more than the 7856 bytes its IDX header declares" in message
+    assert "delete it and rerun `cnn-jax-data`" in message and "\n" not in message
+
+
+def test_a_header_declaring_more_than_any_mnist_file_is_refused(tmp_path):
+    lying = tmp_path / "t10k-images-idx3-ubyte.gz"
+    header = idx.encode_idx(np.zeros((1, 28, 28), np.uint8))[:16]
+    huge = header[:4] + np.asarray([1 << 20, 28, 28], ">u4").tobytes()
+    lying.write_bytes(gzip.compress(huge + bytes(100)))
+    with pytest.raises(DatasetIntegrityError, match="declares 822083600 bytes, more than any"):
+        idx.read_idx(lying)
+    plain = tmp_path / "t10k-images-idx3-ubyte"
+    with open(plain, "wb") as f:  # sparse: no disk used
+        f.truncate(idx.MAX_IDX_BYTES + 100)
+    with pytest.raises(DatasetIntegrityError, match=f"{plain}: .*delete it and rerun"):
+        idx.read_idx(plain)
 
 
 def test_gz_checksums_are_the_official_tfds_ones():

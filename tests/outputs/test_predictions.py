@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +65,15 @@ def test_a_run_writes_the_logits_of_each_member(tmp_path: Path):
     single = {"test": {k: one[k] for k in ("top1", "p_correct", "logits")}}
     run_results.write_predictions([tmp_path / "one"], {"test": one["labels"]}, single)
     assert predictions.load(predictions.path_of(tmp_path / "one", "test"))["logits"].shape == (5, 3)
+
+
+def test_a_diverged_members_predictions_are_refused_in_one_line(tmp_path: Path):
+    """A diverged member writes no predictions: asking for them names the run and the step
+    rather than a missing file to retrain."""
+    member = tmp_path / "bad" / "seed_0"
+    member.mkdir(parents=True)
+    diverged = {"seed": 0, "test_accuracy": None, "diverged": {"step": 3, "what": "loss"}}
+    (member / "results.json").write_text(json.dumps(diverged))
+    with pytest.raises(ValueError, match=r"^predictions: .*bad/seed_0 diverged at step 3 ") as e:
+        predictions.correct_matrix([member])
+    assert "\n" not in str(e.value)

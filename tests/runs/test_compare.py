@@ -176,3 +176,66 @@ def test_wide_rows_fit_the_width_and_files_keep_every_cell(tmp_path: Path):
     assert set(columns) <= set(" ".join(text.split()).split())
     full = compare.format_csv(columns, rows)
     assert all(compare._cell(r["model.blocks"]) in full.replace('""', '"') for r in rows)
+
+
+def _one_error_line(capsys, argv: list[str]) -> str:
+    """The command's stderr, which must be one `error:` line with exit status 2."""
+    with pytest.raises(SystemExit) as exited:
+        compare.main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and len(err.splitlines()) == 1 and err.startswith("error: ")
+    return err
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ('{"seed": 0, "test_acc', "not valid JSON (line 1)"),
+        ("5", "holds a JSON int, not the trainer's JSON object"),
+        ('["final"]', "holds a JSON list, not the trainer's JSON object"),
+        ('{"final": {}, "seed": null}', "seed is None; expected an integer"),
+        ('{"final": {}, "seed": "x"}', "seed is 'x'; expected an integer"),
+        ('{"final": {}, "test_accuracy": [0.9]}', "test_accuracy is [0.9]; expected a number"),
+        ('{"final": {"test": {"loss": "low"}}}', "final.test.loss is 'low'; expected a number"),
+        ('{"final": {}, "run_identity": 7}', "run_identity is not a string"),
+    ],
+)
+def test_a_malformed_results_json_is_one_line_naming_it(runs: Path, capsys, text, says):
+    damaged = runs / "a" / "lr_small" / "seed_0" / "results.json"
+    damaged.write_text(text)
+    err = _one_error_line(capsys, [str(runs / "a"), "--sort=test_accuracy"])
+    assert err.startswith(f"error: {damaged}: ") and says in err
+
+
+@pytest.mark.parametrize("text", ["[1]", '"a string"'])
+def test_a_malformed_config_json_is_one_line_naming_the_run(runs: Path, capsys, text):
+    run = runs / "a" / "lr_small" / "seed_0"
+    (run / "config.json").write_text(text)
+    assert _one_error_line(capsys, [str(runs / "a")]).startswith(f"error: {run}")
+
+
+def test_an_unwritable_output_is_one_line_naming_the_file(runs: Path, tmp_path: Path, capsys):
+    missing_dir = tmp_path / "no" / "such" / "t.md"
+    err = _one_error_line(capsys, [str(runs / "a"), f"--markdown={missing_dir}"])
+    assert err.startswith(f"error: --markdown: cannot write {missing_dir} (")
+    err = _one_error_line(capsys, [str(runs / "a"), f"--csv={tmp_path}"])  # a directory
+    assert err.startswith(f"error: --csv: cannot write {tmp_path} (Is a directory)")
+
+
+def test_a_diverged_member_shows_where_it_diverged_and_sorts_last(runs: Path):
+    """A diverged member's record (no accuracy) reads 'diverged at step N', never a number,
+    and sorts after every number whichever way."""
+    path = runs / "a" / "lr_huge" / "seed_0"
+    _run(path, lr=10.0, seed=0, accuracy=0.5)
+    record = json.loads((path / "results.json").read_text())
+    del record["final"]
+    record.update(test_accuracy=None, diverged={"step": 7, "what": "loss"})
+    atomic_write_json(path / "results.json", record)
+    for order in ("test_accuracy", "-test_accuracy"):
+        columns, rows = compare.compare([str(runs / "a")], sort=order)
+        assert rows[-1]["run"].endswith("lr_huge/seed_0")
+        assert rows[-1]["test_accuracy"] == "diverged at step 7"
+        assert rows[-1]["val_accuracy"] is None
+    assert "diverged at step 7" in compare.format_text(columns, rows, width=120)
+    assert "| diverged at step 7 |" in compare.format_markdown(columns, rows)
+    assert ",diverged at step 7," in compare.format_csv(columns, rows)

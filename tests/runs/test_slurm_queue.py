@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+# Imported now, not inside a test: on import submitit binds its log handlers to the streams
+# of that moment, which a test's output capture would close under them.
+import submitit  # noqa: F401
+
 from cnn_jax.runs import launch, slurm
 
 # `sinfo -h -o "%P|%c|%m|%l|%G|%a"` on the tests' one-node cluster (slurm-wlm 22.05.8) ...
@@ -291,3 +295,58 @@ def test_a_failed_unit_shows_its_cause_not_only_its_log(tmp_path, monkeypatch):
     jobs[1].paths.stderr.unlink()  # no log (e.g. not on this machine): the trace's last error
     assert "(job 9_1: ValueError: boom; log " in str(_wait(launcher, ["a", "b"], jobs)[1])
     assert _wait(launcher, ["a"], jobs[:1])[1] == ["ok 9_0"]
+
+
+def _fake_slurm(bin_dir: Path, stderr: str, status: int) -> None:
+    """`sbatch` (writes `stderr`, exits with `status`) and `srun` (whose presence submitit
+    checks) in `bin_dir`, the only directory on PATH: no real SLURM is asked."""
+    bin_dir.mkdir(exist_ok=True)
+    for name, text in (("sbatch", f"printf '%s\\n' '{stderr}' >&2\nexit {status}"), ("srun", "")):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{text}\n")
+        (bin_dir / name).chmod(0o755)
+
+
+def _submitting_launcher(tmp_path: Path) -> launch.SlurmLauncher:
+    """A SLURM launcher whose `sinfo` check has passed (partition 'test' of the one node)."""
+    launcher = launch.make_launcher({"name": "slurm", "partition": "test"}, workdir=tmp_path)
+    launcher._partition = slurm.parse_sinfo(SINFO_ONE_NODE)["test"]
+    return launcher
+
+
+@pytest.mark.parametrize("present", [(), ("sbatch",)])
+def test_no_sbatch_or_srun_is_one_line_before_anything_is_submitted(
+    tmp_path, monkeypatch, capsys, present
+):
+    _fake_slurm(tmp_path / "bin", "", 0)
+    for name in {"sbatch", "srun"} - set(present):
+        (tmp_path / "bin" / name).unlink()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    lacking = "srun" if present else "sbatch"
+    with pytest.raises(slurm.SlurmCommandError) as raised:
+        _submitting_launcher(tmp_path).run([("a", print, {})])
+    assert str(raised.value) == (
+        f"launcher.name: 'slurm' needs SLURM's `{lacking}`, not found here; allowed: a machine "
+        "with SLURM's client commands, or launcher.name=local"
+    )
+    assert capsys.readouterr().err == ""
+
+
+def test_jobs_sbatch_refuses_are_one_line_with_its_message(tmp_path, monkeypatch, capsys):
+    said = "sbatch: error: Batch job submission failed: Invalid partition name specified"
+    _fake_slurm(tmp_path / "bin", said, 1)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    with pytest.raises(slurm.SlurmCommandError) as raised:
+        _submitting_launcher(tmp_path).run([("a", print, {}), ("b", print, {})])
+    assert str(raised.value) == (
+        f"launcher.partition: sbatch refused the jobs for partition 'test' ({said}); allowed: "
+        "a partition and request sbatch accepts here (`sinfo` lists the partitions), then run "
+        "the same command again"
+    )
+    assert capsys.readouterr().err == ""  # submitit's copy of sbatch's stderr is not printed
+    _fake_slurm(tmp_path / "bin", "", 0)  # exit 0, but no job id on stdout
+    with pytest.raises(slurm.SlurmCommandError) as raised:
+        _submitting_launcher(tmp_path).run([("a", print, {})])
+    assert str(raised.value).startswith(
+        "launcher.partition: sbatch refused the jobs for partition 'test' (Could not make "
+        'sense of sbatch output ""); allowed: '
+    )

@@ -11,7 +11,7 @@ from cnn_jax.config import identity
 from cnn_jax.outputs import predictions
 from cnn_jax.outputs.writers import atomic_write_json, read_json
 from cnn_jax.runs.load import load_run
-from cnn_jax.runs.sweep import plan_variant, run_dir, run_sweep
+from cnn_jax.runs.sweep import cached_results, plan_grids, plan_variant, run_dir, run_sweep
 from experiments.configs import smoke
 
 
@@ -110,3 +110,45 @@ def test_vmapped_and_sequential_sweeps_share_one_layout(tmp_path: Path, data_dir
     assert read_json(run_dir(tmp_path, "a", 5) / "results.json")["num_seeds"] == 1
     for path, mtime in before.items():
         assert path.stat().st_mtime_ns == mtime, path
+
+
+def test_a_finished_grid_unit_whose_member_records_are_gone_is_one_line(tmp_path: Path):
+    configs = {}
+    for lr in (1e-3, 3e-3):
+        configs[f"lr{lr}"] = smoke.get_config()
+        configs[f"lr{lr}"].optim.learning_rate = lr
+    units, _ = plan_grids(configs, tmp_path, {name: (0,) for name in configs})
+    home = units[0].workdir  # the unit trained, then its members' records were deleted
+    home.mkdir(parents=True)
+    atomic_write_json(home / "results.json", {"per_seed": []})
+    with pytest.raises(ValueError) as refused:
+        run_sweep(configs, tmp_path, [0], vmap_grids=True, launcher=_NoLauncher(), verbose=False)
+    assert str(refused.value) == (
+        f"sweep: {run_dir(tmp_path, 'lr0.001', 0) / 'results.json'} and the other records of "
+        f"grid unit lr0.001/seed_0 (+1 grid points) are missing, but the unit in {home} is "
+        f"finished; allowed: restore them, or delete {home} and run the same command again "
+        "to retrain it"
+    )
+
+
+class _NoLauncher:
+    def run(self, jobs):
+        pytest.fail(f"trained {[name for name, _, _ in jobs]}")
+
+
+def test_a_cut_short_results_json_is_written_again_or_named(tmp_path: Path):
+    config = smoke.get_config()
+    _finished_run(tmp_path, "own", 0, config)  # a run of its own: the trainer rewrites it
+    own = run_dir(tmp_path, "own", 0) / "results.json"
+    own.write_text('{"seed": 0, "test_acc')
+    assert cached_results(own.parent, config, 0) is None  # not cached: resumed and rewritten
+    member = run_dir(tmp_path, "member", 0)  # a member's dir holds no config.json
+    member.mkdir(parents=True)
+    (member / "results.json").write_text('{"vmapped_parent": "../../_gr')
+    with pytest.raises(ValueError) as refused:
+        cached_results(member, config, 0)
+    assert str(refused.value).startswith(
+        f"{member / 'results.json'}: not valid JSON (line 1); it is a member's record, which "
+        "only its finished unit wrote; allowed: restore it, or delete it and run the same "
+        "command again"
+    )

@@ -3,7 +3,9 @@ retention, refusing other configs, and falling back past damaged checkpoints."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import types
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import optax
 import pytest
 from flax import struct
 
+from cnn_jax.system import checkpoint
 from cnn_jax.system.checkpoint import (
     Checkpointer,
     CheckpointMismatchError,
@@ -286,3 +289,63 @@ def test_a_read_only_reader_restores_exactly_its_step_and_changes_nothing(tmp_pa
             ckpt.restore_latest(make_state())  # no quiet fallback to step 2
         assert_bitwise_equal(ckpt.restore_step(make_state(), 2), make_state(2))
     assert sorted(str(p) for p in tmp_path.rglob("*")) == listing
+
+
+def _closed_loop_error() -> BaseException:
+    """The error TensorStore's native threads meet when they call `call_soon_threadsafe` on
+    the closed event loop of a restore that gave up, with the traceback they leave (its
+    outermost Python frame is that call: no Python code called it)."""
+    loop = asyncio.new_event_loop()
+    loop.close()
+    try:
+        loop.call_soon_threadsafe(print)
+    except RuntimeError as e:
+        return e.with_traceback(e.__traceback__.tb_next)
+    raise AssertionError("a closed loop accepted a callback")
+
+
+def test_only_the_abandoned_reads_closed_loop_errors_are_kept_off_stderr():
+    seen: list[BaseException] = []
+    hook = checkpoint._QuietUnraisable(lambda args: seen.append(args.exc_value))
+    abandoned = _closed_loop_error()
+
+    def unraisable(error: BaseException, obj: Any = None) -> Any:
+        return types.SimpleNamespace(
+            exc_type=type(error), exc_value=error, exc_traceback=error.__traceback__,
+            err_msg=None, object=obj,
+        )  # fmt: skip
+
+    hook(unraisable(abandoned))
+    assert seen == []
+    others = [
+        unraisable(abandoned, obj=print),  # a Python object's finaliser: not TensorStore's
+        unraisable(RuntimeError("Event loop is closed")),  # raised by other code
+        unraisable(ValueError("boom")),
+    ]
+    for args in others:
+        hook(args)
+    assert seen == [args.exc_value for args in others]
+
+
+@pytest.mark.slow
+def test_a_fallback_past_a_damaged_step_prints_one_warning_and_no_traceback(tmp_path: Path):
+    # Orbax abandons the other reads of a damaged step; how many then hit its closed event
+    # loop depends on timing (0 to dozens per restore): ten restores made 4 to 48 before.
+    code = (
+        "import logging, tempfile\nfrom pathlib import Path\n"
+        "from tests.system.test_checkpoint import Checkpointer, _damage, make_state\n"
+        "for i in range(10):\n"
+        f"    d = Path({str(tmp_path)!r}) / str(i)\n"
+        "    with Checkpointer(d, save_every_steps=2) as ckpt:\n"
+        "        ckpt.maybe_save(2, make_state(2)); ckpt.maybe_save(4, make_state(4))\n"
+        "    _damage(d / '4', 'truncate')\n"
+        "    with Checkpointer(d, save_every_steps=2) as ckpt:\n"
+        "        assert ckpt.restore_latest(make_state())[1] == 2\n"
+        "import time; time.sleep(0.5)  # the abandoned reads finish\n"
+    )
+    result = run_python(code, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 10, lines[:5]
+    assert all("is unreadable" in line and "4.corrupt-" in line for line in lines)
