@@ -10,6 +10,7 @@ the answer, so every phase is tried.
 from __future__ import annotations
 
 import functools
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -145,6 +146,73 @@ def merge_table(
     return rows
 
 
+# Legend and row words of each pooling kind (2x2 windows, stride 2, as `merge_table` pools).
+_KIND_WORDS = {
+    "max": "max pooling 2x2, stride 2",
+    "avg": "average pooling 2x2, stride 2",
+    "blur": "blur {b}x{b}, stride 2 (no max)",
+    "max_blur": "MaxBlurPool: max 2x2 stride 1, blur {b}x{b} stride 2 (Zhang 2019)",
+}
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+_STYLES = ("-", "--", "-.", ":")
+_OFFSET = 0.06  # sideways offset on the log2 axis, +-, so coinciding kinds stay visible
+
+
+def describe_kind(kind: str, blur_size: int = 3) -> str:
+    """One line saying what a pooling kind does (legend and row labels of `plot_two_dots`)."""
+    check_choice("kind", kind, POOL_KINDS)
+    return _KIND_WORDS.get(kind, kind).format(b=int(blur_size))
+
+
+def _map_panels(fig, grid, distance: int, kinds, size: int, levels: int, col: int, blur: int):
+    """One row per kind: the map and each pooled level, every panel on its own scale (0 to
+    its maximum: avg pooling shrinks the values, the peaks are what is compared); returns the
+    last image (for the colour bar) and the image axes."""
+    image, axes = None, []
+    for r, kind in enumerate(kinds):
+        maps = pool_sequence(two_dots_map(size, distance, col), kind, levels, blur)
+        for level, map_hw in enumerate(maps):
+            ax = fig.add_subplot(grid[r, level])
+            top = float(map_hw.max()) or 1.0
+            image = ax.imshow(map_hw / top, cmap="magma", vmin=0.0, vmax=1.0,
+                              interpolation="nearest")  # fmt: skip
+            peaks = count_peaks(map_hw)
+            plural = "" if peaks == 1 else "s"
+            ax.set_title(f"{map_hw.shape[0]}x{map_hw.shape[1]}: {peaks} peak{plural}", fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if level == 0:
+                ax.set_ylabel(textwrap.fill(f"{kind}: {describe_kind(kind, blur)}", 20),
+                              fontsize=7)  # fmt: skip
+            axes.append(ax)
+    return image, axes
+
+
+def _merge_curves(ax, table: Sequence[dict[str, Any]], kinds, blur: int) -> None:
+    """Poolings until merged against the distance, one series per kind: its own colour,
+    marker and dash, and a small sideways offset, so identical series stay visible."""
+    from cnn_jax.outputs import plots
+
+    colors = plots.variant_colors(list(kinds))
+    shifts = np.linspace(-_OFFSET, _OFFSET, len(kinds)) if len(kinds) > 1 else [0.0]
+    for i, kind in enumerate(kinds):
+        rows = [row for row in table if row["kind"] == kind and row["mean"] is not None]
+        if not rows:
+            continue
+        d = np.array([row["distance"] for row in rows], float) * 2.0 ** shifts[i]
+        style = {"marker": _MARKERS[i % len(_MARKERS)], "ms": 8 - 1.2 * (i % 4),
+                 "linestyle": _STYLES[i % len(_STYLES)], "zorder": 3 + i}  # fmt: skip
+        ax.plot(d, [row["mean"] for row in rows], color=colors[kind],
+                label=f"{kind}: {describe_kind(kind, blur)}", **style)  # fmt: skip
+        ax.fill_between(d, [row["min"] for row in rows], [row["max"] for row in rows],
+                        color=colors[kind], alpha=0.12, linewidth=0)  # fmt: skip
+    plots.log_xaxis(ax, [row["distance"] for row in table])
+    ax.set(xlabel="distance between the dots (pixels)", ylabel="2x2 poolings until merged")
+    ax.set_title("mean over the pair's phase; band: min-max", fontsize=8)
+    ax.grid(alpha=0.3)
+    plots.legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
+
+
 def plot_two_dots(
     distance: int,
     table: Sequence[dict[str, Any]],
@@ -152,36 +220,34 @@ def plot_two_dots(
     size: int = 32,
     levels: int = 4,
     col: int | None = None,
+    context: str = "",
+    blur_size: int = 3,
 ):
     """Figure: the pooled maps of one dot pair per kind (rows) and level (columns), and the
-    number of poolings until the dots merge against their distance (from `merge_table`)."""
-    import matplotlib.pyplot as plt
+    number of poolings until the dots merge against their distance (from `merge_table`).
+
+    Read at a glance, as the study figures (`cnn_jax.outputs.plots`): each kind spelled out
+    (`describe_kind`) in its row label and legend; every series visible (own colour, marker,
+    dash, small offset); the distance axis ticked at the tabled distances; one labelled colour
+    bar for the maps; `context` (e.g. the dataset and budget of learned layers) in the title.
+    The y axis counts poolings, as the study's two-dots table does.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from cnn_jax.outputs import plots
 
     col = size // 2 - distance // 2 if col is None else col
-    fig = plt.figure(figsize=(2.0 * (levels + 1) + 4.5, 2.0 * len(kinds)), layout="constrained")
-    grid = fig.add_gridspec(len(kinds), levels + 2, width_ratios=[1] * (levels + 1) + [2.4])
-    for r, kind in enumerate(kinds):
-        maps = pool_sequence(two_dots_map(size, distance, col), kind, levels)
-        for level, map_hw in enumerate(maps):
-            ax = fig.add_subplot(grid[r, level])
-            ax.imshow(map_hw, cmap="magma", vmin=0, interpolation="nearest")
-            peaks = count_peaks(map_hw)
-            ax.set_title(f"{map_hw.shape[0]}x{map_hw.shape[1]}: {peaks} peak(s)", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if level == 0:
-                ax.set_ylabel(kind)
-    ax = fig.add_subplot(grid[:, -1])
-    for kind in kinds:
-        rows = [row for row in table if row["kind"] == kind and row["mean"] is not None]
-        d = [row["distance"] for row in rows]
-        ax.plot(d, [row["mean"] for row in rows], marker="o", label=kind)
-        ax.fill_between(d, [row["min"] for row in rows], [row["max"] for row in rows], alpha=0.15)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("distance between the dots (pixels)")
-    ax.set_ylabel("2x2 poolings until merged (mean, min-max over phase)")
-    ax.legend()
-    fig.suptitle(f"Two dots {distance} pixels apart under repeated 2x2 pooling")
+    fig = Figure(figsize=(1.7 * (levels + 1) + 7.5, 1.9 * len(kinds) + 0.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(len(kinds), levels + 2, width_ratios=[1] * (levels + 1) + [3.2])
+    image, map_axes = _map_panels(fig, grid, distance, kinds, size, levels, col, blur_size)
+    bar = fig.colorbar(image, ax=map_axes, shrink=0.6, location="bottom", aspect=40)
+    bar.set_label("value / the panel's maximum", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
+    _merge_curves(fig.add_subplot(grid[:, -1]), table, kinds, blur_size)
+    what = f"Two dots {distance} px apart under repeated 2x2 pooling"
+    fig.suptitle(plots.title(what, context), fontsize=10)
     return fig
 
 

@@ -38,12 +38,13 @@ from cnn_jax.outputs.claims_report import claims_markdown
 from cnn_jax.outputs.markdown import markdown_table
 from cnn_jax.outputs.writers import atomic_write_json, atomic_write_text
 from cnn_jax.run_setup import load_dataset
-from cnn_jax.runs import record
+from cnn_jax.runs import progress, record
 from cnn_jax.stats.budgets import ClaimResult
 from cnn_jax.stats.claims import Claim
 
 from .. import cli
 from . import claims, collapse, plots, report
+from .variants import describe
 
 # Every conv and dense layer uses Flax's default initialiser (noted in every table row).
 INIT = "LeCun normal, var 1/fan_in (Flax default; Glorot: 2/(fan_in+fan_out), He: 2/fan_in)"
@@ -141,7 +142,8 @@ def grid_table(
     """Validation accuracy of every activation x learning rate (test not read here); the
     last column marks the chosen rate and whether it sits at a grid edge (`lr_edge`)."""
     budgets, chosen = list(groups_by_budget), dict(chosen or {})
-    headers = ["activation", "learning rate"] + [f"validation acc % {b}" for b in budgets]
+    headers = ["activation", "description", "learning rate"]
+    headers += [f"validation acc % {b}" for b in budgets]
     headers.append("chosen (grid edge?)")
     rows = []
     for act in exp.activations:
@@ -162,7 +164,7 @@ def grid_table(
             mark = ""
             if chosen.get(act) == name:
                 mark = "chosen" + (f"; {e}" if (e := lr_edge(lrs, lr)) else "")
-            rows.append([act, f"{lr:g}"] + cells + [mark])
+            rows.append([act, describe(act), f"{lr:g}"] + cells + [mark])
     return headers, rows
 
 
@@ -171,7 +173,7 @@ def speed_table(
 ) -> tuple[list[str], list[list[Any]]]:
     """Per budget and activation: chosen lr (with its grid-edge note, `lr_edges`), steps /
     seconds to each target, accuracies."""
-    headers = ["budget", "activation", "chosen lr", "init"]
+    headers = ["budget", "activation", "description", "chosen lr", "init"]
     for t in targets:
         headers += [f"steps to {1 - t:.0%} train error", f"s to {1 - t:.0%}"]
     headers += ["test acc %"]
@@ -183,7 +185,7 @@ def speed_table(
             sp = speed[budget][name]
             edge = (edges or {}).get(act)
             lr = name.split("_lr")[-1] + (f" ({edge})" if edge else "")
-            row = [budget, act, lr, INIT.split(",")[0]]
+            row = [budget, act, describe(act), lr, INIT.split(",")[0]]
             for t in targets:
                 steps = sp[f"steps_{t:g}"]
                 reached = [s for s in steps if s is not None]
@@ -291,6 +293,25 @@ def readme_text(meta: Mapping[str, Any], speed_md: str, speedups: Mapping, claim
     return "\n".join(lines + ["", claims_md])
 
 
+def _rest_plan(exp, grid, collapse_cfgs, chosen_names) -> tuple[dict, dict]:
+    """(configs, only) of the budgets after tuning: each activation at its chosen rate and the
+    collapse nets; experiment.budget_variants: a subset per budget ('relu' = its chosen lr)."""
+    again = {n: grid[n] for n in chosen_names.values()} | collapse_cfgs
+    only = {
+        b: [chosen_names.get(n, n) for n in names]
+        for b, names in dict(exp.get("budget_variants") or {}).items()
+    }
+    return again, only
+
+
+def _rest_runs(exp, grid, collapse_cfgs, chosen_names, root: Path, rest) -> int:
+    """The runs the budgets after tuning will sweep (`report.planned_runs`)."""
+    if not rest:
+        return 0
+    again, only = _rest_plan(exp, grid, collapse_cfgs, chosen_names)
+    return report.planned_runs(again, root, exp.seeds, list(rest), True, only)
+
+
 def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains all variants x seeds x budgets, chooses lrs on validation, judges the claims."""
     workdir = Path(workdir)
@@ -299,22 +320,22 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     t0, load_at_start = time.time(), record.load_average()
     grid, collapse_cfgs = activation_configs(config), collapse.collapse_configs(config)
     budgets, tune = dict(exp.budgets), str(exp.tune_budget)
+    rest = {b: f for b, f in budgets.items() if b != tune}
+    root, tuning = workdir / "runs", {**grid, **collapse_cfgs}
+    # The whole study counted before it trains; the other budgets with a stand-in rate per
+    # activation (the count is the same whichever rate is chosen), recounted once chosen.
+    stand_in = {a: variant_name(a, learning_rates(exp, a)[0]) for a in exp.activations}
+    progress.expect_rest(report.planned_runs(tuning, root, exp.seeds, [tune], True)
+                         + _rest_runs(exp, grid, collapse_cfgs, stand_in, root, rest))  # fmt: skip
     rows = report.train_budgets(
-        {**grid, **collapse_cfgs}, workdir / "runs", exp.seeds, {tune: budgets[tune]},
-        bool(exp.vmap_seeds), True,
-    )  # fmt: skip
+        tuning, root, exp.seeds, {tune: budgets[tune]}, bool(exp.vmap_seeds), True
+    )
     tuned = report.by_variant(rows[tune])
     chosen_names = {a: choose_lr(tuned, a, learning_rates(exp, a)) for a in exp.activations}
-    rest = {b: f for b, f in budgets.items() if b != tune}
     if rest:  # the chosen learning rates (and the collapse nets) at the other budgets
-        again = {n: grid[n] for n in chosen_names.values()} | collapse_cfgs
-        only = {  # experiment.budget_variants: a subset per budget ('relu' = its chosen lr)
-            b: [chosen_names.get(n, n) for n in names]
-            for b, names in dict(exp.get("budget_variants") or {}).items()
-        }
-        rows |= report.train_budgets(
-            again, workdir / "runs", exp.seeds, rest, bool(exp.vmap_seeds), True, only
-        )
+        again, only = _rest_plan(exp, grid, collapse_cfgs, chosen_names)
+        progress.expect_rest(_rest_runs(exp, grid, collapse_cfgs, chosen_names, root, rest))
+        rows |= report.train_budgets(again, root, exp.seeds, rest, bool(exp.vmap_seeds), True, only)
     rows = {b: rows[b] for b in budgets}
     targets = [float(t) for t in exp.target_accuracies]
     krizhevsky = float(exp.krizhevsky_target)

@@ -11,9 +11,10 @@ black canvas, mode 'zero', so the background stays 0 and nothing wraps):
 - 'distance': horizontal shifts (0, +-d) for the study's distances (the seed's claim);
 - 'learned': the same for `experiment.learned_distances` (learned vs built-in invariance).
 
-Each set is written with `cnn_jax.outputs.predictions.save` to <run_dir>/shifted/<set>.npz (leading
-shift axis), plus <set>_shifts.npy with the shifts and, for 'azulay', azulay_mac.npz with the
-per-pair |delta p| of the first shift's top-1 class (Azulay & Weiss's MAC).
+Each set is written with `cnn_jax.outputs.predictions.save` to <run_dir>/shifted/<set>.npz
+(leading shift axis; with the logits, float16), plus <set>_shifts.npy with the shifts and, for
+'azulay', azulay_mac.npz with the per-pair |delta p| of the first shift's top-1 class (Azulay &
+Weiss's MAC).
 """
 
 from __future__ import annotations
@@ -58,16 +59,19 @@ def shift_plan(exp: Mapping[str, Any], num_images: int, sets: tuple[str, ...]) -
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
-def _shifted_probs(predict_fn, variables, x_bhwc, shifts_b2, pad):
+def _shifted_outputs(predict_fn, variables, x_bhwc, shifts_b2, pad):
+    """(logits, softmax) of every image at its own shift."""
     shifted = invariance.shift_each(x_bhwc, shifts_b2, "zero", pad)
-    return jax.nn.softmax(predict_fn(variables, shifted)[0], -1)
+    logits = predict_fn(variables, shifted)[0]
+    return logits, jax.nn.softmax(logits, -1)
 
 
-def _probs(predict_fn, variables, images, shifts_sn2, batch: int) -> np.ndarray:
-    """Softmax outputs [S, N, K] of every image at its own shift, in fixed-size chunks."""
+def _outputs(predict_fn, variables, images, shifts_sn2, batch: int) -> tuple[np.ndarray, ...]:
+    """(logits, softmax outputs), each [S, N, K], of every image at its own shift, in
+    fixed-size chunks."""
     pad = int(np.abs(shifts_sn2).max()) if shifts_sn2.size else 0
     n = len(images)
-    out = []
+    logits, probs = [], []
     for s in range(len(shifts_sn2)):
         parts = []
         for start in range(0, n, batch):
@@ -76,16 +80,23 @@ def _probs(predict_fn, variables, images, shifts_sn2, batch: int) -> np.ndarray:
             if k < batch:  # pad the last chunk so every call has one shape (one compile)
                 x = np.concatenate([x, np.repeat(x[:1], batch - k, 0)])
                 sh = np.concatenate([sh, np.repeat(sh[:1], batch - k, 0)])
-            parts.append(np.asarray(_shifted_probs(predict_fn, variables, x, sh, pad))[:k])
-        out.append(np.concatenate(parts))
-    return np.stack(out)
+            out = _shifted_outputs(predict_fn, variables, x, sh, pad)
+            parts.append([np.asarray(a)[:k] for a in out])
+        logits.append(np.concatenate([p[0] for p in parts]))
+        probs.append(np.concatenate([p[1] for p in parts]))
+    return np.stack(logits), np.stack(probs)
 
 
-def _save(folder: Path, name: str, labels: np.ndarray, probs_snk: np.ndarray) -> None:
+def _save(
+    folder: Path, name: str, labels: np.ndarray, probs_snk: np.ndarray, logits_snk: np.ndarray
+) -> None:
+    """One set's predictions, with the logits (float16: calibration and confidence can be
+    analysed afterwards without re-evaluating)."""
     p_correct = np.take_along_axis(probs_snk, labels[None, :, None].astype(np.int64), -1)[..., 0]
     predictions.save(
-        folder / f"{name}.npz", labels_n=labels, top1_n=probs_snk.argmax(-1), p_correct_n=p_correct
-    )
+        folder / f"{name}.npz", labels_n=labels, top1_n=probs_snk.argmax(-1),
+        p_correct_n=p_correct, logits_nc=logits_snk,
+    )  # fmt: skip
 
 
 def _mac_pairs(probs_snk: np.ndarray) -> np.ndarray:
@@ -125,8 +136,8 @@ def evaluate_run(run_dir: str | Path, exp: Mapping[str, Any], sets: tuple[str, .
     batch = int(exp.get("batch_size", 250))
     folder.mkdir(parents=True, exist_ok=True)
     for name, shifts in shift_plan(exp, n, sets).items():
-        probs = _probs(predict, run.variables, images, shifts, batch)
-        _save(folder, name, labels, probs)
+        logits, probs = _outputs(predict, run.variables, images, shifts, batch)
+        _save(folder, name, labels, probs, logits)
         np.save(folder / f"{name}_shifts.npy", shifts)
         if name == "azulay":
             mac = _mac_pairs(probs).astype(np.float16)
@@ -144,8 +155,8 @@ def _evaluate_dissimilar(run, predict, folder: Path, batch: int) -> None:
     test = datasets.load("red_green", data_dir=data.data_dir, **opts).test
     images = test.images.astype(np.float32)
     zero = np.zeros((1, len(images), 2), np.int32)
-    probs = _probs(predict, run.variables, images, zero, batch)
-    _save(folder, "dissimilar", np.asarray(test.labels), probs)
+    logits, probs = _outputs(predict, run.variables, images, zero, batch)
+    _save(folder, "dissimilar", np.asarray(test.labels), probs, logits)
 
 
 def load_set(run_dir: str | Path, name: str) -> dict[str, np.ndarray]:

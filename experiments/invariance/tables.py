@@ -17,6 +17,7 @@ from cnn_jax.outputs.claims_report import claims_markdown
 from cnn_jax.outputs.markdown import markdown_table
 
 from .evidence import budgets_of
+from .variants import describe
 
 # Zhang 2019, ImageNet (accuracy, consistency), baseline -> Tri-3 (MaxBlurPool, filter 3).
 ZHANG_PAPER = {
@@ -60,16 +61,19 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return markdown_table(headers, rows).rstrip("\n")
 
 
+WHAT = "description"  # the column beside each variant name: `variants.describe`, as the figures
+
+
 def variant_table(
     summary: Mapping, variants: Sequence[str], metrics: Sequence[str], info: Mapping | None = None
 ) -> str:
-    """One row per variant: its padding geometry and training budget (`info`, when the record
-    has them), then each metric's estimate [95% interval] in percent."""
-    rows, head = [], ["variant"] + (["geometry", "trained"] if info else [])
+    """One row per variant: what it is, its padding geometry and training budget (`info`, when
+    the record has them), then each metric's estimate [95% interval] in percent."""
+    rows, head = [], ["variant", WHAT] + (["geometry", "trained"] if info else [])
     for v in (v for v in variants if v in summary):
         about = [info[v]["geometry"], info[v]["budget"]] if info else []
         cells = [_iv(summary[v].get(m), digits=DIGITS.get(m, 1)) for m in metrics]
-        rows.append([f"`{v}`"] + about + cells)
+        rows.append([f"`{v}`", describe(v)] + about + cells)
     return _table(head + [COLUMNS[m] for m in metrics], rows)
 
 
@@ -77,9 +81,9 @@ def both_correct_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """Consistency of a and b on the images both classify correctly unshifted in every seed."""
     if not rows:
         return ""
-    body = [[f"`{r['a']}` - `{r['b']}`", r["budget"], str(r["n_images"]), _iv(r["a_level"]),
-             _iv(r["b_level"])] for r in rows]  # fmt: skip
-    head = ["pair (a - b)", "budget", "images both correct in every seed", "a", "b"]
+    body = [[f"`{r['a']}` - `{r['b']}`", f"{describe(r['a'])} - {describe(r['b'])}", r["budget"],
+             str(r["n_images"]), _iv(r["a_level"]), _iv(r["b_level"])] for r in rows]  # fmt: skip
+    head = ["pair (a - b)", WHAT, "budget", "images both correct in every seed", "a", "b"]
     title = ("**Consistency on the images both nets classify correctly unshifted** (the same "
              "images in every seed, so the seeds x images design stays complete)")  # fmt: skip
     return title + "\n\n" + _table(head, body)
@@ -100,9 +104,10 @@ def _depth_table(depth: Mapping[str, Any], variants: Sequence[str]) -> str:
         d = curve["distances"]
         halving = "never (> grid)" if math.isinf(h["estimate"]) else (
             f"{h['estimate']:.1f} [{h['low']:.1f}, {h['high']:.1f}]")  # fmt: skip
-        rows.append([f"`{v}`", _iv(curve["accuracy"][0]), halving, _iv(curve["consistency"][1]),
-                     f"{_iv(curve['accuracy'][-1])} at d={d[-1]}"])  # fmt: skip
-    header = ["variant", "acc. d=0", "d where acc. above chance halves (px)",
+        last = f"{_iv(curve['accuracy'][-1])} at d={d[-1]}"
+        rows.append([f"`{v}`", describe(v), _iv(curve["accuracy"][0]), halving,
+                     _iv(curve["consistency"][1]), last])  # fmt: skip
+    header = ["variant", WHAT, "acc. d=0", "d where acc. above chance halves (px)",
               "consistency d=1", "acc. at largest d"]  # fmt: skip
     return _table(header, rows)
 
@@ -114,8 +119,8 @@ def _curve_table(curves: Mapping[str, Any], info: Mapping | None) -> str:
     for v, c in curves.items():
         cells = [f"{100 * a['estimate']:.1f} / {100 * k['estimate']:.1f}"
                  for a, k in zip(c["accuracy"], c["consistency"])]  # fmt: skip
-        rows.append([f"`{v}`"] + ([info[v]["budget"]] if info else []) + cells)
-    head = ["variant"] + (["trained"] if info else []) + [f"d={d}" for d in distances]
+        rows.append([f"`{v}`", describe(v)] + ([info[v]["budget"]] if info else []) + cells)
+    head = ["variant", WHAT] + (["trained"] if info else []) + [f"d={d}" for d in distances]
     note = "Accuracy / consistency with the unshifted top-1 (percent) at horizontal shift +-d px"
     return (
         note + " (intervals: results.json; curves: learned_vs_shift.png)\n\n" + _table(head, rows)
@@ -128,21 +133,24 @@ def _kayhan_table(summary: Mapping, variants: Sequence[str], info: Mapping | Non
         paper = KAYHAN_PAPER.get(v, (math.nan, math.nan))
         about = [info[v]["geometry"]] if info else []
         ours = [_iv(summary[v]["similar"]), _iv(summary[v]["dissimilar"])]
-        rows.append([f"`{v}`"] + about + ours + [f"{paper[0]:.1f} / {paper[1]:.1f}"])
-    header = ["padding"] + (["geometry"] if info else [])
+        rows.append([f"`{v}`", describe(v)] + about + ours + [f"{paper[0]:.1f} / {paper[1]:.1f}"])
+    header = ["padding", WHAT] + (["geometry"] if info else [])
     header += ["similar (ours)", "dissimilar (ours)", "paper similar / dissimilar"]
     return _table(header, rows)
 
 
 def _two_dots_table(td: Mapping[str, Any]) -> str:
     series = {f"raw {r['kind']}": [] for r in td["raw"]}
+    what = {f"raw {r['kind']}": f"raw pixels, 2x2 {r['kind']} pooling" for r in td["raw"]}
     for r in td["raw"]:
         series[f"raw {r['kind']}"].append(r)
     series.update({f"learned `{v}`": rows for v, rows in td["learned"].items()})
+    what.update({f"learned `{v}`": f"trained layers of {describe(v)}" for v in td["learned"]})
     distances = [r["distance"] for r in next(iter(series.values()))]
     fmt = lambda r: "never" if r["mean"] is None else f"{r['mean']:.2f}"  # noqa: E731
-    rows = [[name] + [fmt(r) for r in rs] for name, rs in series.items()]
-    return _table(["poolings until two dots merge, d ="] + [str(d) for d in distances], rows)
+    rows = [[name, what[name]] + [fmt(r) for r in rs] for name, rs in series.items()]
+    head = ["poolings until two dots merge, d =", WHAT] + [str(d) for d in distances]
+    return _table(head, rows)
 
 
 def claims_table(results: Mapping[str, Any]) -> str:

@@ -9,6 +9,9 @@ one regularizer's overrides (`experiment.regularizers`: (dotted config path, val
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import ml_collections
 
 from cnn_jax import input_pipeline
@@ -30,6 +33,26 @@ def split_name(variant: str) -> tuple[str, str]:
     """('random_labels', 'dropout') of 'random_labels-dropout'."""
     data, _, regularizer = variant.partition("-")
     return data, regularizer
+
+
+_DATA_WORDS = {"true_labels": "true labels", "random_labels": "random labels",
+               "shuffled_pixels": "shuffled pixels"}  # fmt: skip
+_REGULARIZER_WORDS = {NONE: "no explicit regularizer", "weight_decay": "weight decay",
+                      "augment": "augmentation"}  # fmt: skip
+
+
+def describe(variant: str, regularizers: Mapping[str, Any] | None = None) -> str:
+    """One line for a condition, for tables: 'random_labels-dropout' -> 'random labels, dropout'
+    and, given experiment.regularizers, what the regularizer sets ('(model.head_dropout = 0.5,
+    ...)')."""
+    data, regularizer = split_name(variant)
+    if data not in _DATA_WORDS or not regularizer:
+        raise ValueError(f"variant: unknown {variant!r}; allowed: <data>-<regularizer> with data "
+                         f"one of {', '.join(DATA)}")  # fmt: skip
+    words = _REGULARIZER_WORDS.get(regularizer, regularizer.replace("_", " "))
+    sets = [f"{path} = {value:g}" if isinstance(value, float) else f"{path} = {value}"
+            for path, value in (regularizers or {}).get(regularizer) or ()]  # fmt: skip
+    return f"{_DATA_WORDS[data]}, {words}" + (f" ({', '.join(sets)})" if sets else "")
 
 
 def check(exp: ml_collections.ConfigDict) -> None:

@@ -12,7 +12,7 @@ from cnn_jax.outputs.claims_report import claims_markdown
 from cnn_jax.outputs.markdown import markdown_table
 
 from .claims import BUDGET
-from .conditions import split_name
+from .conditions import describe, split_name
 
 # Zhang et al. 2017, Table 1 (CIFAR-10), train / test accuracy %, from ../shared/literature.md
 # section B2: a third-party transcription, four transcriptions agree [T x4]; no time to fit is
@@ -40,18 +40,22 @@ def _pct(values: list[float]) -> str:
 
 
 def conditions_table(results: Mapping[str, Any]) -> str:
-    """Per condition: epochs to fit per seed, runs that fit, KM median, eval-mode training
-    accuracy, test accuracy on the true labels (mean over seeds, range)."""
+    """Per condition: what it is (`conditions.describe`, with what its regularizer sets), epochs
+    to fit per seed, runs that fit, KM median, eval-mode training accuracy, test accuracy on
+    the true labels (mean over seeds, range)."""
     thr = results["fit_threshold"]
-    heads = ["data", "regularizer", f"epochs to {thr:.0%} train acc. (per seed)", "fit",
-             "KM median epochs", "train acc. % (eval)", "test acc. % (true labels)"]  # fmt: skip
+    regularizers = ((results.get("config") or {}).get("experiment") or {}).get("regularizers")
+    heads = ["data", "regularizer", "description", f"epochs to {thr:.0%} train acc. (per seed)",
+             "fit", "KM median epochs", "train acc. % (eval)",
+             "test acc. % (true labels)"]  # fmt: skip
     rows = []
     for variant, c in results["conditions"].items():
         data, reg = split_name(variant)
         cap = max(c["horizon_epochs"])
         fit = sum(e is not None for e in c["epochs"])
         med = c.get("km_median")
-        rows.append([data.replace("_", " "), reg, _epochs(c, cap), f"{fit}/{len(c['epochs'])}",
+        rows.append([data.replace("_", " "), reg, describe(variant, regularizers), _epochs(c, cap),
+                     f"{fit}/{len(c['epochs'])}",
                      "not reached" if med is None else f"{med:g}", _pct(c["train_accuracy"]),
                      _pct(c["test_accuracy"])])  # fmt: skip
     return markdown_table(heads, rows)

@@ -75,7 +75,7 @@ def test_dissimilar_set_keeps_the_run_options_and_data_dir(loads, monkeypatch, t
     test = types.SimpleNamespace(images=np.zeros((2, 4, 4, 3), np.uint8), labels=np.zeros(2))
     loaded = types.SimpleNamespace(test=test)
     monkeypatch.setattr(datasets, "load", lambda *a, **k: loads.append((a, k)) or loaded)
-    monkeypatch.setattr(evaluate, "_probs", lambda *a: np.zeros((1, 2, 2)))
+    monkeypatch.setattr(evaluate, "_outputs", lambda *a: (np.zeros((1, 2, 2)),) * 2)
     monkeypatch.setattr(evaluate, "_save", lambda *a: None)
     run = types.SimpleNamespace(config=_config("red_green", num_train=10), variables=None)
     evaluate._evaluate_dissimilar(run, None, tmp_path, batch=2)

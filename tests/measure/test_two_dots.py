@@ -61,7 +61,7 @@ def test_max_pooling_merges_dots_after_log2_distance_poolings():
 def test_plot_two_dots_draws_every_level():
     table = two_dots.merge_table([2, 4], kinds=("max", "blur"), levels=3)
     fig = two_dots.plot_two_dots(4, table, kinds=("max", "blur"), size=16, levels=3)
-    assert len(fig.axes) == 2 * 4 + 1
+    assert len(fig.axes) == 2 * 4 + 1 + 1  # maps, the merge curves, one colour bar
 
 
 def test_kinds_and_padding_come_from_the_pool_registry():

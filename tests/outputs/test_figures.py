@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import zlib
 
+import matplotlib.image
 import ml_collections
 import numpy as np
 import pytest
 
-from cnn_jax.measure import visualize
+from cnn_jax.measure import two_dots, visualize
 from cnn_jax.outputs import plots
 from experiments.anatomy import plots as anatomy_plots
 from experiments.invariance import plots as invariance_plots
@@ -96,6 +97,29 @@ def test_invariance_two_dots_keeps_identical_series_visible():
     raw = [{"kind": k, **r} for k in ("max", "max_blur") for r in rows]  # identical series
     fig = invariance_plots.two_dots(raw, {"d3_max": rows, "d3_blur": rows}, CONTEXT)
     assert_reads_well(fig, "mnist")
+
+
+# The two-dots picture of pooling (cnn_jax.measure.two_dots) -------------------------------
+
+
+def test_two_dots_pooling_figure_reads_at_a_glance(tmp_path):
+    kinds = ("max", "avg", "max_blur")
+    table = two_dots.merge_table([1, 2, 4, 8], kinds=kinds, levels=3)
+    table += [dict(r, kind="blur") for r in table if r["kind"] == "max"]  # identical to max
+    fig = two_dots.plot_two_dots(4, table, kinds=(*kinds, "blur"), size=16, levels=3,
+                                 context=CONTEXT)  # fmt: skip
+    assert_reads_well(fig, "Two dots 4 px apart", "mnist", "3 epochs")
+    (curves,) = [ax for ax in fig.axes if ax.lines]
+    legend_text = [t.get_text() for t in curves.get_legend().get_texts()]
+    assert "avg: average pooling 2x2, stride 2" in legend_text and len(legend_text) == 4
+    assert len({(ln.get_marker(), ln.get_linestyle()) for ln in curves.lines}) == 4
+    assert all(ln.get_marker() not in (None, "None", "") for ln in curves.lines)
+    assert [t.get_text() for t in curves.get_xticklabels()] == ["1", "2", "4", "8"]
+    (bar,) = [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
+    assert "maximum" in bar.get_xlabel()
+    png = plots.save(fig, tmp_path / "two_dots.png")
+    pixels = matplotlib.image.imread(png)
+    assert pixels.shape[1] > pixels.shape[0] > 200 and pixels[..., :3].std() > 0.05
 
 
 # Regularization -----------------------------------------------------------------------------

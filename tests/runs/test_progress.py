@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,14 @@ from absl import flags
 
 from cnn_jax.config import identity
 from cnn_jax.runs import progress, sweep
+from cnn_jax.system.preemption import NonFiniteError
 from experiments import cli
+from experiments.anatomy import activations
+from experiments.anatomy import report as anatomy_report
+from experiments.anatomy.configs import activations_smoke
 from experiments.configs import smoke
+from experiments.regularization import main as regularization
+from experiments.regularization.configs import smoke as regularization_smoke
 
 
 def _fake_train(config: dict, workdir: str) -> dict:
@@ -22,7 +29,8 @@ def _fake_train(config: dict, workdir: str) -> dict:
     path.mkdir(parents=True, exist_ok=True)
     stored = dict(config, **{identity.KEY: identity.of(config)})
     (path / "config.json").write_text(json.dumps(stored))
-    results = {"test_accuracy": 0.5, identity.KEY: stored[identity.KEY]}
+    results = {"test_accuracy": 0.5, identity.KEY: stored[identity.KEY],
+               "final": {"validation": {"accuracy": 0.5, "loss": 1.0}}}  # fmt: skip
     (path / "results.json").write_text(json.dumps(results))
     return results
 
@@ -92,3 +100,97 @@ def test_a_study_command_shows_the_bar_and_takes_verbose(tmp_path: Path, capsys,
         assert "5/5 runs" in captured.err
         assert captured.out.count("test accuracy") == lines
     assert "--verbose" in cli.help_text("toy_study", "smoke", "w")
+
+
+# A study's whole total, known before its first unit ------------------------------------------
+
+
+def _totals(text: str) -> set[int]:
+    """Every total the bar showed ('n/total runs')."""
+    return {int(t) for t in re.findall(r"\d+/(\d+) runs", text)}
+
+
+class _Stop(Exception):
+    """Ends a study after its training phases (the analysis needs real runs)."""
+
+
+def _stop(*args, **kwargs):
+    raise _Stop
+
+
+def test_a_declared_total_holds_from_the_first_unit(tmp_path: Path):
+    err = io.StringIO()
+    with progress.study("toy", file=err) as display:
+        progress.expect_rest(5)  # both phases, before the first
+        _two_phases(tmp_path)
+        assert (display.added, display.done) == (5, 5)
+    assert _totals(err.getvalue()) == {5}  # never 4/4 after the first phase, or a growing 2 -> 5
+
+
+def test_a_planning_pass_counts_the_runs_and_trains_nothing(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(sweep, "train_unit", _stop)
+    stand_in = {"test_accuracy": 0.0}
+    with progress.planning(stand_in) as plan:
+        rows = sweep.run_sweep(_configs("a", "b"), tmp_path / "p", [0, 1], vmap_seeds=False)
+        progress.say("a per-run line")  # stand-in rows print nothing
+    assert plan.runs == 4 and [r["status"] for r in rows] == ["planned"] * 4
+    assert rows[0]["results"] == stand_in and not (tmp_path / "p").exists()
+    assert progress.planning_now() is None
+
+
+def test_a_diverged_variant_leaves_the_total(tmp_path: Path, monkeypatch):
+    def diverging(config: dict, workdir: str) -> dict:
+        if "/bad/" in workdir + "/":
+            raise NonFiniteError("loss is nan")
+        return _fake_train(config, workdir)
+
+    monkeypatch.setattr(sweep, "train_unit", diverging)
+    configs = _configs("good", "bad")
+    err = io.StringIO()
+    with progress.study("toy", file=err) as display:
+        progress.expect_rest(anatomy_report.planned_runs(configs, tmp_path, [0, 1], ["1x"], True))
+        anatomy_report.train_budgets(configs, tmp_path, [0, 1], {"1x": 1.0}, False, True)
+        assert (display.total, display.dropped, display.shown_total()) == (4, 2, 2)
+        assert display.bar.total == display.done == 2  # the bar ends at 100%, not at 2/4
+    # A rerun skips the marked variant: it is not planned either.
+    assert anatomy_report.planned_runs(configs, tmp_path, [0, 1], ["1x"], True) == 2
+
+
+def test_the_anatomy_budgets_are_counted_before_the_first_trains(tmp_path: Path):
+    configs = _configs("a", "b")
+    configs["a_again"] = configs["a"].copy_and_resolve_references()  # trains once, as `a`
+    budgets, only = {"1x": 1.0, "3x": 3.0}, {"3x": ["b"]}
+    planned = anatomy_report.planned_runs(configs, tmp_path, [0, 1], list(budgets), False, only)
+    err = io.StringIO()
+    with progress.study("toy", file=err) as display:
+        progress.expect_rest(planned)
+        anatomy_report.train_budgets(configs, tmp_path, [0, 1], budgets, False, False, only)
+        assert planned == display.added == display.done == 6  # 1x: a, b; 3x: b; 2 seeds each
+    assert _totals(err.getvalue()) == {6}
+
+
+def test_the_activation_study_declares_both_budgets_up_front(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(activations, "seed_speed", _stop)  # after training: needs real curves
+    config = activations_smoke.get_config()
+    exp = config.experiment
+    exp.budgets, exp.tune_budget, exp.learning_rates = {"1x": 1.0, "3x": 3.0}, "1x", (0.1, 0.05)
+    exp.vmap_seeds = False
+    err = io.StringIO()
+    with progress.study("toy", file=err) as display, pytest.raises(_Stop):
+        activations.run_experiment(config, tmp_path)
+    # 1x: 2 activations x 2 rates + 3 collapse nets; 3x: 2 chosen + 3 collapse; x 2 seeds
+    assert display.added == display.done == 2 * (4 + 3 + 2 + 3)
+    assert _totals(err.getvalue()) == {display.added}
+
+
+def test_the_regularizer_study_declares_every_phase_up_front(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(regularization, "_train_size_all", lambda config: 1000)
+    monkeypatch.setattr(regularization.regularization_analysis, "analyse", _stop)
+    config = regularization_smoke.get_config()
+    config.experiment.vmap_seeds = False
+    config.experiment.vmap_grids = False
+    err = io.StringIO()
+    with progress.study("toy", file=err) as display, pytest.raises(_Stop):
+        regularization.run_experiment(config, tmp_path)
+    assert display.added == display.done > 0  # tuning, sizes, budgets, controls
+    assert _totals(err.getvalue()) == {display.added}  # one total from the first unit on

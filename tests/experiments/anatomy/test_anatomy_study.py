@@ -405,7 +405,7 @@ def test_a_chosen_learning_rate_at_a_grid_edge_is_flagged(tmp_path):
     speed = {"1x": {chosen["sigmoid"]: {"steps_0.75": [None, None], "seconds_0.75": [None, None],
                                          "total_steps": [20, 20]}}}  # fmt: skip
     _, speed_rows = activations.speed_table({"1x": chosen}, speed, groups, (0.75,), edges)
-    assert speed_rows[0][2] == "0.25 (high edge: widen the grid above 0.25)"
+    assert speed_rows[0][3] == "0.25 (high edge: widen the grid above 0.25)"
     meta = {"lr_edges": edges}
     assert "sigmoid (high edge" in activations.edge_line(meta)
     old_record = {"learning_rates": {"sigmoid": [0.05, 0.25]}, "chosen": {"1x": chosen}}
