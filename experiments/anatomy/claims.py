@@ -40,6 +40,17 @@ def accuracy(
     return Claim(text, a, b, f"{split}{ACCURACY}", kind=kind, margin=margin, what=what)
 
 
+def stride_at_matched_field(s0: int, s1: int, field: int) -> Claim:
+    """'A larger stride extracts less' with the receptive field held fixed: the stride-s0 GAP
+    net dilated to stride s1's field (`variants.dilated_blocks`) minus the stride-s1 GAP net.
+    Same kernels, parameters, classifier and receptive field (`field` px); the stride (how
+    densely the units sample the image) is the one difference left."""
+    what = (f"receptive field matched at {field} px (stride {s0} dilated vs stride {s1}); "
+            "same kernels, parameters and GAP classifier")  # fmt: skip
+    return accuracy("a larger stride extracts less at a matched receptive field",
+                    f"stride{s0}_gap_dilated{s1}", f"stride{s1}_gap", what)  # fmt: skip
+
+
 def split_of(claim: Claim) -> str:
     """The test split an accuracy claim is measured on ('test', 'test_edge', ...)."""
     if not claim.quantity.endswith(ACCURACY):

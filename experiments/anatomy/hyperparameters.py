@@ -36,7 +36,7 @@ from cnn_jax.outputs.markdown import markdown_table
 from cnn_jax.outputs.predictions import path_of
 from cnn_jax.outputs.writers import atomic_write_json, atomic_write_text
 from cnn_jax.run_setup import check_dataset, load_dataset
-from cnn_jax.runs import record
+from cnn_jax.runs import progress, record
 
 from .. import cli
 from . import border, claims, plots, report, variants
@@ -81,17 +81,18 @@ def _seconds(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def part_table(names, geometries, groups_by_budget, splits=("test",)) -> tuple[list, list]:
-    """One row per variant: geometry, params, FLOPs, accuracy per budget (and split), time."""
+    """One row per variant: what it is (`variants.describe`), geometry, params, FLOPs, accuracy
+    per budget (and split), time."""
     budgets = list(groups_by_budget)
-    headers = ["variant", "layer sides", "RF", "params", "head params", "MFLOPs"]
+    headers = ["variant", "description", "layer sides", "RF", "params", "head params", "MFLOPs"]
     headers += [f"{s} acc % {b}" for b in budgets for s in splits]
     headers += [f"train s/seed {b}" for b in budgets]
     rows = []
     for name in names:
         g = geometries[name]
         sides = "→".join(str(x) for x in g["layer_sizes"])
-        row = [name, sides, g["receptive_field"], g["params"], g["head_params"]]
-        row.append(f"{g['flops'] / 1e6:.3f}")
+        row = [name, variants.describe(name), sides, g["receptive_field"], g["params"]]
+        row += [g["head_params"], f"{g['flops'] / 1e6:.3f}"]
         row += [_acc(groups_by_budget[b], name, s) for b in budgets for s in splits]
         row += [_seconds(groups_by_budget[b][name]) if name in groups_by_budget[b] else "-"
                 for b in budgets]  # fmt: skip
@@ -129,6 +130,8 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     geometries = {n: variants.geometry(c, shape, ds.num_classes) for n, c in configs.items()}
     print(f"{len(configs)} variants x seeds {list(exp.seeds)} x budgets {dict(exp.budgets)}")
     only = {b: list(v) for b, v in dict(exp.get("budget_variants") or {}).items()}
+    runs = report.planned_runs(configs, workdir / "runs", exp.seeds, list(exp.budgets), False, only)
+    progress.expect_rest(runs)  # every budget counted before the first trains
     rows = report.train_budgets(
         configs, workdir / "runs", exp.seeds, dict(exp.budgets), bool(exp.vmap_seeds), False, only
     )

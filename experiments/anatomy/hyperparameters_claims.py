@@ -3,9 +3,9 @@
 Formula claims (output size, how deep a VALID stack can go) are settled by the layer-size
 formula, checked against the traced model: exact claims, no test. Trained claims are paired
 per-image comparisons judged by the claims engine (`experiments.anatomy.claims`): stride at a
-fixed classifier, a stack of 3x3 convs against one large kernel at the same receptive field and
-matched parameters / FLOPs, the best depth (chosen on validation) that small kernels and padding
-allow, and border-touching digits.
+fixed classifier (and at a matched receptive field, by dilation), a stack of 3x3 convs against
+one large kernel at the same receptive field and matched parameters / FLOPs, the best depth
+(chosen on validation) that small kernels and padding allow, and border-touching digits.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from cnn_jax.stats.claims import Claim
 
 from . import claims
 from .claims import Estimates
-from .variants import MAX_DEPTH, depth_name, kernel_name, max_depth
+from .variants import MAX_DEPTH, depth_name, kernel_name, max_depth, strided_field
 
 
 def _mean_validation(rows: Sequence[Mapping[str, Any]]) -> float:
@@ -59,12 +59,18 @@ def declare(exp: ml_collections.ConfigDict, size: int) -> list[Claim]:
     out, parts = [], set(exp.parts)
     if "stride" in parts:
         s0, s1 = min(exp.stride.strides), max(exp.stride.strides)
+        k, depth = exp.stride.kernel, exp.stride.depth
+        f0, f1 = strided_field(k, s0, depth), strided_field(k, s1, depth)
+        fields = f"receptive fields {f0} vs {f1} px (not matched)"
         text = "a larger stride extracts less (lower accuracy)"
         out += [
-            claims.accuracy(text, f"stride{s0}_gap", f"stride{s1}_gap", "same GAP classifier"),
+            claims.accuracy(text, f"stride{s0}_gap", f"stride{s1}_gap",
+                            f"same GAP classifier; {fields}"),
             claims.accuracy(text, f"stride{s0}_flatten", f"stride{s1}_flatten_matched",
-                            "flatten heads, whole nets parameter-matched"),
+                            f"flatten heads, whole nets parameter-matched; {fields}"),
         ]  # fmt: skip
+        if s0 == 1 and exp.stride.get("match_field", True):
+            out.append(claims.stride_at_matched_field(s0, s1, f1))
     if "kernels" in parts:
         out += _kernel_claims(exp)
     if "depth" in parts:

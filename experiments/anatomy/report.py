@@ -20,7 +20,8 @@ import numpy as np
 from cnn_jax import stats
 from cnn_jax.outputs import predictions
 from cnn_jax.outputs.writers import read_metrics
-from cnn_jax.runs.sweep import run_sweep
+from cnn_jax.runs import progress
+from cnn_jax.runs.sweep import run_sweep, without_diverged
 from cnn_jax.system.preemption import NonFiniteError
 
 DIVERGED = "DIVERGED.txt"
@@ -40,9 +41,11 @@ def _sweep_each(configs, root: Path, seeds: list[int], vmap_seeds: bool) -> list
         marker = root / name / DIVERGED
         if marker.exists():
             continue
+        done_before = progress.done()
         try:
             rows += run_sweep({name: config}, root, seeds, vmap_seeds=vmap_seeds)
         except NonFiniteError as e:
+            progress.drop(len(seeds) - (progress.done() - done_before))  # they never finish
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(f"{e}\n")
             print(f"{name}: diverged ({e}); left out", flush=True)
@@ -70,15 +73,12 @@ def train_budgets(
     `allow_diverged`, a variant whose training diverges has no rows (see `_sweep_each`).
     `only[budget]`: the variants trained at that budget (default: all).
     """
-    unique, alias = {}, {}
-    for name, config in configs.items():
-        key = json.dumps(config.to_dict(), sort_keys=True, default=str)
-        alias[name] = unique.setdefault(key, name)
+    alias, plan = aliases(configs), budget_plan(configs, list(budgets), only)
     out, seeds = {}, [int(s) for s in seeds]
     for budget, factor in budgets.items():
         scaled = {}
         wanted = set((only or {}).get(budget, alias))
-        for name in dict.fromkeys(a for n, a in alias.items() if n in wanted):
+        for name in plan[budget]:
             scaled[name] = configs[name].copy_and_resolve_references()
             scaled[name].train.budget_factor = float(factor)
         print(f"budget {budget} (x{factor}): {len(scaled)} variants x {len(seeds)} seeds")
@@ -87,7 +87,7 @@ def train_budgets(
             rows = _sweep_each(scaled, where, seeds, vmap_seeds)
         else:
             rows = run_sweep(scaled, where, seeds, vmap_seeds=vmap_seeds)
-        by_name = by_variant(rows)
+        by_name = by_variant(without_diverged(rows))  # a diverged seed: left out, counted
         out[budget] = [
             dict(row, variant=name)
             for name, first in alias.items()
@@ -95,6 +95,49 @@ def train_budgets(
             for row in by_name.get(first, [])
         ]
     return out
+
+
+def aliases(configs: Mapping[str, ml_collections.ConfigDict]) -> dict[str, str]:
+    """{name: the first name with an identical config}: identical variants train once."""
+    unique: dict[str, str] = {}
+    return {
+        name: unique.setdefault(json.dumps(c.to_dict(), sort_keys=True, default=str), name)
+        for name, c in configs.items()
+    }
+
+
+def budget_plan(
+    configs: Mapping[str, ml_collections.ConfigDict],
+    budgets: Sequence[str],
+    only: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, list[str]]:
+    """{budget: the variants `train_budgets` trains there}: `only[budget]` (default: all),
+    each set of identical configs once, under its first name."""
+    alias = aliases(configs)
+    out = {}
+    for budget in budgets:
+        wanted = set((only or {}).get(budget, alias))
+        out[budget] = list(dict.fromkeys(a for n, a in alias.items() if n in wanted))
+    return out
+
+
+def planned_runs(
+    configs: Mapping[str, ml_collections.ConfigDict],
+    root: str | Path,
+    seeds: Sequence[int],
+    budgets: Sequence[str],
+    allow_diverged: bool = False,
+    only: Mapping[str, Sequence[str]] | None = None,
+) -> int:
+    """The runs `train_budgets` (same arguments) will sweep: the study's progress total, known
+    before it trains. With `allow_diverged`, variants marked diverged are skipped, as there."""
+    plan = budget_plan(configs, budgets, only)
+    return sum(
+        len(seeds)
+        for budget, names in plan.items()
+        for name in names
+        if not (allow_diverged and diverged(root, budget, name))
+    )
 
 
 def by_variant(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:

@@ -3,7 +3,9 @@
 - stride: the same 2-layer net at strides 1 and s, with the current flatten head (whose size
   shrinks with the stride), a global-average-pooling head (the same classifier at every
   stride) and a flatten head with a hidden layer sized so the whole net has the stride-1
-  flatten net's parameter count;
+  flatten net's parameter count; and, at a matched receptive field, the stride-1 GAP net with
+  its layers dilated 1, s, ... against the stride-s GAP net (same kernels, same classifier,
+  same receptive field: only the stride differs);
 - kernels: a shared 3x3 stem, then a stack of n 3x3 convs against one (2n+1)x(2n+1) conv
   with the same receptive field (Simonyan & Zisserman 2015, sec. 2.3), its width chosen to
   match the stack's parameters, or its FLOPs (`cnn_jax.nn.summary`); VALID padding, so both
@@ -22,6 +24,7 @@ from typing import Any
 
 import ml_collections
 
+from cnn_jax.nn.activation_kinds import ACTIVATION_KINDS
 from cnn_jax.nn.model_spec import spec_from_config
 from cnn_jax.nn.models import CNN
 from cnn_jax.nn.receptive_field import receptive_fields
@@ -102,17 +105,33 @@ def _match_width(make, target: float, key: str, shape, classes: int) -> int:
     return min(candidates, key=lambda w: abs(geometry(make(w), shape, classes)[key] - target))
 
 
+def strided_field(kernel: int, stride: int, depth: int) -> int:
+    """The receptive field of `depth` k x k convs, each at `stride`: 1 + (k - 1) * sum s^i
+    (Araujo et al., Distill 2019; `cnn_jax.nn.receptive_field` computes it for any net)."""
+    return 1 + (int(kernel) - 1) * sum(int(stride) ** i for i in range(int(depth)))
+
+
+def dilated_blocks(width: int, kernel: int, stride: int, depth: int) -> list[dict]:
+    """Stride-1 SAME convs dilated 1, s, s^2, ...: the receptive field of the stride-s stack
+    (`strided_field`) with the same kernels, so only the stride (the subsampling) differs;
+    the strided net's units are a subsample of this net's (Yu & Koltun 2016, dilated convs)."""
+    return [conv(width, kernel, "SAME", 1, dilation=int(stride) ** i) for i in range(int(depth))]
+
+
 def stride_variants(config, shape, classes) -> dict[str, ml_collections.ConfigDict]:
-    """stride<s>_{flatten, gap} and stride<s>_flatten_matched (s > 1)."""
+    """stride<s>_{flatten, gap}, stride<s>_flatten_matched (s > 1), and with
+    experiment.stride.match_field (default True) stride<s0>_gap_dilated<s>: the smallest
+    stride s0 dilated to stride s's receptive field, the same GAP classifier and parameters."""
     exp, out = config.experiment, {}
     s_cfg = exp.stride
     for s in s_cfg.strides:
         blocks = [conv(exp.width, s_cfg.kernel, "SAME", s) for _ in range(int(s_cfg.depth))]
         out[f"stride{s}_flatten"] = with_model(config, blocks, "flatten")
         out[f"stride{s}_gap"] = with_model(config, blocks, "global_avg")
-    target = geometry(out[f"stride{min(s_cfg.strides)}_flatten"], shape, classes)["params"]
+    s0 = min(s_cfg.strides)
+    target = geometry(out[f"stride{s0}_flatten"], shape, classes)["params"]
     for s in s_cfg.strides:
-        if s == min(s_cfg.strides):
+        if s == s0:
             continue
         blocks = out[f"stride{s}_flatten"].model.blocks
 
@@ -121,6 +140,9 @@ def stride_variants(config, shape, classes) -> dict[str, ml_collections.ConfigDi
 
         h = _match_width(make, target, "params", shape, classes)
         out[f"stride{s}_flatten_matched"] = make(h)
+        if s0 == 1 and s_cfg.get("match_field", True):
+            dilated = dilated_blocks(exp.width, s_cfg.kernel, s, s_cfg.depth)
+            out[f"stride1_gap_dilated{s}"] = with_model(config, dilated, "global_avg")
     return out
 
 
@@ -195,18 +217,36 @@ def all_variants(config, shape, classes) -> dict[str, dict[str, ml_collections.C
     return {part: makers[part]() for part in config.experiment.parts}
 
 
-_STRIDE = re.compile(r"^stride(\d+)_(flatten|gap)(_matched)?$")
+_STRIDE = re.compile(r"^stride(\d+)_(flatten|gap)(_matched|_dilated\d+)?$")
 _STACK = re.compile(r"^stack(\d+)x3x3$")
 _ONE = re.compile(r"^one(\d+)x\d+_(params|flops)$")
 _DEPTH = re.compile(r"^k(\d+)_(same|valid)_d(\d+)$")
 _HEADS = {"flatten": "flatten head", "gap": "GAP head"}
+# The activation study: "<activation>[_bn][_lr<rate>]" and the collapse nets "collapse_<kind>".
+_ACTIVATION = re.compile(r"^([a-z_]+?)(_bn)?(?:_lr([^_]+))?$")
+_ACTIVATION_WORDS = {
+    "relu": "ReLU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+    "elu": "ELU",
+    "leaky_relu": "leaky ReLU",
+    "identity": "no activation (identity)",
+}
+_COLLAPSE = {
+    "collapse_deep_linear": "stacked VALID convs, no activation (linear end to end)",
+    "collapse_single_conv": "one VALID conv of the linear stack's receptive field",
+    "collapse_deep_relu": "stacked VALID convs with ReLU",
+}
 
 
 def describe(name: str) -> str:
     """One line for a variant name: 'stack2x3x3' -> 'stem + 2 stacked 3x3 convs', ...."""
     if m := _STRIDE.match(name):
-        s, head, matched = m.groups()
-        return f"stride {s}, {_HEADS[head]}" + (", params matched" if matched else "")
+        s, head, suffix = m.groups()
+        if suffix and suffix.startswith("_dilated"):
+            other = suffix.removeprefix("_dilated")
+            return f"stride {s}, {_HEADS[head]}, dilated to stride {other}'s receptive field"
+        return f"stride {s}, {_HEADS[head]}" + (", params matched" if suffix else "")
     if m := _STACK.match(name):
         return f"stem + {m.group(1)} stacked 3x3 convs"
     if m := _ONE.match(name):
@@ -216,5 +256,12 @@ def describe(name: str) -> str:
         return f"{depth} {k}x{k} {padding.upper()} convs"
     if name.startswith("border_"):
         return f"{name.removeprefix('border_').upper()} padding, digits placed at random"
+    if name in _COLLAPSE:
+        return _COLLAPSE[name]
+    if (m := _ACTIVATION.match(name)) and m.group(1) in ACTIVATION_KINDS:
+        act, bn, lr = m.groups()
+        out = _ACTIVATION_WORDS.get(act, act) + (" with batch norm" if bn else "")
+        return out + (f", lr {lr}" if lr else "")
     allowed = "stride<s>_<head>[_matched], stack<n>x3x3, one<F>x<F>_<match>, k<k>_<pad>_d<n>"
-    raise ValueError(f"variant: unknown {name!r}; allowed: {allowed}, border_<padding>")
+    allowed += ", border_<padding>, <activation>[_bn][_lr<rate>], collapse_<kind>"
+    raise ValueError(f"variant: unknown {name!r}; allowed: {allowed}")

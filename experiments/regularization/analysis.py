@@ -26,6 +26,15 @@ from .runs import index_rows, parse_size, size_label
 from .tuning import chosen_settings
 
 
+def retuned_names(tuning: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """{n: {key: setting name}} of the re-tuned choices (empty when no size was re-tuned)."""
+    again = tuning.get("retuned")
+    if not again:
+        return {}
+    names = {k: s.name for k, s in chosen_settings(again).items()}
+    return {size_label(parse_size(again["n"])): names}
+
+
 def run_summary(row: Mapping[str, Any], patience: int | None = None) -> dict[str, Any]:
     """One evaluation run as a flat dict for results.json (no arrays); `capped`: early stopping
     never triggered (`stopping.capped`; None for fixed budgets)."""
@@ -153,7 +162,7 @@ def judged(
     """
     chosen = {k: s.name for k, s in chosen_settings(tuning).items()}
     references = study_claims.reference_errors(levels)
-    declared = study_claims.declare(exp, chosen)
+    declared = study_claims.declare(exp, chosen, retuned_names(tuning))
     results = study_claims.judge_study(
         declared, lambda a, b: estimate(a, b, references.get(tuple(b))), alpha
     )

@@ -86,29 +86,42 @@ def chosen_name(chosen: Mapping[str, str], key: str) -> str:
 
 
 def _helps(
-    v: str, chosen: Mapping[str, str], n: str, budgets: Sequence[str], margin: Margin
-) -> Declared:
+    v: str, chosen: Mapping[str, str], n: str, budgets: Sequence[str], margin: Margin,
+    retuned: bool = False, cap: str = "3x the budget",
+) -> Declared:  # fmt: skip
     """'<variant> helps at n': variant minus the tuned baseline at each of ``budgets``."""
     a, b = chosen[v], chosen["baseline"]
     what = (
         "tuning size: fixed 1x / 3x budgets and converged (early stopping under 3x)"
         if len(budgets) > 1
-        else "converged: early stopping on validation under 3x the budget"
+        else f"converged: early stopping on validation under {cap}"
     )
+    if retuned:
+        what += "; both re-tuned on validation at this n"
     claim = Claim(text=f"{v} helps at n={n}", a=a, b=b, quantity=QUANTITY, margin=margin, what=what)
     return Declared(claim, "helps", n, {m: ((a, n, m), (b, n, m)) for m in budgets})
 
 
-def helps(exp: Mapping[str, Any], chosen: Mapping[str, str], margin: Margin) -> list[Declared]:
-    """Every regularizer (and `all`) against the tuned baseline, one claim per size n."""
+def helps(
+    exp: Mapping[str, Any],
+    chosen: Mapping[str, str],
+    margin: Margin,
+    at: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[Declared]:
+    """Every regularizer (and `all`) against the tuned baseline, one claim per size n; `at`:
+    {n: chosen names} where a size was re-tuned (its own baseline and variants)."""
     sizes = [size_label(parse_size(s)) for s in exp["sizes"]]
     tune_n = size_label(parse_size(exp["tune_size"]))
+    floor = exp.get("converged_epochs")
+    cap = "3x the budget" if floor is None else f"max(3x the budget, {floor} epochs)"
     variants = [v for v in exp["variants"] if v != "baseline"]
     out = []
     for n in sizes + ([] if tune_n in sizes else [tune_n]):
         budgets = [m for m in BUDGETS if n == tune_n or m == "converged"]
         budgets = [m for m in budgets if m != "converged" or n in sizes]
-        out += [_helps(v, chosen, n, budgets, margin) for v in variants]
+        here = {**chosen, **(at or {}).get(n, {})}
+        again = n in (at or {})
+        out += [_helps(v, here, n, budgets, margin, again, cap) for v in variants]
     return out
 
 
@@ -171,11 +184,16 @@ def _qualified(key: str) -> str:
     return key if "." in key else f"adamw.{key}"
 
 
-def declare(exp: Mapping[str, Any], chosen: Mapping[str, str]) -> list[Declared]:
-    """Every claim of the study, in table order (chosen: tuning key -> setting name)."""
+def declare(
+    exp: Mapping[str, Any],
+    chosen: Mapping[str, str],
+    at: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[Declared]:
+    """Every claim of the study, in table order (chosen: tuning key -> setting name; `at`:
+    {n: re-tuned names} for a size tuned again)."""
     margin = margin_of(exp)
     tune_n = size_label(parse_size(exp["tune_size"]))
-    out = helps(exp, chosen, margin)
+    out = helps(exp, chosen, margin, at)
     out.append(early_stopping(chosen, tune_n, margin))
     return out + controls(exp, chosen, margin) + pairs(exp, chosen, margin)
 

@@ -46,8 +46,8 @@ from ..config_cli import with_dotted
 from . import analysis as regularization_analysis
 from . import report, stopping
 from .claims import margin_of
-from .runs import parse_size, train_cells
-from .tuning import chosen_settings, tune_all, validation_view
+from .runs import check_epochs, parse_size, size_label, train_cells
+from .tuning import chosen_at, chosen_settings, retune, tune_all, validation_view
 from .variants import Setting
 
 RECORD_FILES = ("results.json", "summary.md", "readme.md", "*.png")
@@ -77,14 +77,15 @@ def _unit_walls(root: Path) -> dict[str, float]:
     return {"wall": wall, "train": train, "count": round(count)}
 
 
-def tuning_phase(config, root: Path, size_all: int) -> dict[str, Any]:
-    """Grids on validation (see regularization_tuning); the test split is not read here."""
+def _validation_train(config, root: Path, size_all: int, n: int | None):
+    """The tuning `TrainFn` at size n: trains settings on draw experiment.tune_draw with
+    experiment.tune_seeds (converged) and hands back only their mean validation numbers."""
     exp = config.experiment
 
     def train(settings: Sequence[Setting], strengths: Mapping[str, float | None]):
         rows = train_cells(
-            config, root, settings, n=parse_size(exp.tune_size), draws=[exp.tune_draw],
-            mode="converged", seeds=exp.tune_seeds, strengths=strengths, train_size_all=size_all,
+            config, root, settings, n=n, draws=[exp.tune_draw], mode="converged",
+            seeds=exp.tune_seeds, strengths=strengths, train_size_all=size_all,
             verbose=False,  # the sweep's progress line shows test accuracy: not while tuning
         )  # fmt: skip
         views: dict[str, list[dict[str, float]]] = {}
@@ -95,7 +96,18 @@ def tuning_phase(config, root: Path, size_all: int) -> dict[str, Any]:
                          f"{view['validation_accuracy']:.4f} ({row['status']})")  # fmt: skip
         return {name: _mean_view(v) for name, v in views.items()}
 
-    return tune_all(exp, train)
+    return train
+
+
+def tuning_phase(config, root: Path, size_all: int) -> dict[str, Any]:
+    """Grids on validation (see regularization_tuning); the test split is not read here.
+    With experiment.retune_size, the choices are re-tuned there too (record['retuned'])."""
+    exp = config.experiment
+    record = tune_all(exp, _validation_train(config, root, size_all, parse_size(exp.tune_size)))
+    if exp.get("retune_size") is not None:
+        n = parse_size(exp.retune_size)
+        record["retuned"] = retune(exp, record, _validation_train(config, root, size_all, n))
+    return record
 
 
 def _mean_view(views: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -113,7 +125,11 @@ def evaluation_phase(config, root: Path, tuning: Mapping[str, Any], size_all: in
     rows = []
     for n in [parse_size(s) for s in exp.sizes]:
         draws = exp.draws if n is not None else exp.draws[:1]  # one 'all': draws would repeat
-        rows += train_cells(config, root, main, n=n, draws=draws, mode="converged", **common)
+        here, here_strengths = chosen_at(tuning, size_label(n))  # re-tuned at retune_size
+        rows += train_cells(
+            config, root, [here[v] for v in exp.variants], n=n, draws=draws, mode="converged",
+            **dict(common, strengths=here_strengths),
+        )  # fmt: skip
     for mode in ("1x", "3x"):
         rows += train_cells(
             config, root, main, n=tune_n, draws=exp.budget_draws, mode=mode, **common
@@ -138,6 +154,22 @@ def evaluation_phase(config, root: Path, tuning: Mapping[str, Any], size_all: in
     return rows
 
 
+# What a planned run hands back to the study's code: a validation view that ties every choice.
+PLANNED_RESULTS = {"final": {"validation": {"accuracy": 0.0, "loss": 0.0}}, "test_accuracy": 0.0}
+
+
+def planned_runs(config, root: Path, size_all: int, tuning: Mapping | None = None) -> int:
+    """The runs the study's sweeps will still announce: its phases run inside
+    `progress.planning` (sweeps count, nothing trains). Without `tuning`, the tuning phase
+    too, its choices stand-ins (every setting ties: the runs after tuning may differ by a
+    neighbour or two, recounted with the real `tuning` once it is done)."""
+    with progress.planning(PLANNED_RESULTS) as plan:
+        if tuning is None:
+            tuning = tuning_phase(config, root, size_all)
+        evaluation_phase(config, root, tuning, size_all)
+    return plan.runs
+
+
 def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """The whole study (resuming); writes the tables and plots; publishes a full config."""
     workdir = Path(workdir)
@@ -145,9 +177,12 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     t0, load_at_start = time.time(), record.load_average()
     config = config.copy_and_resolve_references()
     margin_of(config.experiment)  # a bad margin stops here, before any training
+    check_epochs(config)  # so does an epoch field the study would not read
     root = workdir / "runs"
     size_all = _train_size_all(config)
+    progress.expect_rest(planned_runs(config, root, size_all))  # every phase, before the first
     tuning = tuning_phase(config, root, size_all)
+    progress.expect_rest(planned_runs(config, root, size_all, tuning))  # the real choices
     rows = evaluation_phase(config, root, tuning, size_all)
     analysis = regularization_analysis.analyse(config, tuning, rows)
     units = _unit_walls(root)

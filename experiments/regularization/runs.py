@@ -4,12 +4,18 @@ finished runs for the analysis.
 
 Budget modes (a fixed budget alone confounds a regularizer with its convergence speed):
 - 'converged': early stopping on validation accuracy (best parameters restored) under a
-  maximum of 3x the fixed budget; the stopping (best) epoch is recorded by the trainer.
+  maximum of 3x the fixed budget (or experiment.converged_epochs, if more); the stopping
+  (best) epoch is recorded by the trainer.
 - '1x', '3x': a fixed number of epochs (`train.budget_factor` 1 and 3), no early stopping.
 So the '3x' baseline is also "training to the same maximum without early stopping".
 
-Epochs scale with the training-set size as (tune_size / n) ** experiment.epoch_exponent
-(1: the same number of steps at every size; 0: the same epochs), at least min_epochs.
+The 1x budget is `train.num_epochs` epochs at `experiment.tune_size` (the value a record
+stores is the one its runs used); at size n it scales as
+(tune_size / n) ** experiment.epoch_exponent (1: the same number of steps at every size; 0: the
+same epochs), at least min_epochs.
+`experiment.converged_epochs` (optional) raises the converged cap to at least that many epochs
+at every n: a cap in steps that suits n = 1,000 stops runs at larger n before early stopping
+can trigger (Prechelt 1998: the criterion, not the budget, must end a converged run).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from typing import Any
 
 import ml_collections
 
-from cnn_jax.runs.sweep import run_sweep
+from cnn_jax.config.specs import budget_epochs
+from cnn_jax.runs.sweep import run_sweep, without_diverged
 
 from ..config_cli import with_dotted
 from .variants import Setting, setting_config
@@ -42,11 +49,41 @@ def parse_size(value: Any) -> int | None:
     raise ValueError(f"experiment.sizes: {value!r}; allowed: positive integers or 'all'")
 
 
-def epochs_at(exp: ml_collections.ConfigDict, n: int | None, train_size_all: int) -> int:
-    """The 1x budget in epochs at training-set size n (see the module docstring)."""
+def check_epochs(config: ml_collections.ConfigDict) -> None:
+    """Refuses an epoch setting the study would not read (one line naming the field)."""
+    exp = config.experiment
+    if "budget_epochs" in exp:
+        raise ValueError(
+            f"experiment.budget_epochs: {exp.budget_epochs!r} is no longer read; allowed: set "
+            "train.num_epochs (the 1x budget in epochs at experiment.tune_size)"
+        )
+    cap = exp.get("converged_epochs")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ValueError(
+            f"experiment.converged_epochs: {cap!r}; allowed: None or an integer >= 1 "
+            "(the least epoch cap of converged runs at every n)"
+        )
+
+
+def epochs_at(config: ml_collections.ConfigDict, n: int | None, train_size_all: int) -> int:
+    """The 1x budget in epochs at training-set size n: train.num_epochs at the tuning size,
+    scaled (see the module docstring)."""
+    exp = config.experiment
     size = train_size_all if n is None else n
     ratio = exp.tune_size / size
-    return max(int(exp.min_epochs), int(math.ceil(exp.budget_epochs * ratio**exp.epoch_exponent)))
+    base = int(config.train.num_epochs)
+    return max(int(exp.min_epochs), int(math.ceil(base * ratio**exp.epoch_exponent)))
+
+
+def budget_of(config: ml_collections.ConfigDict, mode: str, epochs: int) -> tuple[int, float]:
+    """(train.num_epochs, train.budget_factor) of a run in `mode` whose 1x budget is `epochs`:
+    the mode's factor, except that a converged cap below experiment.converged_epochs is raised
+    to it (factor 1)."""
+    factor = MODES[mode]
+    floor = config.experiment.get("converged_epochs")
+    if mode == "converged" and floor is not None and budget_epochs(epochs, factor) < floor:
+        return int(floor), 1.0
+    return int(epochs), factor
 
 
 def run_key(n: int | None, draw: int, mode: str, setting: Setting) -> str:
@@ -69,15 +106,15 @@ def cell_config(
     (`epochs`: the 1x budget, default `epochs_at`)."""
     if mode not in MODES:
         raise ValueError(f"mode: {mode!r}; allowed: {', '.join(MODES)}")
-    exp = config.experiment
     out = setting_config(config, setting, strengths)
     options = dict(out.dataset.options or {})
     options["train_subset"] = n
     options["subset_seed"] = None if n is None else int(draw)
+    num_epochs, factor = budget_of(config, mode, epochs or epochs_at(config, n, train_size_all))
     dotted: dict[str, Any] = {
         "dataset.options": options,
-        "train.num_epochs": epochs or epochs_at(exp, n, train_size_all),
-        "train.budget_factor": MODES[mode],
+        "train.num_epochs": num_epochs,
+        "train.budget_factor": factor,
         "early_stopping.enabled": mode == "converged",
     }
     return with_dotted(out, dotted)
@@ -109,10 +146,10 @@ def train_cells(
             )  # fmt: skip
             meta[key] = {"setting": setting, "n": n, "draw": int(draw), "mode": mode}
     exp = config.experiment
-    rows = run_sweep(
+    rows = without_diverged(run_sweep(
         configs, root, seeds, vmap_seeds=bool(exp.vmap_seeds),
         vmap_grids=bool(exp.get("vmap_grids", False)), verbose=verbose,
-    )  # fmt: skip
+    ))  # fmt: skip
     return [dict(row, key=row["variant"], **meta[row["variant"]]) for row in rows]
 
 

@@ -23,6 +23,8 @@ import numpy as np
 from cnn_jax.early_stopping import EarlyStoppingSpec
 from cnn_jax.outputs.markdown import markdown_table
 
+from .variants import describe
+
 CONVERGED = "converged"
 
 
@@ -110,8 +112,8 @@ def annotate(claims: Sequence[Mapping[str, Any]], levels: Sequence[Mapping[str, 
 def stopping_table(levels: Sequence[Mapping[str, Any]]) -> str:
     """Per converged cell: the cap, the stopping (best) epochs, their median and range, and how
     many runs were capped (marked * in the list)."""
-    heads = ["setting", "n", "rows", "epoch cap", "patience", "stopping epochs (* capped)",
-             "median [min, max]", "capped"]  # fmt: skip
+    heads = ["setting", "description", "n", "rows", "epoch cap", "patience",
+             "stopping epochs (* capped)", "median [min, max]", "capped"]  # fmt: skip
     rows = []
     for lv in levels:
         s = lv.get("stopping")
@@ -122,6 +124,7 @@ def stopping_table(levels: Sequence[Mapping[str, Any]]) -> str:
         epochs = [b for b, _ in pairs]
         spread = f"{np.median(epochs):g} [{min(epochs)}, {max(epochs)}]" if epochs else "-"
         runs = len(s["capped_runs"])
-        rows.append([lv["setting"].split("_lr")[0], lv["n"], runs, s["cap"], s["patience"],
-                     listed, spread, f"{s['capped']}/{runs}"])  # fmt: skip
+        name = lv["setting"].split("_lr")[0]
+        rows.append([name, describe(name), lv["n"], runs, s["cap"], s["patience"], listed, spread,
+                     f"{s['capped']}/{runs}"])  # fmt: skip
     return markdown_table(heads, rows)

@@ -14,10 +14,16 @@ chosen settings' test predictions are ever loaded (by the evaluation phase).
 instead of a product grid over every component). Controls (`experiment.controls`) are tuned
 the same way; with `experiment.controls_tune_lr = False` only their strengths are, at the
 learning rate chosen for their optimizer's baseline.
+
+Re-tuning at the largest n (`experiment.retune_size`, optional): the baseline's rate, each
+regularizer's strength and `all`'s factor are tried again there with their grid neighbours
+(`retune`); the size curve at that n uses the re-tuned choices, and the record says per key
+whether the tune_size choice still won.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -132,3 +138,73 @@ def tune_all(exp: ml_collections.ConfigDict, train: TrainFn) -> dict[str, Any]:
 def chosen_settings(record: Mapping[str, Any]) -> dict[str, Setting]:
     """{key: Setting} from a tuning record (as `tune_all` returns it or results.json holds)."""
     return {key: Setting(**value) for key, value in record["chosen"].items()}
+
+
+def _neighbours(values: Sequence[float], chosen: float) -> list[float]:
+    """`chosen` and its neighbours in the sorted grid `values` (the grid itself if absent)."""
+    grid = sorted({float(v) for v in values})
+    if float(chosen) not in grid:
+        return grid
+    i = grid.index(float(chosen))
+    return grid[max(0, i - 1) : i + 2]
+
+
+def retune_grids(exp: ml_collections.ConfigDict, record: Mapping[str, Any]) -> dict[str, list]:
+    """{key: settings} re-tried at experiment.retune_size: the n-tuned choice of the baseline
+    (its rate and the neighbouring rates), of each experiment.tune regularizer (its strength and
+    the neighbouring strengths, at its chosen rate) and of `all` (its joint factor and the
+    neighbouring factors). Optimal strengths move with n (Srivastava et al. 2014, Sec. 7.4), so
+    the neighbourhood shows whether the n = tune_size choice still wins at the largest n."""
+    chosen = chosen_settings(record)
+    base = chosen["baseline"]
+    out = {"baseline": [dataclasses.replace(base, learning_rate=lr)
+                        for lr in _neighbours(_lrs(exp, "adamw"), base.learning_rate)]}  # fmt: skip
+    for name in exp.tune:
+        c = chosen[name]
+        if c.strength is None:
+            continue
+        grid = strengths_for(exp, "adamw", name)
+        out[name] = [dataclasses.replace(c, strength=s) for s in _neighbours(grid, c.strength)]
+    if "all" in chosen:
+        c = chosen["all"]
+        out["all"] = [dataclasses.replace(c, factor=f)
+                      for f in _neighbours(exp.all_factors, c.factor or 1.0)]  # fmt: skip
+    return out
+
+
+def retune(
+    exp: ml_collections.ConfigDict, record: Mapping[str, Any], train: TrainFn
+) -> dict[str, Any]:
+    """Re-tunes the chosen settings at experiment.retune_size (`retune_grids`, validation only,
+    seeds experiment.tune_seeds); `all` uses the strengths re-tuned here. Returns
+    {"n", "chosen", "grids", "all_strengths", "same"}: `same[key]` says whether the
+    tune_size choice is still the best there."""
+    first = chosen_settings(record)
+    grids = retune_grids(exp, record)
+    out: dict[str, Any] = {"n": exp.retune_size, "chosen": {}, "grids": {}, "same": {}}
+    strengths: dict[str, float | None] = {k: v.strength for k, v in first.items()}
+    for key, settings in grids.items():
+        if key == "all":
+            out["all_strengths"] = dict(strengths)
+        scores = train(settings, strengths)
+        best = select(settings, scores)
+        strengths[key] = best.strength
+        out["grids"][key] = [dict(s.as_dict(), **scores[s.name]) for s in settings]
+        out["chosen"][key] = best.as_dict()
+        out["same"][key] = best == first[key]
+    return out
+
+
+def chosen_at(record: Mapping[str, Any], n_label: str) -> tuple[dict[str, Setting], dict]:
+    """({key: Setting}, all's component strengths) used at size `n_label`: the re-tuned choices
+    where `n_label` is the re-tuning size, else the tune_size choices."""
+    chosen, strengths = chosen_settings(record), dict(record.get("all_strengths", {}))
+    again = record.get("retuned")
+    if again and _label(again["n"]) == n_label:
+        chosen.update(chosen_settings(again))
+        strengths = dict(again.get("all_strengths", strengths))
+    return chosen, strengths
+
+
+def _label(n: Any) -> str:
+    return "all" if n in (None, "all") else str(int(n))

@@ -47,7 +47,11 @@ def experiment_config() -> ml_collections.ConfigDict:
     exp.tune_size, exp.tune_draw, exp.tune_seeds = 1000, 0, (0,)
     exp.sizes = (250, 1000, 4000)
     exp.draws, exp.budget_draws, exp.seeds = (0, 1), (0,), (0, 1)
-    exp.budget_epochs, exp.min_epochs, exp.epoch_exponent = 15, 3, 1.0
+    # The 1x budget is train.num_epochs at tune_size, scaled with n (experiments/regularization/
+    # runs.py); converged runs stop early under 3x it, or under converged_epochs if that is more.
+    exp.min_epochs, exp.epoch_exponent = 3, 1.0
+    exp.converged_epochs = None  # None: 3x the 1x budget at every n
+    exp.retune_size = None  # a size (the largest n) to re-tune the chosen settings at, or None
     # Equivalence margin of the claims: 20% of the baseline's test error, at least 0.25 pt (a fixed
     # 1 pt margin let a variant that doubled a 1% error pass as equivalent).
     # never above 1 pt (20% of Fashion's 14% error would be 2.8 pt, too loose to call equivalent).
@@ -83,7 +87,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.optim.max_norm = 0.0
     train = config.train
     train.batch_size = 50  # 20 steps per epoch on 1,000 images
-    train.num_epochs = 15
+    train.num_epochs = 15  # the 1x budget at experiment.tune_size (scaled with n by the study)
     train.log_every_steps = 20
     train.checkpoint_every_steps = 10**6  # only at the end: runs are short, and resumable as units
     train.keep_checkpoints = 1

@@ -34,5 +34,5 @@ def get_config() -> ml_collections.ConfigDict:
     exp.control_pairs = (("momentum.l2", "momentum.weight_decay"),)
     exp.tune_size, exp.sizes = 128, (64, 128)
     exp.draws, exp.seeds = (0, 1), (0,)
-    exp.budget_epochs, exp.min_epochs = 3, 2
+    config.train.num_epochs, exp.min_epochs = 3, 2
     return config

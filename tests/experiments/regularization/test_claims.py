@@ -148,8 +148,9 @@ def test_a_converged_claim_on_capped_runs_says_so_and_the_stops_are_tabled(tmp_p
     assert lv[("augment", "400", "converged")]["stopping"]["capped"] == 4
     assert "stopping" not in lv[("augment", "100", "1x")]
     table = stopping.stopping_table(out["levels"])
-    assert "| augment_s0.5 | 400 | 4 | 9 | 5 | 3* 3* 3* 3* | 3 [3, 3] | 4/4 |" in table
-    assert "| baseline | 400 | 4 | 9 | 5 | 3 3 3 3 | 3 [3, 3] | 0/4 |" in table
+    capped_row = "| augment_s0.5 | augmentation, strength 0.5 | 400 | 4 | 9 | 5 | 3* 3* 3* 3* |"
+    assert capped_row + " 3 [3, 3] | 4/4 |" in table
+    assert "| baseline | no regularizer | 400 | 4 | 9 | 5 | 3 3 3 3 | 3 [3, 3] | 0/4 |" in table
 
 
 def test_capped_reads_the_trainer_flag_else_the_best_epoch_within_patience_of_the_cap():

@@ -52,6 +52,12 @@ def _writes_every_file_and_tunes_on_validation(study):
     assert "Stopping epochs of the converged runs" in readme
     converged = [r for r in results["runs"] if r["mode"] == "converged"]
     assert all(r["capped"] is (not r["stopped_early"]) for r in converged)
+    # The record's train.num_epochs is the one its runs used: the 1x budget at the tuning size.
+    saved = json.loads((workdir / "results.json").read_text())
+    epochs = saved["config"]["train"]["num_epochs"]
+    fixed = [r for r in saved["runs"] if r["mode"] == "1x" and r["n"] == str(exp.tune_size)]
+    assert fixed and {r["epochs_max"] for r in fixed} == {epochs} == {config.train.num_epochs}
+    assert "budget_epochs" not in saved["config"]["experiment"]
 
 
 def _statistics_are_consistent(study):

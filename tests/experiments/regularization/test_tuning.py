@@ -116,7 +116,7 @@ def test_cells_draw_subsets_and_set_budgets():
     assert conv.early_stopping.enabled and not fixed.early_stopping.enabled
     assert fixed.train.budget_factor == 3.0
     assert conv.train.num_epochs == 2 * fixed.train.num_epochs  # epochs x tune_size / n
-    assert runs.epochs_at(exp, None, 1259) == exp.min_epochs
+    assert runs.epochs_at(config, None, 1259) == exp.min_epochs
     with pytest.raises(ValueError, match="mode"):
         runs.cell_config(config, s, n=64, draw=0, mode="5x", **kw)
 
