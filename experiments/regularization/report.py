@@ -89,7 +89,7 @@ def retune_table(results: Mapping[str, Any]) -> str:
     if not again:
         return ""
     tune_n = results["config"]["experiment"]["tune_size"]
-    heads = ["tuned", f"chosen at n={tune_n}", f"chosen at n={again['n']}",
+    heads = ["tuned", "description", f"chosen at n={tune_n}", f"chosen at n={again['n']}",
              f"validation acc. of each at n={again['n']}", "same", "at grid edge"]  # fmt: skip
     rows = []
     for key, ch in again["chosen"].items():
@@ -98,7 +98,7 @@ def retune_table(results: Mapping[str, Any]) -> str:
         accs = [grid.get(name, {}).get("validation_accuracy") for name in names]
         shown = " / ".join("-" if a is None else f"{100 * a:.2f}" for a in accs)
         edge = ", ".join(grid_edges(again["grids"][key], ch)) or "-"
-        rows.append([key, _variant(names[0]), _variant(names[1]), shown,
+        rows.append([key, describe(key), _variant(names[0]), _variant(names[1]), shown,
                      "yes" if again["same"][key] else "no", edge])  # fmt: skip
     return markdown_table(heads, rows)
 
@@ -167,17 +167,18 @@ def literature_table(results: Mapping[str, Any]) -> str:
     ours = {wanted[lv["setting"].split("_lr")[0]]: lv for lv in results["analysis"]["levels"]
             if lv["setting"].split("_lr")[0] in wanted and lv["n"] == size}  # fmt: skip
     heads = [f"{SRIVASTAVA_CITE} (MLP)", "their test error %", "our variant (small CNN)",
-             "our test error % [95% CI]", "our budget, rows"]  # fmt: skip
+             "description", "our test error % [95% CI]", "our budget, rows"]  # fmt: skip
     rows = []
     for label, key, paper in SRIVASTAVA_TABLE9:
         lv = ours.get(key) if key else None
         if lv is None:
-            rows.append([label, f"{paper:.2f}", "- (not run)", "-", "-"])
+            rows.append([label, f"{paper:.2f}", "- (not run)", "-", "-", "-"])
             continue
         acc = lv["test_accuracy"]
         err = (f"{100 * (1 - acc['estimate']):.2f} "
                f"[{100 * (1 - acc['high']):.2f}, {100 * (1 - acc['low']):.2f}]")  # fmt: skip
-        rows.append([label, f"{paper:.2f}", f"{_variant(lv['setting'])} (n={lv['n']})", err,
+        name = _variant(lv["setting"])
+        rows.append([label, f"{paper:.2f}", f"{name} (n={lv['n']})", describe(name), err,
                      f"{lv['mode']}, {lv['rows']}"])  # fmt: skip
     if not ours:
         return ""

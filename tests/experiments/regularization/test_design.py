@@ -161,7 +161,7 @@ def test_retuning_tries_each_choice_and_its_neighbours_at_the_largest_n():
     assert "re-tuned" in by_text["dropout helps at n=16000"].what
     assert by_text["dropout helps at n=4000"].a == "dropout_s0.5_lr0.001"
     table = report.retune_table({"tuning": record, "config": {"experiment": exp.to_dict()}})
-    assert "| dropout | dropout_s0.5 | dropout_s0.25 |" in table and "| no |" in table
+    assert "| dropout | dropout | dropout_s0.5 | dropout_s0.25 |" in table and "| no |" in table
 
 
 def test_the_size_curve_trains_the_retuned_settings_at_the_retuning_size(monkeypatch, tmp_path):
@@ -205,9 +205,11 @@ def test_srivastava_table_9_is_shown_whole_beside_our_runs():
     assert "Srivastava et al. 2014 (JMLR 15:1929-1958), Table 9" in text
     table = [line for line in text.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + len(report.SRIVASTAVA_TABLE9)  # the header and all six rows
-    assert "| L2 | 1.62 | momentum.l2_s0.0005 (n=all) | 1.50 [1.30, 1.70] | converged, 4 |" in text
-    assert "| Dropout + max-norm | 1.05 | momentum.dropout_max_norm_s0.5 (n=all) | 1.00" in text
-    assert "| L2 + KL-sparsity | 1.55 | - (not run) | - | - |" in text
+    l2 = "| L2 | 1.62 | momentum.l2_s0.0005 (n=all) | L2 penalty, strength 0.0005, SGD momentum |"
+    assert l2 + " 1.50 [1.30, 1.70] | converged, 4 |" in text
+    both = "| Dropout + max-norm | 1.05 | momentum.dropout_max_norm_s0.5 (n=all) |"
+    assert both + " dropout + max-norm, strength 0.5, SGD momentum | 1.00" in text
+    assert "| L2 + KL-sparsity | 1.55 | - (not run) | - | - | - |" in text
     assert "| Max-norm | 1.35 | - (not run) |" in text  # configured, but no level yet
     assert "baseline_lr0.003" not in text and "| baseline" not in text
     assert "early stopping on validation (cap >= 30 epochs)" in text
