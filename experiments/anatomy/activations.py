@@ -240,7 +240,7 @@ def judge_study(
     reference_known: bool,
 ) -> list[ClaimResult]:
     """Every claim of the study through the engine (fresh runs and re-analysed records alike)."""
-    budgets = list(exp.budgets)
+    budgets = list(report.budgets_in_order(exp.budgets))
     evidence = [collapse.identity_evidence(random_check, trained, budgets)]
     evidence += claims.gather(
         declare(exp, reference_known), accuracy_of, speed, float(exp.krizhevsky_target)
@@ -319,7 +319,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     exp = config.experiment
     t0, load_at_start = time.time(), record.load_average()
     grid, collapse_cfgs = activation_configs(config), collapse.collapse_configs(config)
-    budgets, tune = dict(exp.budgets), str(exp.tune_budget)
+    budgets, tune = report.budgets_in_order(exp.budgets), str(exp.tune_budget)
     rest = {b: f for b, f in budgets.items() if b != tune}
     root, tuning = workdir / "runs", {**grid, **collapse_cfgs}
     # The whole study counted before it trains; the other budgets with a stand-in rate per
@@ -359,7 +359,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     ]
     judged = judge_study(exp, random_check, trained, speed, claims.fresh_accuracy(aliased), True)
     claim_dicts = [r.as_dict() for r in judged]
-    budgets = list(exp.budgets)
+    budgets = list(report.budgets_in_order(exp.budgets))
     claims_md = claims_markdown(claim_dicts, budgets)
     edges = lr_edges({a: learning_rates(exp, a) for a in exp.activations}, chosen_names)
     g_headers, g_rows = grid_table(groups, exp, workdir / "runs", chosen_names)
@@ -369,7 +369,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     meta = {
         "dataset": ds.name, "image_shape": list(ds.image_shape), "seeds": list(exp.seeds),
         "train_images": len(ds.train.labels), "filters": [b["features"] for b in exp.blocks],
-        "budgets": dict(exp.budgets), "epochs": int(config.train.num_epochs),
+        "budgets": report.budgets_in_order(exp.budgets), "epochs": int(config.train.num_epochs),
         "learning_rates": {a: list(learning_rates(exp, a)) for a in exp.activations},
         "tune_budget": tune, "krizhevsky_error": 1 - krizhevsky, "lr_edges": edges,
         "wall_time_sec": time.time() - t0, "load_at_start": list(load_at_start), "init": INIT,

@@ -128,12 +128,13 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     by_part = variants.all_variants(config, shape, ds.num_classes)
     configs = {n: c for part in by_part.values() for n, c in part.items()}
     geometries = {n: variants.geometry(c, shape, ds.num_classes) for n, c in configs.items()}
-    print(f"{len(configs)} variants x seeds {list(exp.seeds)} x budgets {dict(exp.budgets)}")
+    budgets = report.budgets_in_order(exp.budgets)
+    print(f"{len(configs)} variants x seeds {list(exp.seeds)} x budgets {budgets}")
     only = {b: list(v) for b, v in dict(exp.get("budget_variants") or {}).items()}
-    runs = report.planned_runs(configs, workdir / "runs", exp.seeds, list(exp.budgets), False, only)
+    runs = report.planned_runs(configs, workdir / "runs", exp.seeds, list(budgets), False, only)
     progress.expect_rest(runs)  # every budget counted before the first trains
     rows = report.train_budgets(
-        configs, workdir / "runs", exp.seeds, dict(exp.budgets), bool(exp.vmap_seeds), False, only
+        configs, workdir / "runs", exp.seeds, budgets, bool(exp.vmap_seeds), False, only
     )
     for budget_rows in rows.values():
         score_borders(budget_rows, size)
@@ -142,7 +143,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     aliased = {b: hclaims.with_aliases(g, choices[b]) for b, g in groups.items()}
     judged = hclaims.judge_study(exp, geometries, size, claims.fresh_accuracy(aliased))
     claim_dicts = [r.as_dict() for r in judged]
-    claims_md = claims_markdown(claim_dicts, list(exp.budgets))
+    claims_md = claims_markdown(claim_dicts, list(budgets))
     tables = {}
     for part, named in by_part.items():
         splits = ("test", "test_edge", "test_center") if part == "border" else ("test",)
@@ -154,7 +155,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         "dataset": ds.name,
         "image_shape": list(shape),
         "seeds": list(exp.seeds),
-        "budgets": dict(exp.budgets),
+        "budgets": budgets,
         "epochs": int(config.train.num_epochs),
         "vmap_seeds": bool(exp.vmap_seeds),
         "budget_variants": only,

@@ -19,7 +19,7 @@ import numpy as np
 from cnn_jax.stats.budgets import ClaimResult
 from cnn_jax.stats.claims import Claim
 
-from . import claims
+from . import claims, report
 from .claims import Estimates
 from .variants import MAX_DEPTH, depth_name, kernel_name, max_depth, strided_field
 
@@ -161,7 +161,7 @@ def judge_study(
     accuracy_of: claims.AccuracySource,
 ) -> list[ClaimResult]:  # fmt: skip
     """Every claim of the study through the engine (fresh runs and re-analysed records alike)."""
-    first = next(iter(exp.budgets))
+    first = next(iter(report.budgets_in_order(exp.budgets)))
     evidence = formula_evidence(exp, geometries, size, first)
     evidence += claims.gather(declare(exp, size), accuracy_of, None, 0.0)
     return claims.judge_claims(evidence)

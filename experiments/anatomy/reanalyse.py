@@ -29,7 +29,7 @@ from cnn_jax.runs import reanalysis
 from cnn_jax.runs.reanalysis import read_record, rewrite_record
 from cnn_jax.runs.record import PROVENANCE, results_dir
 
-from . import activations, claims, hyperparameters
+from . import activations, claims, hyperparameters, report
 from . import hyperparameters_claims as hclaims
 
 RECORDS = (
@@ -54,7 +54,7 @@ def _activations(stored: Mapping[str, Any], exp, folder) -> tuple[list[dict], st
         claims.stored_accuracy(stored["claims"]), reference_known=False,
     )  # fmt: skip
     claim_dicts = [r.as_dict() for r in judged]
-    claims_md = claims_markdown(claim_dicts, list(exp.budgets))
+    claims_md = claims_markdown(claim_dicts, list(report.budgets_in_order(exp.budgets)))
     speed_md = (folder / "speed.md").read_text(encoding="utf-8")
     speedups = stored.get("speedup_relu_vs_tanh", {})
     return claim_dicts, claims_md, activations.readme_text(stored, speed_md, speedups, claims_md)
@@ -65,7 +65,7 @@ def _hyperparameters(stored: Mapping[str, Any], exp, folder) -> tuple[list[dict]
     accuracy_of = claims.stored_accuracy(stored["claims"])
     judged = hclaims.judge_study(exp, stored["geometry"], size, accuracy_of)
     claim_dicts = [r.as_dict() for r in judged]
-    claims_md = claims_markdown(claim_dicts, list(exp.budgets))
+    claims_md = claims_markdown(claim_dicts, list(report.budgets_in_order(exp.budgets)))
     tables = {p: (folder / f"table_{p}.md").read_text(encoding="utf-8") for p in stored["parts"]}
     return claim_dicts, claims_md, hyperparameters.readme_text(tables, claims_md, stored)
 

@@ -30,6 +30,12 @@ DIVERGED = "DIVERGED.txt"
 # ----------------------------------------------------------------------------- training
 
 
+def budgets_in_order(budgets: Mapping[str, float]) -> dict[str, float]:
+    """experiment.budgets by factor ({'1x', '3x', '30x'}): a ConfigDict sorts its keys as text,
+    which would put 30x between 1x and 3x in every table and claim column."""
+    return dict(sorted(budgets.items(), key=lambda kv: (float(kv[1]), kv[0])))
+
+
 def _sweep_each(configs, root: Path, seeds: list[int], vmap_seeds: bool) -> list[dict]:
     """run_sweep variant by variant; a diverged variant (NaN/Inf) is marked and left out.
 

@@ -72,3 +72,13 @@ def test_the_matched_field_claim_is_declared_and_judged_by_the_engine(tmp_path):
     (result,) = claims.judge_claims([(claim, claims.fresh_accuracy(groups)(claim))])
     assert result.result == "held" and result.verdicts[0].label == "held"
     assert result.as_dict()["what"].startswith("receptive field matched at 7 px")
+
+
+def test_budgets_are_ordered_by_factor_not_as_text():
+    import ml_collections
+
+    from experiments.anatomy import report
+
+    exp = ml_collections.ConfigDict({"budgets": {"1x": 1.0, "3x": 3.0, "30x": 30.0}})
+    assert list(exp.budgets) == ["1x", "30x", "3x"]  # a ConfigDict sorts its keys as text
+    assert list(report.budgets_in_order(exp.budgets)) == ["1x", "3x", "30x"]
