@@ -259,12 +259,14 @@ def _get(claim: Mapping, key: str, where: str = ""):
 
 
 def _components(est: Mapping, s: int, n: int) -> tuple[VarianceComponents, str]:
-    """Recorded components, else the whole variance as seed variance (and a note saying so)."""
+    """Recorded components, else the whole variance as seed variance (and a note saying so,
+    unless the quantity is per seed, e.g. a time to target, where that is all there is)."""
     c = est.get("components") or {}
     parts = [c.get("seed"), c.get("image"), c.get("residual", c.get("err"))]
     if c and all(x is not None for x in parts):
         return VarianceComponents(*map(float, parts), s, n), ""
     note = " (components not recorded: all variance taken as seed variance, conservative)"
+    note = "" if n <= 1 else note
     return components_from_se(float(est["se"]), s, n, assume="seed"), note
 
 

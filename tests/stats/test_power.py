@@ -115,6 +115,10 @@ def test_plan_line_per_claim_type():
     assert "at 5 seeds x 500 images (Holm over 29, 80% power)" in line
     assert line.endswith("seeds x 500 images") and "an effect of +0.72 pt needs" in line
     assert "all variance taken as seed variance" in plan_line(_claim(components=False))
+    per_seed = _claim(components=False, unit="steps")  # a time to target: one number per seed
+    per_seed["estimate"]["n_images"] = 1
+    assert "components not recorded" not in plan_line(per_seed)
+    assert "at 5 seeds (Holm over 29" in plan_line(per_seed)
     assert "a distance of 1.7 pt needs" in plan_line(_claim("non_inferiority", 0.01))
     assert "null side of the margin" in plan_line(_claim("non_superiority", 0.005))
     assert "not reached within 1000 seeds" in plan_line(_claim("equivalence", 0.01))
