@@ -271,8 +271,10 @@ def _components(est: Mapping, s: int, n: int) -> tuple[VarianceComponents, str]:
 
 
 def plan_line(claim: Mapping, *, power: float = 0.8, max_seeds: int = 1000) -> str:
-    """One line: the claim's observed effect, its design's minimum detectable effect at Holm's
-    worst-case level, and the seeds (at the study's images) that would decide the observed effect.
+    """One line: the claim's observed effect (a - b, as the tables show it; marked when it points
+    against the claim), its design's minimum detectable effect at Holm's worst-case level, and the
+    seeds (at the study's images) that would decide an effect of the observed size in the claim's
+    direction.
 
     ``claim``: the claims engine's dict (claim, type, label, margin, family_size, alpha, estimate
     {delta, se, df, n_seeds, n_images, components?, unit?}, direction?). Without recorded
@@ -286,8 +288,9 @@ def plan_line(claim: Mapping, *, power: float = 0.8, max_seeds: int = 1000) -> s
     if kind == "exact":
         return f"{head}: checked numerically: no test, no power to plan"
     est = _get(claim, "estimate")
-    better = claim.get("better", claim.get("direction", 1))  # the sign of a - b that is "better"
-    delta = float(_get(est, "delta", "estimate.")) * float(better)
+    better = float(claim.get("better", claim.get("direction", 1)))  # the sign of a - b claimed
+    delta_ab = float(_get(est, "delta", "estimate."))
+    delta = delta_ab * better  # positive: the way the claim says
     se, s = float(_get(est, "se", "estimate.")), int(_get(est, "n_seeds", "estimate."))
     n = int(est.get("n_images") or 1)  # 1: a seeds-only comparison (e.g. times to target)
     comp, note = _components(est, s, n)
@@ -301,13 +304,17 @@ def plan_line(claim: Mapping, *, power: float = 0.8, max_seeds: int = 1000) -> s
     sup = kind == "superiority"
     what = "effect" if sup else f"distance from the {margin * scale:g} {unit} margin"
     at = f" x {n} images" if n > 1 else ""
+    against = " (against the claim)" if sup and delta < 0 else ""
     line = (
-        f"{head}: observed {_num(delta * scale, sign=True)} {unit}, minimum detectable {what} "
+        f"{head}: observed {_num(delta_ab * scale, sign=True)} {unit}{against}, "
+        f"minimum detectable {what} "
         f"{_num(mde)} {unit} at {s} seeds{at} (Holm over {family}, {power:.0%} power){note}; "
     )
     if dist <= 0:
         return line + "the estimate lies on the null side of the margin: no design decides it"
-    shown = f"{'an effect' if sup else 'a distance'} of {_num(dist * scale, sign=sup)} {unit}"
+    # An effect is shown as a - b in the claim's direction (the tables' sign); a distance as a size.
+    size = dist * scale * (better if sup else 1.0)
+    shown = f"{'an effect' if sup else 'a distance'} of {_num(size, sign=sup)} {unit}"
     d = required_design(comp, dist, alpha=level, power=p_test, images=n, max_seeds=max_seeds)
     if d is not None:
         return line + f"{shown} needs {d.seeds} seeds{at}"

@@ -127,6 +127,17 @@ def test_plan_line_per_claim_type():
         plan_claims([_claim("equivalence")])
 
 
+def test_plan_line_shows_a_minus_b_as_the_tables_do_and_marks_an_estimate_against_the_claim():
+    lowers = dict(_claim(), claim="blur2 - max: drop", direction=-1)  # claimed: a - b < 0
+    line = plan_line(lowers)
+    assert "observed +0.72 pt (against the claim), minimum" in line
+    assert "an effect of -0.72 pt needs" in line
+    lowers["estimate"] = dict(lowers["estimate"], delta=-0.0072)
+    line = plan_line(lowers)
+    assert "observed -0.72 pt, minimum" in line and "an effect of -0.72 pt needs" in line
+    assert "(against the claim)" in plan_line(dict(_claim(), estimate=lowers["estimate"]))
+
+
 def _cli(*args):
     env = dict(os.environ, PYTHONPATH=child_pythonpath())
     cmd = [sys.executable, "-m", "cnn_jax.stats", "plan", *args]
