@@ -141,6 +141,18 @@ def hierarchical_bootstrap(
     return Interval(float(est[0]), float(low[0]), float(high[0]), confidence, "two-level bootstrap")
 
 
+def _outer_quantiles(rep: np.ndarray, q_low: float, q_high: float) -> tuple[float, float]:
+    """np.quantile's (linear) bounds; where a replicate is infinite (a statistic that can be
+    'never', e.g. a distance not reached within the grid) interpolating would give inf - inf, so
+    each bound is the order statistic next outward: an infinite bound means that at least that
+    share of the replicates was infinite."""
+    if np.isfinite(rep).all():
+        low, high = np.quantile(rep, [q_low, q_high])
+        return float(low), float(high)
+    low, high = np.quantile(rep, q_low, method="lower"), np.quantile(rep, q_high, method="higher")
+    return float(low), float(high)
+
+
 def percentile_bootstrap(
     values,
     statistic: Callable = np.mean,
@@ -176,7 +188,7 @@ def percentile_bootstrap(
     if expand:
         t = scipy_stats.t.ppf(1 - alpha / 2, n - 1)
         alpha = 2 * special.ndtr(-math.sqrt(n / (n - 1)) * t)
-    low, high = np.quantile(rep, [alpha / 2, 1 - alpha / 2])
+    low, high = _outer_quantiles(rep, alpha / 2, 1 - alpha / 2)
     method = "expanded percentile bootstrap" if expand else "percentile bootstrap"
     return Interval(float(statistic(x, axis=0)), float(low), float(high), confidence, method)
 

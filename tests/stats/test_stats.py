@@ -1,6 +1,7 @@
 """cnn_jax.stats against scipy and hand-computed references, bounds and determinism."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -89,6 +90,19 @@ def test_hierarchical_bootstrap_inside_unit_interval(s, acc):
     one_seed = st.hierarchical_bootstrap(y[:1], n_boot=1000)
     w = st.wilson(int(y[0].sum()), y.shape[1])  # S = 1: an image bootstrap, ~ Wilson's width
     assert one_seed.high - one_seed.low == pytest.approx(w.high - w.low, rel=0.3, abs=2e-3)
+
+
+def test_percentile_bootstrap_of_a_statistic_that_can_be_infinite():
+    # A halving distance is inf when a resample's curve never halves: no inf - inf NaN bounds.
+    v = np.array([1.0, 2.0, 3.0, 4.0, 9.0, 9.0])
+    never = lambda x, axis: np.where(np.max(x, axis=axis) > 8, np.inf, np.mean(x, axis=axis))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        iv = st.percentile_bootstrap(v, never, n_boot=500)
+    assert iv.estimate == np.inf and iv.high == np.inf and np.isfinite(iv.low) and iv.low >= 1
+    finite = st.percentile_bootstrap(v, n_boot=500)  # all finite: linear interpolation as before
+    reps = finite.low, finite.high
+    assert all(np.isfinite(reps)) and reps[0] < reps[1]
 
 
 def test_percentile_bootstrap_bounds_and_statistic():
