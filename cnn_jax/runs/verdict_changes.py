@@ -53,9 +53,9 @@ def _shown(cell: Mapping[str, Any] | None, scale: float, unit: str) -> str:
     return text + unit
 
 
-def cells(claims: Sequence[Mapping[str, Any]]) -> dict[Key, tuple[Mapping | None, float, str]]:
+def cells(claims: Sequence[Mapping[str, Any]]) -> dict[Key, tuple[Mapping, float, str]]:
     """(claim, a, b, n, budget) -> (the judged cell, the claim's scale, its unit)."""
-    out: dict[Key, tuple[Mapping | None, float, str]] = {}
+    out: dict[Key, tuple[Mapping, float, str]] = {}
     for c in claims:
         base = (str(c.get("text")), str(c.get("a")), str(c.get("b")), str(c.get("n") or ""))
         scale, unit = float(c.get("scale") or 1.0), str(c.get("unit") or "")
@@ -99,10 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"{parser.prog}: {e}", file=sys.stderr)
         return 2
-    changed = changes(old, new)
-    unchanged = len(set(cells(old)) | set(cells(new))) - len(changed)
-    rows = changes(old, new, every=True) if args.all else changed
-    print(markdown(rows, len(changed), unchanged), end="")
+    every, changed = changes(old, new, every=True), changes(old, new)
+    rows = every if args.all else changed
+    print(markdown(rows, len(changed), len(every) - len(changed)), end="")
     return 0
 
 
