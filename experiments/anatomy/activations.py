@@ -312,16 +312,17 @@ def _rest_runs(exp, grid, collapse_cfgs, chosen_names, root: Path, rest) -> int:
     return report.planned_runs(again, root, exp.seeds, list(rest), True, only)
 
 
-def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
-    """Trains all variants x seeds x budgets, chooses lrs on validation, judges the claims."""
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+def train_study(
+    config: ml_collections.ConfigDict, root: Path
+) -> tuple[dict[str, list], dict[str, str]]:
+    """Trains the rate grid at the tuning budget, then the chosen rates at the other budgets.
+
+    Returns the finished rows per budget and the chosen variant name per activation."""
     exp = config.experiment
-    t0, load_at_start = time.time(), record.load_average()
     grid, collapse_cfgs = activation_configs(config), collapse.collapse_configs(config)
     budgets, tune = report.budgets_in_order(exp.budgets), str(exp.tune_budget)
     rest = {b: f for b, f in budgets.items() if b != tune}
-    root, tuning = workdir / "runs", {**grid, **collapse_cfgs}
+    tuning = {**grid, **collapse_cfgs}
     # The whole study counted before it trains; the other budgets with a stand-in rate per
     # activation (the count is the same whichever rate is chosen), recounted once chosen.
     stand_in = {a: variant_name(a, learning_rates(exp, a)[0]) for a in exp.activations}
@@ -336,9 +337,15 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         again, only = _rest_plan(exp, grid, collapse_cfgs, chosen_names)
         progress.expect_rest(_rest_runs(exp, grid, collapse_cfgs, chosen_names, root, rest))
         rows |= report.train_budgets(again, root, exp.seeds, rest, bool(exp.vmap_seeds), True, only)
-    rows = {b: rows[b] for b in budgets}
+    return {b: rows[b] for b in budgets}, chosen_names
+
+
+def speeds_by_budget(
+    rows: Mapping[str, list], chosen_names: Mapping[str, str], exp: ml_collections.ConfigDict
+) -> tuple[dict, dict, dict, dict, dict]:
+    """Per budget: runs by variant, time-to-target per seed, the chosen rate per activation,
+    runs keyed by activation too, and ReLU's speed-up over tanh (Krizhevsky et al. 2012)."""
     targets = [float(t) for t in exp.target_accuracies]
-    krizhevsky = float(exp.krizhevsky_target)
     groups, speed, chosen, aliased, speedups = {}, {}, {}, {}, {}
     for budget, budget_rows in rows.items():
         g = groups[budget] = report.by_variant(budget_rows)
@@ -349,7 +356,22 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
             if n in speed[budget]:
                 speed[budget][a] = speed[budget][n]
         if {"relu", "tanh"} <= set(speed[budget]):
-            speedups[budget] = speedup(speed[budget]["relu"], speed[budget]["tanh"], krizhevsky)
+            speedups[budget] = speedup(
+                speed[budget]["relu"], speed[budget]["tanh"], float(exp.krizhevsky_target)
+            )
+    return groups, speed, chosen, aliased, speedups
+
+
+def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+    """Trains all variants x seeds x budgets, chooses lrs on validation, judges the claims."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    exp = config.experiment
+    t0, load_at_start = time.time(), record.load_average()
+    rows, chosen_names = train_study(config, workdir / "runs")
+    groups, speed, chosen, aliased, speedups = speeds_by_budget(rows, chosen_names, exp)
+    targets = [float(t) for t in exp.target_accuracies]
+    krizhevsky = float(exp.krizhevsky_target)
     random_check = collapse.random_collapse_check()
     trained = [
         dict(collapse.trained_collapse_check(r["run_dir"]), budget=budget)
@@ -371,8 +393,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         "train_images": len(ds.train.labels), "filters": [b["features"] for b in exp.blocks],
         "budgets": report.budgets_in_order(exp.budgets), "epochs": int(config.train.num_epochs),
         "learning_rates": {a: list(learning_rates(exp, a)) for a in exp.activations},
-        "tune_budget": tune, "krizhevsky_error": 1 - krizhevsky, "lr_edges": edges,
-        "wall_time_sec": time.time() - t0, "load_at_start": list(load_at_start), "init": INIT,
+        "tune_budget": str(exp.tune_budget), "krizhevsky_error": 1 - krizhevsky,
+        "lr_edges": edges, "wall_time_sec": time.time() - t0,
+        "load_at_start": list(load_at_start), "init": INIT,
     }  # fmt: skip
     results = {
         **meta,

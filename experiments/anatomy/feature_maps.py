@@ -83,63 +83,65 @@ def default_top_layer(run: LoadedRun) -> str:
     return f"block{len(run.spec.blocks) - 1}/act"
 
 
-def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
-    """Draws filters, feature maps, receptive fields and top images; returns the summary."""
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    exp = config.experiment
-    t0 = time.time()
-    run, source = obtain_run(config, workdir)
-    print(f"model {run.spec.name} ({source}), step {run.step}", flush=True)
-    ds = run.dataset
-    test = ds.test
-    image_hw = tuple(ds.image_shape[:2])
+RF_HEADERS = ["layer", "kernel", "stride", "output side", "receptive field", "jump", "start"]
 
-    rows = receptive_field.receptive_fields(run.spec, image_hw)
-    rf_headers = ["layer", "kernel", "stride", "output side", "receptive field", "jump", "start"]
+
+def write_receptive_fields(
+    run: LoadedRun, workdir: Path
+) -> tuple[list[receptive_field.FieldRow], list[list]]:
+    """Per-layer receptive fields (Araujo et al. 2019, Distill) as receptive_field.md."""
+    fields = receptive_field.receptive_fields(run.spec, tuple(run.dataset.image_shape[:2]))
     rf_rows = [
-        [r.name, r.kernel, r.stride, r.output_size[0], r.size[0], r.jump[0], r.start[0]]
-        for r in rows
+        [f.name, f.kernel, f.stride, f.output_size[0], f.size[0], f.jump[0], f.start[0]]
+        for f in fields
     ]
-    atomic_write_text(workdir / "receptive_field.md", markdown_table(rf_headers, rf_rows))
+    atomic_write_text(workdir / "receptive_field.md", markdown_table(RF_HEADERS, rf_rows))
+    return fields, rf_rows
 
-    files = []
-    visualize.save_filter_grid(
-        first_kernel(run.variables["params"]),
-        workdir / "filters.png",
-        title=f"{run.spec.name} block0 filters",
-    )
-    files.append("filters.png")
 
-    indices = [int(i) for i in exp.input_indices if 0 <= int(i) < len(test)]
-    x_bhwc = normalize(test.images[np.asarray(indices)], ds.mean, ds.std)
+def draw_feature_maps(
+    run: LoadedRun,
+    fields: list[receptive_field.FieldRow],
+    indices: list[int],
+    max_channels: int,
+    workdir: Path,
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Every layer's maps for the chosen test images, each panel noted with its receptive field."""
+    ds = run.dataset
+    x_bhwc = normalize(ds.test.images[np.asarray(indices)], ds.mean, ds.std)
     maps = visualize.feature_maps(run.model, run.variables, x_bhwc)
     notes = {}
     for name in maps:
         if name != "input":
-            f = receptive_field.field_for(rows, name)
+            f = receptive_field.field_for(fields, name)
             notes[name] = f"RF {f.size[0]}, jump {f.jump[0]}"
+    files = []
     for k, i in enumerate(indices):
         name = f"feature_maps_{i}.png"
-        label = label_name(ds, test.labels[i])
         visualize.plot_feature_maps(
             maps,
             k,
             workdir / name,
-            max_channels=int(exp.max_channels),
+            max_channels=max_channels,
             notes=notes,
-            title=f"{run.spec.name}: test image {i} (label {label})",
+            title=f"{run.spec.name}: test image {i} (label {label_name(ds, ds.test.labels[i])})",
         )
         files.append(name)
+    return maps, files
 
-    layer = exp.top_layer or default_top_layer(run)
-    top = {}
-    for channel in exp.top_channels:
+
+def draw_top_images(
+    run: LoadedRun, layer: str, channels: list[int], top_k: int, workdir: Path
+) -> tuple[dict[int, dict[str, list]], list[str]]:
+    """The test images that drive each channel of `layer` most (Zeiler & Fergus 2014)."""
+    ds, test = run.dataset, run.dataset.test
+    top, files = {}, []
+    for channel in channels:
         scores = visualize.channel_scores(
-            run.model, run.variables, test.images, ds.mean, ds.std, layer, int(channel)
+            run.model, run.variables, test.images, ds.mean, ds.std, layer, channel
         )
-        best = visualize.top_activating(scores, int(exp.top_k))
-        name = f"top_{layer.replace('/', '_')}_ch{int(channel)}.png"
+        best = visualize.top_activating(scores, top_k)
+        name = f"top_{layer.replace('/', '_')}_ch{channel}.png"
         titles = [f"{label_name(ds, test.labels[i])} | {scores[i]:.2f}" for i in best]
         visualize.plot_images(
             test.images[best],
@@ -149,11 +151,36 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
             "each: true label | max of the channel's activation map",
         )
         files.append(name)
-        top[int(channel)] = {
+        top[channel] = {
             "indices": best.tolist(),
             "scores": scores[best].tolist(),
             "labels": test.labels[best].tolist(),
         }
+    return top, files
+
+
+def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+    """Draws filters, feature maps, receptive fields and top images; returns the summary."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    exp = config.experiment
+    t0 = time.time()
+    run, source = obtain_run(config, workdir)
+    print(f"model {run.spec.name} ({source}), step {run.step}", flush=True)
+    ds = run.dataset
+
+    fields, rf_rows = write_receptive_fields(run, workdir)
+    visualize.save_filter_grid(
+        first_kernel(run.variables["params"]),
+        workdir / "filters.png",
+        title=f"{run.spec.name} block0 filters",
+    )
+    indices = [int(i) for i in exp.input_indices if 0 <= int(i) < len(ds.test)]
+    maps, map_files = draw_feature_maps(run, fields, indices, int(exp.max_channels), workdir)
+    layer = exp.top_layer or default_top_layer(run)
+    channels = [int(c) for c in exp.top_channels]
+    top, top_files = draw_top_images(run, layer, channels, int(exp.top_k), workdir)
+    files = ["filters.png", *map_files, *top_files]
 
     results = {
         "model": run.spec.name,
@@ -163,7 +190,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         "image_shape": list(ds.image_shape),
         "input_indices": indices,
         "feature_map_shapes": {k: list(v.shape[1:]) for k, v in maps.items()},
-        "receptive_fields": [dict(zip(rf_headers, r)) for r in rf_rows],
+        "receptive_fields": [dict(zip(RF_HEADERS, r)) for r in rf_rows],
         "top_layer": layer,
         "top_activating": top,
         "files": files,
@@ -174,7 +201,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
         results["test_accuracy"] = read_json(model_results)["test_accuracy"]
     results["top_title"] = TOP_TITLE
     atomic_write_json(workdir / "results.json", results)
-    print(markdown_table(rf_headers, rf_rows))
+    print(markdown_table(RF_HEADERS, rf_rows))
     print(f"Wrote {', '.join(files)} and results.json to {workdir} ({time.time() - t0:.0f} s)")
     return results
 
