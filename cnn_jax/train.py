@@ -212,23 +212,13 @@ def _member_locks(run: RunSetup, workdir: Path):
 
 def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
     """Resumes or starts the run, trains it, evaluates it and writes its record."""
-    t_start, cfg, main_process = time.time(), run.train, jax.process_index() == 0
+    t_start, main_process = time.time(), jax.process_index() == 0
     model_summary = summary(run.model, run.dataset.image_shape)
     if not quiet:
         print(model_summary)
     early = EarlyStopping.from_config(run.early_stopping, run.num_seeds)
     carry = initial_carry(run, early)
-    every = cfg.checkpoint_every_steps or run.steps_per_epoch
-    ckpt = Checkpointer(
-        workdir / "checkpoints",
-        save_every_steps=every,
-        max_to_keep=cfg.keep_checkpoints,
-        fingerprint=run.fingerprint(),
-        identity=run_identity.fields(run.config),
-        canonical=run_identity.canonical,
-        # Without config.json only the checkpoint itself can prove which run it is.
-        require_identity=not (workdir / "config.json").is_file(),
-    )
+    ckpt = _checkpointer(run, workdir)
     carry, start_step, meta = _restore(run, ckpt, carry, workdir, quiet)
     # Members frozen before a resume: their step count stopped (`steps.frozen_members`).
     frozen = steps.frozen_members(carry["state"], start_step) if run.vmapped else {}
@@ -242,7 +232,7 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
     writers = [  # process 0 writes; resuming drops lines logged after the checkpoint
         MetricsWriter(
             member_dir,
-            tensorboard=cfg.tensorboard,
+            tensorboard=run.train.tensorboard,
             resume_from_step=start_step,
             logged_by=meta.get("saved_at"),
         )
@@ -252,12 +242,7 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
         step = _loop(run, carry, ckpt, writers, early, start_step, clock, quiet, frozen)
         diverged = _diverged(run, carry, step)
         final, per_example = _final_evaluation(run, carry, early, writers, step, diverged)
-        for k, writer in enumerate(writers):  # TensorBoard HParams: settings + final metrics
-            if k in diverged:
-                continue
-            final_k = {split: per_seed[k] for split, per_seed in final.items()}
-            hparams = hparams_of(run.member_config(k), run.seeds[k], run_identity.of(run.config))
-            writer.write_hparams(hparams, final_k, step)
+        _write_hparams(run, writers, final, diverged, step)
     finally:
         for writer in writers:
             writer.close()
@@ -271,6 +256,50 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
         train_time=clock.train_sec,
         wall_time=clock.wall_sec(),
     )
+    return _write_record(
+        run, workdir, dirs, shared, final=final, per_example=per_example, early=early,
+        diverged=diverged,
+    )  # fmt: skip
+
+
+def _checkpointer(run: RunSetup, workdir: Path) -> Checkpointer:
+    """The run's checkpoints, fingerprinted and tied to its identity."""
+    return Checkpointer(
+        workdir / "checkpoints",
+        save_every_steps=run.train.checkpoint_every_steps or run.steps_per_epoch,
+        max_to_keep=run.train.keep_checkpoints,
+        fingerprint=run.fingerprint(),
+        identity=run_identity.fields(run.config),
+        canonical=run_identity.canonical,
+        # Without config.json only the checkpoint itself can prove which run it is.
+        require_identity=not (workdir / "config.json").is_file(),
+    )
+
+
+def _write_hparams(
+    run: RunSetup, writers: list[MetricsWriter], final: dict, diverged: dict, step: int
+) -> None:
+    """TensorBoard HParams per member that did not diverge: its settings and final metrics."""
+    for k, writer in enumerate(writers):
+        if k in diverged:
+            continue
+        final_k = {split: per_seed[k] for split, per_seed in final.items()}
+        hparams = hparams_of(run.member_config(k), run.seeds[k], run_identity.of(run.config))
+        writer.write_hparams(hparams, final_k, step)
+
+
+def _write_record(
+    run: RunSetup,
+    workdir: Path,
+    dirs: list[Path],
+    shared: dict[str, Any],
+    *,
+    final: dict,
+    per_example: dict,
+    early: EarlyStopping | None,
+    diverged: dict[int, int],
+) -> dict[str, Any]:
+    """Per-member entries, predictions and results.json (written by process 0 only)."""
     parent = extension.parent_of(run.config)
     if parent is not None:
         shared[extension.KEY] = extension.record(parent, run, workdir)
@@ -279,7 +308,7 @@ def _train(run: RunSetup, workdir: Path, quiet: bool) -> dict[str, Any]:
         entry.update(run.member_point(k))
         if k in diverged:
             run_results.mark_diverged(entry, diverged[k])
-    if not main_process:
+    if jax.process_index() != 0:
         return run_results.assemble(run.seeds, shared, entries)
     labels = {name: getattr(run.dataset, name).labels for name in per_example}
     hashes = run_results.write_predictions(dirs, labels, per_example, skip=set(diverged))
