@@ -114,6 +114,23 @@ def readme_text(tables: Mapping[str, str], claims_md: str, meta: Mapping[str, An
     return "\n".join(lines + [claims_md])
 
 
+def write_part_tables(
+    by_part: Mapping[str, Mapping[str, Any]],
+    geometries: Mapping[str, Any],
+    groups: Mapping[str, Mapping[str, list]],
+    workdir: Path,
+) -> dict[str, str]:
+    """One Markdown and CSV table per part (the border part adds its edge and centre splits)."""
+    tables = {}
+    for part, named in by_part.items():
+        splits = ("test", "test_edge", "test_center") if part == "border" else ("test",)
+        headers, table_rows = part_table(list(named), geometries, groups, splits)
+        tables[part] = markdown_table(headers, table_rows)
+        atomic_write_text(workdir / f"table_{part}.md", tables[part])
+        atomic_write_text(workdir / f"table_{part}.csv", report.csv_text(headers, table_rows))
+    return tables
+
+
 def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains every variant x seed x budget (resuming), then tables, claims, plot, record."""
     workdir = Path(workdir)
@@ -144,13 +161,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | Path) -> di
     judged = hclaims.judge_study(exp, geometries, size, claims.fresh_accuracy(aliased))
     claim_dicts = [r.as_dict() for r in judged]
     claims_md = claims_markdown(claim_dicts, list(budgets))
-    tables = {}
-    for part, named in by_part.items():
-        splits = ("test", "test_edge", "test_center") if part == "border" else ("test",)
-        headers, table_rows = part_table(list(named), geometries, groups, splits)
-        tables[part] = markdown_table(headers, table_rows)
-        atomic_write_text(workdir / f"table_{part}.md", tables[part])
-        atomic_write_text(workdir / f"table_{part}.csv", report.csv_text(headers, table_rows))
+    tables = write_part_tables(by_part, geometries, groups, workdir)
     meta = {
         "dataset": ds.name,
         "image_shape": list(shape),
