@@ -4,7 +4,8 @@ Fields (results/README.md has the table): the command (as `python -m <module> <a
 this machine's paths: `command_line`), git revision and dirty state (and whether a dirty tree
 was allowed), the config, each dataset's name, sha256 checksum and split sizes, the machine, its
 load average, the wall time, the UTC date, library versions and the sha256 of every published
-file.
+file. `training` sums the wall time of the training programs found in the study's workdir, so a
+study that resumed (its finished runs read back, not retrained) still says what its runs cost.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ def provenance(
     files: Mapping[str, Path] | None = None,
     git: Mapping[str, Any] | None = None,
     dirty_allowed: bool = False,
+    workdir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """The provenance record of a study run (see the module docstring for the fields); `git`
     is the tree's state when the caller has it already."""
@@ -159,6 +161,7 @@ def provenance(
             "at_publish": load_average(),
         },
         "wall_time_sec": float(wall_time_sec),
+        "training": training_time(workdir) if workdir is not None else None,
         "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "versions": _versions(),
         "files": {
@@ -166,3 +169,26 @@ def provenance(
             for rel, p in sorted((files or {}).items())
         },
     }
+
+
+def training_time(workdir: str | os.PathLike) -> dict[str, float | int]:
+    """{"programs", "wall_time_sec"}: the training programs under `workdir` and their summed wall
+    time, each program's own (the trainer's clock spans every process that resumed it).
+
+    A program is a run folder's results.json with a run identity; a vmapped seed's folder
+    (`vmapped_parent`) shares its program's time and is not counted again, nor is the study's
+    own results.json at the top of `workdir`."""
+    root = Path(workdir)
+    programs, seconds = 0, 0.0
+    for path in sorted(root.rglob("results.json")):
+        if path.parent == root:
+            continue
+        try:
+            run = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not a run's results (or unreadable): the record does not rest on it
+        if not isinstance(run, dict) or "run_identity" not in run or "vmapped_parent" in run:
+            continue
+        programs += 1
+        seconds += float(run.get("wall_time_sec") or 0.0)
+    return {"programs": programs, "wall_time_sec": seconds}

@@ -96,9 +96,19 @@ def footer(study: str, prov: dict) -> str:
     load_text = f", load {load[0]:.1f}" if load else ""
     return (
         f"<sub>Generated from `results/{study}/` (provenance.json): {prov.get('date_utc', '?')}, "
-        f"git {revision}, wall {_wall(float(prov.get('wall_time_sec', 0)))}{load_text}, "
+        f"git {revision}, wall {_wall(float(prov.get('wall_time_sec', 0)))}"
+        f"{_training(prov)}{load_text}, "
         f"`{_shown_command(prov)}`{_reanalysed(prov)}</sub>"
     )
+
+
+def _training(prov: dict) -> str:
+    """' (training: 22 programs, 38 min 10 s summed)', or '' for a record without the field."""
+    training = prov.get("training")
+    if not isinstance(training, dict) or not training.get("programs"):
+        return ""
+    n, seconds = training["programs"], float(training["wall_time_sec"])
+    return f" (training: {n} program{'s' if n != 1 else ''}, {_wall(seconds)} summed)"
 
 
 def _reanalysed(prov: dict) -> str:
@@ -148,6 +158,7 @@ _FIELD_TYPES = {
     "git": (dict, type(None)),
     "load_average": (dict, type(None)),
     "wall_time_sec": (int, float),
+    "training": (dict, type(None)),
     "command": (str,),
     "date_utc": (str,),
 }
@@ -170,6 +181,15 @@ def _check_types(prov: object, prov_path: Path) -> None:
         isinstance(load, list) and load and all(type(x) in (int, float) for x in load)
     ):
         raise BlockError(f"{prov_path}: load_average.at_publish {load!r} is no list of numbers")
+    training = prov.get("training") or {}
+    if training and not (
+        type(training.get("programs")) is int
+        and type(training.get("wall_time_sec")) in (int, float)
+    ):
+        raise BlockError(
+            f"{prov_path}: training {training!r} needs an integer programs and a number "
+            f"wall_time_sec; {_REPUBLISH}"
+        )
 
 
 def check_record(folder: Path, prov: object, prov_path: Path) -> None:

@@ -216,6 +216,7 @@ def publish(
         files=chosen,
         git=git,
         dirty_allowed=allow_dirty,
+        workdir=workdir,
     )
     root = results_dir(results_root)
     target = root / study

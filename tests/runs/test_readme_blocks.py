@@ -137,6 +137,8 @@ def test_a_record_file_changed_after_publishing_fails_the_check(tree, capsys):
         ("wall_time_sec", "61 s", "wall_time_sec is str, expected int or float"),
         ("files", ["readme.md"], "files is list, expected dict"),
         ("git", "abc", "git is str, expected dict or null"),
+        ("training", 5, "training is int, expected dict or null"),
+        ("training", {"programs": "2"}, "training {'programs': '2'} needs an integer programs"),
         ("load_average", {"at_publish": "high"}, "load_average.at_publish 'high'"),
         ("files", {"../../x": {"sha256": "0"}}, "files entry '../../x' is malformed"),
     ],

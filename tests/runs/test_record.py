@@ -80,6 +80,28 @@ def test_provenance_fields(workdir, tmp_path):
     assert prov["files"]["summary.csv"]["bytes"] == len("variant,acc\na,0.9\n")
 
 
+def _run_results(folder, **fields):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(fields))
+
+
+def test_training_time_sums_each_program_once_and_the_footer_reads_it_back(workdir, tmp_path):
+    """A resumed study's own wall time is short; the record also says what its runs cost."""
+    _run_results(workdir, wall_time_sec=9.0)  # the study's own results.json: not a program
+    _run_results(workdir / "runs" / "a", run_identity="x", wall_time_sec=100.0)
+    _run_results(workdir / "runs" / "a" / "seed_0", run_identity="x", vmapped_parent="..",
+                 wall_time_sec=100.0)  # fmt: skip
+    _run_results(workdir / "runs" / "b" / "seed_1", run_identity="y", wall_time_sec=20.5)
+    (workdir / "runs" / "c").mkdir()
+    (workdir / "runs" / "c" / "results.json").write_text("{not json")
+    out = _publish(workdir, tmp_path / "results")
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["training"] == {"programs": 2, "wall_time_sec": 120.5}
+    footer = readme_blocks.footer("toy_study", prov)
+    assert "wall 1 min 02 s (training: 2 programs, 2 min 00 s summed)" in footer
+    assert "training" not in readme_blocks.footer("toy_study", {**prov, "training": None})
+
+
 def test_explicit_command(workdir, tmp_path):
     out = _publish(workdir, tmp_path / "r", command="python -m experiments.x --config=c.py")
     assert json.loads((out / "provenance.json").read_text())["command"].endswith("--config=c.py")
