@@ -13,12 +13,13 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import matplotlib
 import numpy as np
 
 from cnn_jax.outputs import plots
 
 from .tables import COLUMNS
-from .variants import describe
+from .variants import describe, learned_net
 
 BOUNDS = plots.ACCURACY_BOUNDS
 SIGNED = ("drop",)  # differences of two accuracies: within [-1, 1]
@@ -73,6 +74,41 @@ def accuracy_vs_shift(
         plots.fit_ylim(ax, bounds=(0.0, PCT))
     plots.legend(axes[1], **_OUTSIDE)
     fig.suptitle(plots.title("accuracy and consistency under shift", context), fontsize=9)
+    return fig
+
+
+def learned_vs_shift(
+    curves: Mapping[str, Mapping[str, Any]], variants: Sequence[str], context: str = ""
+):
+    """Learned vs built-in invariance: one column per net, accuracy (top) and consistency
+    (bottom) against shift distance, one line per training shift range r (darker: larger r),
+    with the trained range ending at the dotted line of the same colour."""
+    nets: dict[str, dict[int, str]] = {}  # the net in words -> r -> variant
+    for v in variants:
+        _, words, r = learned_net(v)
+        nets.setdefault(words, {})[r] = v
+    ranges = sorted({r for by_r in nets.values() for r in by_r})
+    cmap = matplotlib.colormaps["viridis_r"]
+    colour = {r: cmap(0.15 + 0.8 * k / max(len(ranges) - 1, 1)) for k, r in enumerate(ranges)}
+    fig, axes = plots.figure(2, len(nets), figsize=(3.0 * len(nets) + 2.6, 6.2), squeeze=False)
+    rows = (("accuracy", "test accuracy (%)"), ("consistency", "top-1 = unshifted top-1 (%)"))
+    for col, (words, by_r) in enumerate(nets.items()):
+        for row, (key, ylabel) in enumerate(rows):
+            ax = axes[row][col]
+            for r, v in sorted(by_r.items()):
+                label = f"trained with shifts up to r = {r} px" if r else "trained without shifts"
+                plots.interval_band(ax, curves[v]["distances"], curves[v][key], label=label,
+                                    color=colour[r], bounds=BOUNDS, scale=PCT, marker="o",
+                                    ms=2.5)  # fmt: skip
+                if r:
+                    ax.axvline(r, color=colour[r], ls=":", lw=1)
+            ax.set(xlabel="shift distance d (px)", ylabel=ylabel)
+            ax.grid(alpha=0.3)
+            ax.set_ylim(0.0, PCT * 1.02)
+        axes[0][col].set_title(textwrap.fill(words, 28), fontsize=9)
+    plots.legend(axes[0][-1], **_OUTSIDE)
+    what = "built-in vs learned invariance (dotted: end of the trained shift range)"
+    fig.suptitle(plots.title(what, context), fontsize=9)
     return fig
 
 

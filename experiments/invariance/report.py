@@ -157,10 +157,14 @@ def _figures(exp, out: Mapping[str, Any], workdir: Path) -> None:
             vs = [v for v in exp[key] if v in summary]
             fig = invariance_plots.metric_panels(summary, vs, ZHANG_METRICS, _context(out, vs))
             plots.save(fig, workdir / f"{protocol}_metrics.png")
-    for protocol, name in (("depth", "accuracy_vs_shift"), ("learned", "learned_vs_shift")):
+    shift_figures = (
+        ("depth", "accuracy_vs_shift", invariance_plots.accuracy_vs_shift),
+        ("learned", "learned_vs_shift", invariance_plots.learned_vs_shift),
+    )
+    for protocol, name, draw in shift_figures:
         if protocol in exp.protocols:
             vs = list(exp[f"{protocol}_variants"])
-            fig = invariance_plots.accuracy_vs_shift(out[protocol]["curves"], vs, _context(out, vs))
+            fig = draw(out[protocol]["curves"], vs, _context(out, vs))
             plots.save(fig, workdir / f"{name}.png")
     if "kayhan" in exp.protocols:
         from .tables import KAYHAN_PAPER

@@ -106,6 +106,14 @@ def describe(name: str) -> str:
     raise ValueError(f"variant: unknown {name!r}; allowed: {allowed}")
 
 
+def learned_net(name: str) -> tuple[str, str, int]:
+    """A learned-invariance variant as (net, the net in words, training shift range r px)."""
+    m = _LEARNED.match(name)
+    if m is None:
+        raise ValueError(f"variant: {name!r} is no <zhang>_shift<r> learned-invariance variant")
+    return m.group(1), _ZHANG_WORDS[m.group(1)], int(m.group(2))
+
+
 def geometry(name: str) -> str:
     """How the variant pads (`GEOMETRY`), for the tables' geometry column."""
     describe(name)

@@ -84,6 +84,22 @@ def test_invariance_accuracy_vs_shift():
     assert max(fig.axes[0].get_ylim()) > 1.5  # percent, not fractions
 
 
+def test_invariance_learned_vs_shift_has_a_column_per_net_and_a_line_per_range():
+    variants = [f"{net}_shift{r}" for net in ("max", "gap") for r in (0, 2, 6)]
+    curves = {v: _curve(v, [0, 1, 2, 4, 8, 12]) for v in variants}
+    fig = invariance_plots.learned_vs_shift(curves, variants, CONTEXT)
+    assert_reads_well(fig, "mnist", "3 epochs")
+    assert len(fig.axes) == 4  # accuracy and consistency for each of the two nets
+    assert [ax.get_title() for ax in fig.axes[:2]] == [
+        "max pooling",
+        "max pooling, global-average\nhead",
+    ]
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert legend == ["trained without shifts", "trained with shifts up to r = 2 px",
+                      "trained with shifts up to r = 6 px"]  # fmt: skip
+    assert max(fig.axes[0].get_ylim()) > 1.5  # percent, not fractions
+
+
 def test_invariance_red_green():
     variants = list(KAYHAN_PAPER)
     fig = invariance_plots.red_green(_summary(variants), KAYHAN_PAPER, CONTEXT)
