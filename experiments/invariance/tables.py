@@ -162,11 +162,18 @@ def claims_table(results: Mapping[str, Any]) -> str:
     return title + "\n\n" + claims_markdown(claims, budgets_of(claims)).rstrip("\n")
 
 
+def _options_text(options: Mapping[str, Any] | None) -> str:
+    """' (dataset options: subset_seed=0, train_subset=10000)', or '' without options."""
+    if not options:
+        return ""
+    return " (dataset options: " + ", ".join(f"{k}={v}" for k, v in sorted(options.items())) + ")"
+
+
 def markdown(results: Mapping[str, Any]) -> str:
     """The study's readme.md: what ran, per-protocol tables, the claims and their verdicts."""
     s, protocols = results["summary"], results["protocols"]
     ds, info = results["dataset"], results.get("variant_info")
-    head = f"Translation invariance on **{ds['name']}** {ds.get('options') or ''}: "
+    head = f"Translation invariance on **{ds['name']}**{_options_text(ds.get('options'))}: "
     head += f"{len(results['seeds'])} seeds, {results['num_images']} test images; percent, "
     head += "estimate [95% interval] (two-level bootstrap over seeds and images). Drop under "
     head += "shift: unshifted minus shifted correctness of the same image (robustness apart "

@@ -56,6 +56,7 @@ def test_cifar10_smoke_config_runs_end_to_end_on_a_fake_prepared_copy(tmp_path):
     quantities = {c["quantity"] for c in results["claims"]}
     assert {"drop", "consistency", "p_top1_change"} <= quantities
     readme = (tmp_path / "work/readme.md").read_text()
-    assert "Translation invariance on **cifar10**" in readme and "**Claims**" in readme
+    assert "Translation invariance on **cifar10** (dataset options: " in readme
+    assert "train_subset=16" in readme and "**Claims**" in readme
     full = cifar10.get_config().experiment  # the study itself: every test image, 3 protocols
     assert full.get("num_images") is None and set(full.protocols) == {"zhang", "azulay", "budget"}
