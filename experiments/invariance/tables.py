@@ -188,8 +188,11 @@ def markdown(results: Mapping[str, Any]) -> str:
     if "zhang" in protocols:
         blocks.append(_zhang_reference())
     if "azulay" in protocols:
-        ref = "; ".join(f"{k} {p:.2f} / {m:.3f}" for k, (p, m) in AZULAY_PAPER.items())
-        blocks.append(f"Azulay & Weiss 2019 (ImageNet, 'Black'): P(top-1 change) / MAC: {ref}.")
+        ref = "; ".join(f"{k} {100 * p:.0f} / {100 * m:.1f}" for k, (p, m) in AZULAY_PAPER.items())
+        blocks.append(
+            f"Azulay & Weiss 2019 (ImageNet, 'Black'), in percent as our table: "
+            f"P(top-1 change) / MAC: {ref}."
+        )
     if "depth" in protocols:
         variants = list(results["depth"]["curves"])
         blocks += [f"**{_TITLES['depth']}**", _depth_table(results["depth"], variants)]

@@ -42,6 +42,8 @@ def test_smoke_study_end_to_end_then_cached(tmp_path, data_dir, capsys):
     assert "Zhang 2019 protocol" in readme and "99.8 / 8.4" in readme  # Kayhan's S-zero row
     assert "| blur3 raises consistency over max (invariance; Zhang 2019) | superiority |" in readme
     assert "| `kv_same_zero` | zero SAME padding (Kayhan) | SYMMETRIC zero pad (1, 1)" in readme
+    # The papers' figures beside ours in our units (percent): Azulay & Weiss's VGG16 0.18 / 0.060.
+    assert "P(top-1 change) / MAC: VGG16 18 / 6.0;" in readme
 
     # Rerun: every run cached, shifted predictions not recomputed, same numbers.
     shifted = sorted(tmp_path.glob("runs/*/seed_*/shifted/*.npz"))
