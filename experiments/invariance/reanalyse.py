@@ -9,7 +9,9 @@ declared by the same code as a fresh run (`claims.declare`, on the record's own 
 provenance.json); results.json keeps every stored field, its `comparisons` and
 `budget_verdicts` give way to `claims`, readme.md is rendered again, and every label is
 printed old -> new with the reason. A record already re-analysed is re-judged from the
-estimates its claims stored (e.g. after the engine changed).
+estimates its claims stored (e.g. after the engine changed). A record that a study run judged
+from its per-image predictions is refused: rerun the study, which reuses its finished runs and
+scored shifts and re-judges it from the predictions.
 """
 
 from __future__ import annotations
@@ -62,11 +64,33 @@ def reanalysed(results: Mapping[str, Any], exp: ml_collections.ConfigDict) -> di
 def reanalyse(study: str, results_root: str | os.PathLike = "results") -> list[list[str]]:
     """Rewrites one record (results.json, readme.md); the label changes, one row each."""
     old = read_record(study, results_root)
+    refuse_a_fresh_record(study, old, results_root)
     new = reanalysed(old, record_config(study, results_root))
     text = json.dumps(new, indent=2, sort_keys=True, default=to_jsonable) + "\n"
     files = {"results.json": text, "readme.md": markdown(new)}
     rewrite_record(study, files, command=COMMAND, results_root=results_root)
     return changes(old, new["claims"])
+
+
+def refuse_a_fresh_record(
+    study: str, results: Mapping[str, Any], results_root: str | os.PathLike
+) -> None:
+    """A record a study run judged from its per-image predictions is not re-judged from the
+    summaries it stores: the interactions across budgets (the same images at both budgets)
+    would lose their pairing, and the tables their order. Rerunning the study re-judges it
+    from the predictions, reusing every finished run and scored shift."""
+    if "comparisons" in results:
+        return  # a record of the first analysis: its stored estimates are what there is
+    path = results_dir(results_root) / study / PROVENANCE
+    try:
+        reanalysed_before = bool(json.loads(path.read_text()).get("reanalyses"))
+    except (FileNotFoundError, ValueError):
+        reanalysed_before = False
+    if not reanalysed_before:
+        raise ValueError(
+            f"{path.parent}: judged by the study from its per-image predictions; rerun the "
+            "study to re-judge it (finished runs and scored shifts are reused)"
+        )
 
 
 def changes(old: Mapping[str, Any], claims: Sequence[Mapping[str, Any]]) -> list[list[str]]:

@@ -212,6 +212,19 @@ def test_reanalyse_rewrites_a_copied_record(old, tmp_path, capsys):
     assert json.loads((folder / "results.json").read_text()) == new
 
 
+def test_reanalyse_refuses_a_record_judged_from_its_predictions(tmp_path, capsys):
+    """A fresh record's interactions pair the budgets on the same images; its stored summaries
+    cannot, so the re-analysis says to rerun the study instead of re-judging it worse."""
+    folder = tmp_path / "invariance_mnist"
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps({"claims": [], "summary": {}}))
+    (folder / "provenance.json").write_text(json.dumps({"config": {"experiment": {}}}))
+    assert reanalyse.main(["--record", "invariance_mnist", "--results-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "judged by the study from its per-image predictions; rerun the study" in err
+    assert err.count("\n") == 1
+
+
 def test_learned_claims_compare_each_shift_range_with_none():
     """Training shifts r > 0 against r = 0 per net, at the small and the large test shift
     (beyond r or within it); built-in: each net against max, both trained without shifts."""
