@@ -81,6 +81,15 @@ def _lrs(exp: ml_collections.ConfigDict, optimizer: str) -> tuple[float, ...]:
     return tuple(exp.learning_rates[optimizer])
 
 
+def learning_rates_for(exp: ml_collections.ConfigDict, optimizer: str, name: str) -> tuple:
+    """The learning-rate grid of regularizer `name` under `optimizer`:
+    experiment.regularizer_learning_rates.<optimizer>.<name> where set (decoupled decay shrinks
+    the weights by lr x strength a step, so its best rate can sit past the baseline's grid),
+    else experiment.learning_rates.<optimizer>."""
+    own = (exp.get("regularizer_learning_rates") or {}).get(optimizer) or {}
+    return tuple(own.get(name, _lrs(exp, optimizer)))
+
+
 def strengths_for(exp: ml_collections.ConfigDict, optimizer: str, name: str) -> tuple:
     """The strength grid of regularizer `name` under `optimizer`: experiment.optimizer_grids.
     <optimizer>.<name> where set (a decay rate that suits SGD is 10-100x too weak for AdamW),
@@ -112,12 +121,13 @@ def tune_all(exp: ml_collections.ConfigDict, train: TrainFn) -> dict[str, Any]:
         key = "baseline" if opt == "adamw" else f"{opt}.baseline"
         run_grid(key, grid("baseline", (), _lrs(exp, opt), opt))
     for name in exp.tune:
-        run_grid(name, grid(name, strengths_for(exp, "adamw", name), _lrs(exp, "adamw")))
+        strengths, lrs = strengths_for(exp, "adamw", name), learning_rates_for(exp, "adamw", name)
+        run_grid(name, grid(name, strengths, lrs))
     for control in exp.controls:
         opt, name = control.split(".")
         if control in chosen or (opt == "adamw" and name in chosen):
             continue
-        lrs = _lrs(exp, opt)
+        lrs = learning_rates_for(exp, opt, name)
         if not exp.get("controls_tune_lr", True):  # strengths only, at the baseline's rate
             lrs = (chosen["baseline" if opt == "adamw" else f"{opt}.baseline"].learning_rate,)
         run_grid(control, grid(name, strengths_for(exp, opt, name), lrs, opt))

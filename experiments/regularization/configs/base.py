@@ -38,6 +38,9 @@ def experiment_config() -> ml_collections.ConfigDict:
     exp.optimizer_grids = ml_collections.ConfigDict(
         {"momentum": ml_collections.ConfigDict({"weight_decay": (2e-3, 1e-2, 5e-2)})}
     )
+    # Per-regularizer learning-rate grids where one regularizer needs rates past its optimizer's
+    # (tuning.learning_rates_for): '<optimizer>': {'<regularizer>': rates}; empty: none.
+    exp.regularizer_learning_rates = ml_collections.ConfigDict({})
     # Controls at tune_size, converged: '<optimizer>.<regularizer>' vs that optimizer's baseline.
     exp.controls = ("adamw.pooling", "adamw.strided_wide")
     exp.control_pairs = (("pooling", "adamw.strided_wide"),)  # pooling vs matched-FLOPs strided

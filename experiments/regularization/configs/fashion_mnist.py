@@ -26,6 +26,9 @@ Design (the 2026-12 records' faults, each fixed here):
   1,000); every grid widened past the edges the records chose (6 of 13 choices on MNIST, 7 of
   13 here): AdamW rates 3e-4 .. 3e-2, dropout up to 0.85, augmentation down to 0.25, L1
   1e-6 .. 1e-2, L2 2e-5 .. 1.25e-2, momentum decay up to 0.25, `all` factors 0.5 / 1 / 2.
+- Decoupled weight decay's rates reach 0.1 (the others' stop at 3e-2): it shrinks the weights
+  by lr x strength a step, so its validation optimum lies on a ridge of lr x strength, and in
+  the 2026-12-06 MNIST rerun it chose lr 3e-2, the top of the shared grid.
 - Re-tuning at the largest n (16,000): the baseline's rate, each strength and `all`'s factor
   with their grid neighbours (`tuning.retune`); the size curve there uses the re-tuned choices.
 The 1x budget is `train.num_epochs` = 10 epochs at n = 1,000, scaled as 1000 / n (at least
@@ -34,6 +37,8 @@ README's cost table.
 (Earlier records: 2026-12-01, baseline and dropout only; 2026-12-02, n <= 4,000 with 3 draws x
 1 seed; 2026-12-02, 2 draws x 2 seeds with a 9-epoch cap at n >= 4,000.)
 """
+
+import ml_collections
 
 from cnn_jax.experiments.regularization.configs import base
 
@@ -52,6 +57,9 @@ def get_config():
     exp.all_factors = (0.5, 1.0, 2.0)
     exp.learning_rates.adamw = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
     exp.learning_rates.momentum = (0.01, 0.03, 0.1)
+    exp.regularizer_learning_rates.adamw = ml_collections.ConfigDict(
+        {"weight_decay": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)}
+    )
     exp.grids.dropout = (0.25, 0.5, 0.7, 0.85)
     exp.grids.augment = (0.25, 0.5, 1.0, 2.0)
     exp.grids.l1 = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)

@@ -4,6 +4,7 @@ analysis on synthetic per-image predictions."""
 
 from __future__ import annotations
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -103,6 +104,27 @@ def test_each_optimizer_tunes_decay_over_its_own_grid():
     momentum = set(exp.optimizer_grids.momentum.weight_decay)
     assert seen[("momentum", "weight_decay")] == momentum != set(exp.grids.weight_decay)
     assert tuning.strengths_for(exp, "momentum", "l2") == tuple(exp.grids.l2)  # no override
+
+
+def test_a_regularizer_can_widen_its_own_learning_rate_grid():
+    """Decoupled decay trades rate against strength, so its grid may reach past the baseline's
+    rates; the baseline and the other regularizers keep experiment.learning_rates."""
+    exp = _exp()
+    exp.tune, exp.variants = ("dropout", "weight_decay"), ("baseline", "dropout", "weight_decay")
+    wider = (*exp.learning_rates.adamw, 10 * max(exp.learning_rates.adamw))
+    exp.regularizer_learning_rates = ml_collections.ConfigDict({"adamw": {"weight_decay": wider}})
+    seen = {}
+
+    def fake_train(settings, strengths):
+        seen[settings[0].regularizer] = {s.learning_rate for s in settings}
+        return {s.name: {"validation_accuracy": 0.5, "validation_loss": 1.0} for s in settings}
+
+    tuning.tune_all(exp, fake_train)
+    assert seen["weight_decay"] == set(wider)
+    assert seen["baseline"] == seen["dropout"] == set(exp.learning_rates.adamw)
+    assert tuning.learning_rates_for(exp, "momentum", "weight_decay") == tuple(
+        exp.learning_rates.momentum
+    )
 
 
 def test_cells_draw_subsets_and_set_budgets():
