@@ -58,6 +58,21 @@ def grid_edges(grid: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any]) -> 
     return out
 
 
+def _with_reason(
+    edges: Sequence[str], tuning: Mapping[str, Any], chosen: Mapping[str, Any]
+) -> list[str]:
+    """Edges, with why a weakest-strength choice needs no wider grid: below it the setting
+    tends to strength 0, the optimizer's tuned baseline, whose validation accuracy is shown."""
+    key = "baseline" if chosen["optimizer"] == "adamw" else f"{chosen['optimizer']}.baseline"
+    if "strength low" not in edges or key not in tuning["chosen"]:
+        return list(edges)
+    name = _setting_name(tuning["chosen"][key])
+    base = next(g for g in tuning["grids"][key] if _setting_name(g) == name)
+    reason = (f"strength low: the weakest tried; strength 0 is the tuned {key} "
+              f"({100 * base['validation_accuracy']:.2f})")  # fmt: skip
+    return [reason if e == "strength low" else e for e in edges]
+
+
 def chosen_table(tuning: Mapping[str, Any]) -> str:
     heads = ["tuned", "description", "strength", "x", "lr", "optimizer", "validation acc.",
              "stop epoch", "at grid edge"]  # fmt: skip
@@ -67,7 +82,7 @@ def chosen_table(tuning: Mapping[str, Any]) -> str:
         val = next(g for g in tuning["grids"][key] if _setting_name(g) == name)
         s = "-" if ch["strength"] is None else f"{ch['strength']:g}"
         x = "-" if ch.get("factor") is None else f"{ch['factor']:g}"
-        edge = ", ".join(grid_edges(tuning["grids"][key], ch)) or "-"
+        edge = ", ".join(_with_reason(grid_edges(tuning["grids"][key], ch), tuning, ch)) or "-"
         rows.append([key, describe(key), s, x, f"{ch['learning_rate']:g}", ch["optimizer"],
                      f"{100 * val['validation_accuracy']:.2f}", f"{val['best_epoch']:.0f}",
                      edge])  # fmt: skip

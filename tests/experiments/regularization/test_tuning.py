@@ -194,6 +194,31 @@ def test_the_whole_train_split_is_trained_once_not_once_per_draw(monkeypatch, tm
     assert draws == {1000: [0, 1], None: [0]}
 
 
+def test_a_weakest_strength_choice_names_the_baseline_it_tends_to():
+    """At the grid's weakest strength the regularizer is nearly off: the table says so and
+    shows the tuned baseline's validation accuracy, the strength-0 end of that axis."""
+    from experiments.regularization.report import chosen_table
+
+    def entry(reg, strength, lr, acc, opt="momentum"):
+        return {"regularizer": reg, "strength": strength, "learning_rate": lr, "optimizer": opt,
+                "validation_accuracy": acc, "validation_loss": 0.2, "best_epoch": 9.0}  # fmt: skip
+
+    base = [entry("baseline", None, lr, acc) for lr, acc in ((0.01, 0.92), (0.03, 0.9375))]
+    l2 = [entry("l2", s, 0.03, acc) for s, acc in ((1e-5, 0.9387), (1e-4, 0.93), (1e-3, 0.91))]
+    keys = {"momentum.baseline": (base, base[1]), "momentum.l2": (l2, l2[0])}
+    fields = ("regularizer", "strength", "learning_rate", "optimizer")
+    tuning = {
+        "grids": {k: g for k, (g, _) in keys.items()},
+        "chosen": {k: {f: c[f] for f in fields} for k, (_, c) in keys.items()},
+    }
+    table = chosen_table(tuning)
+    assert (
+        "strength low: the weakest tried; strength 0 is the tuned momentum.baseline (93.75)"
+        in table
+    )
+    assert table.count("strength low") == 1
+
+
 def test_grid_edges_flag_a_choice_at_the_end_of_a_grid():
     """A strength chosen at the largest of 3 values, or a rate at the lowest, is flagged;
     the middle of a grid, or an axis with fewer than 3 values, is not."""
