@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cnn_jax.outputs.markdown import markdown_table
+
 ACROSS = "across budgets"
 Key = tuple[str, str, str, str, str]  # claim text, a, b, n ('' without), budget
 
@@ -81,10 +83,8 @@ def changes(old: Sequence[Mapping], new: Sequence[Mapping], every: bool = False)
 
 def markdown(rows: Sequence[Sequence[str]], changed: int, unchanged: int) -> str:
     """The rows as a Markdown table, and the counts under it."""
-    head = ["claim", "a - b", "n", "budget", "old", "new"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + f"\n\n{changed} changed; {unchanged} kept their label.\n"
+    table = markdown_table(["claim", "a - b", "n", "budget", "old", "new"], rows)
+    return table + f"\n{changed} changed; {unchanged} kept their label.\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

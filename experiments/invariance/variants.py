@@ -98,10 +98,10 @@ def describe(name: str) -> str:
         base, noaug, budget = m.groups()
         out = _ZHANG_WORDS[base] + (", no augmentation" if noaug else ", shift-augmented")
         return out + (", 3x budget" if budget else "")
-    if m := _LEARNED.match(name):
-        shift = int(m.group(2))
+    if _LEARNED.match(name):
+        _, words, shift = learned_net(name)
         trained = f"random shifts up to {shift} px" if shift else "no shift augmentation"
-        return f"{_ZHANG_WORDS[m.group(1)]}, trained with {trained}"
+        return f"{words}, trained with {trained}"
     allowed = f"{', '.join(_ZHANG)} (+ _noaug, _3x), <zhang>_shift<r>, d<k>_<kind>, kv_*"
     raise ValueError(f"variant: unknown {name!r}; allowed: {allowed}")
 
